@@ -1,0 +1,25 @@
+# Two entry points for people: `make demo` and `make test`. Both install what is missing first.
+VENV := .venv
+PY := $(VENV)/bin/python
+SG := $(VENV)/bin/scanguard
+
+.PHONY: setup demo test lint bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+test: setup
+	@$(PY) -m pytest -q -p no:cacheprovider tests
+
+lint: setup
+	@$(VENV)/bin/ruff check scanguard_ids tests bench
+	@$(VENV)/bin/mypy scanguard_ids
+
+bench: setup
+	@$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

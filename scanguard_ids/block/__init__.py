@@ -1,0 +1,1 @@
+"""Enforcement backends, picked by name; imports are lazy."""

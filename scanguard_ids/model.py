@@ -1,0 +1,84 @@
+"""The few value types everything shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What the protected host sent back."""
+
+    TCP_RST = "tcp-rst"
+    ICMP4_PORT_UNREACH = "icmp-port-unreachable"
+    ICMP6_PORT_UNREACH = "icmp6-port-unreachable"
+
+    @property
+    def proto(self) -> str:
+        """The protocol of the probed local port."""
+        return "tcp" if self is Kind.TCP_RST else "udp"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseEvent:
+    """One outbound response to a probe: the unit the detector counts.
+
+    ``remote`` is the address that probed us (and receives the response),
+    ``local_port`` the probed port, None when the EVE line carried no packet.
+    ``proto`` is the probed port's protocol, as ICMP errors quote UDP or TCP.
+    """
+
+    ts: float
+    remote: str
+    local: str
+    local_port: int | None
+    proto: str
+    kind: Kind
+    sid: int = 0
+    sensor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the detector (or an operator) decided about one address."""
+
+    ts: float
+    action: str  # "block" | "unblock"
+    ip: str
+    ttl: int = 0
+    count: int = 0
+    ports: tuple[int, ...] = ()
+    reason: str = ""
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    strikes: int = 1
+    sensors: tuple[str, ...] = ()
+    manual: bool = False
+    kinds: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, object]:
+        from scanguard_ids.timefmt import iso
+
+        return {
+            "ts": iso(self.ts),
+            "action": self.action,
+            "ip": self.ip,
+            "ttl": self.ttl,
+            "count": self.count,
+            "ports": list(self.ports),
+            "reason": self.reason,
+            "first_seen": iso(self.first_seen) if self.first_seen else None,
+            "last_seen": iso(self.last_seen) if self.last_seen else None,
+            "strikes": self.strikes,
+            "sensors": list(self.sensors),
+            "kinds": list(self.kinds),
+            "manual": self.manual,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """An active block as the enforcement backend (the kernel) reports it."""
+
+    ip: str
+    expires: float | None  # epoch seconds; None = no timeout known

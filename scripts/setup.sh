@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs what scanguard-ids needs on a Debian 12/13 machine, as root; quiet and
+# idempotent when everything is already there.
+#   scripts/setup.sh            system packages + .venv
+#   scripts/setup.sh --venv     only the .venv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(nmap ipset iptables nftables iproute2 tcpdump conntrack ethtool tmux fail2ban jq)
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+suricata_major() {
+    command -v suricata >/dev/null 2>&1 || { echo 0; return; }
+    suricata -V 2>/dev/null | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1
+}
+
+install_system() {
+    [ "$(id -u)" = 0 ] || { log "not root: skipping system packages"; return 0; }
+    local missing=() p codename
+    for p in "${PKGS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+    done
+    local want_suricata=0
+    [ "$(suricata_major)" -ge 7 ] 2>/dev/null || want_suricata=1
+    dpkg-query -W -f='${Status}' suricata-update 2>/dev/null | grep -q 'ok installed' || want_suricata=1
+    [ ${#missing[@]} -eq 0 ] && [ $want_suricata = 0 ] && return 0
+
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    if [ "$want_suricata" = 1 ] && [ "$codename" = bookworm ] &&
+        ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        log "adding bookworm-backports (Suricata 7)"
+        cat > /etc/apt/sources.list.d/scanguard-backports.sources <<SRC
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    fi
+    log "installing: ${missing[*]} $([ $want_suricata = 1 ] && echo suricata)"
+    apt-get update -qq >/dev/null
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if [ "$want_suricata" = 1 ]; then
+        if [ "$codename" = bookworm ]; then
+            apt-get install -y -qq --no-install-recommends -t bookworm-backports suricata suricata-update >/dev/null
+        else
+            apt-get install -y -qq --no-install-recommends suricata suricata-update >/dev/null
+        fi
+    fi
+    # The packaged service would sniff the host's own interfaces; we run Suricata ourselves.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now suricata >/dev/null 2>&1 || true
+    fi
+    [ "$(suricata_major)" -ge 7 ] || { log "Suricata 7 is required, got: $(suricata -V 2>&1 | head -n1)"; exit 1; }
+}
+
+install_venv() {
+    local stamp=.venv/.scanguard-installed
+    if [ ! -x .venv/bin/python ]; then
+        log "creating .venv"
+        python3 -m venv .venv
+    fi
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        log "installing scanguard-ids into .venv"
+        .venv/bin/pip install -q -e '.[test,lab]' 2>&1 | grep -v 'is ignored: it is neither' >&2 || true
+        .venv/bin/python -c 'import scanguard_ids, orjson, rich, pyroute2, watchdog, pytest' ||
+            { log "venv install failed"; exit 1; }
+        touch "$stamp"
+    fi
+}
+
+case "${1:-}" in
+    --venv) install_venv ;;
+    *) install_system; install_venv ;;
+esac
