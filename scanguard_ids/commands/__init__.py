@@ -1,0 +1,1 @@
+"""One module per `scanguard` subcommand (or family of subcommands)."""

@@ -1,0 +1,50 @@
+"""Arguments several subcommands share."""
+
+from __future__ import annotations
+
+import argparse
+
+from scanguard_ids import config
+from scanguard_ids.errors import ConfigError
+
+
+def add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML config (see examples/scanguard.toml)")
+
+
+def add_thresholds(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("detection overrides (win over the config file)")
+    g.add_argument("--count", type=int, help="responses needed (default 3)")
+    g.add_argument("--ports", type=int, help="distinct local ports needed (default 2)")
+    g.add_argument("--window", type=float, help="seconds the responses must fall within (default 60)")
+    g.add_argument("--ttl", type=int, help="first block length in seconds (default 300)")
+    g.add_argument("--policy", choices=("default", "paper"), help="repeat-offender policy")
+
+
+def load_config(args: argparse.Namespace) -> config.Config:
+    """Config file, then command-line overrides; errors name the key."""
+    cfg = config.load(getattr(args, "config", None))
+    overrides = {
+        k: getattr(args, k)
+        for k in ("count", "ports", "window", "ttl", "policy")
+        if getattr(args, k, None) is not None
+    }
+    if overrides:
+        try:
+            cfg = cfg.replace("detect", **overrides)
+        except ConfigError as exc:
+            key = exc.key.removeprefix("detect.")
+            raise ConfigError(f"--{key}", str(exc).split(": ", 1)[1]) from None
+    return cfg
+
+
+def add_socket(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--socket", metavar="PATH", dest="control_socket",
+                   help="control socket of the daemon (default from config: /run/scanguard/control.sock)")
+    add_config(p)
+
+
+def control_path(args: argparse.Namespace) -> str:
+    if getattr(args, "control_socket", None):
+        return str(args.control_socket)
+    return config.load(getattr(args, "config", None)).control.socket

@@ -1,0 +1,42 @@
+"""`scanguard firewall install|remove|show`: manage the backend's sets and rules explicitly."""
+
+from __future__ import annotations
+
+import argparse
+
+from scanguard_ids.clock import SystemClock
+from scanguard_ids.commands.common import add_config, load_config
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("firewall", help="install, remove or show the blocking sets and rules",
+                       description=__doc__)
+    p.add_argument("action", choices=("install", "remove", "show"))
+    add_config(p)
+    p.add_argument("--backend", choices=("auto", "ipset", "nftables", "dry-run"))
+    p.add_argument("--set-name", help="ipset set / nftables table name (default scanguard)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scanguard_ids.block import registry
+
+    cfg = load_config(args)
+    changes = {}
+    if args.backend:
+        changes["backend"] = args.backend
+    if args.set_name:
+        changes["set_name"] = args.set_name
+    if changes:
+        cfg = cfg.replace("block", **changes)
+    backend = registry.create(cfg.block.backend, cfg.block, SystemClock())
+    if args.action == "install":
+        backend.start()
+        print(f"installed: {backend.info.detail}")
+    elif args.action == "remove":
+        backend.remove()
+        print(f"removed: {backend.info.name} sets and rules")
+    else:
+        print(backend.show())
+    backend.stop()
+    return 0

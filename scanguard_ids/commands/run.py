@@ -1,0 +1,88 @@
+"""`scanguard run`: the daemon. Tails EVE files and/or an EVE unix socket and blocks scanners."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+
+from scanguard_ids.commands.common import add_config, add_thresholds, load_config
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("run", help="run the daemon (foreground)", description=__doc__)
+    add_config(p)
+    add_thresholds(p)
+    p.add_argument("--eve", action="append", metavar="PATH", default=[],
+                   help="EVE file to tail (repeatable)")
+    p.add_argument("--eve-socket", metavar="PATH", help="bind this unix socket for Suricata's EVE output")
+    p.add_argument("--eve-socket-type", choices=("unix_dgram", "unix_stream"),
+                   help="Suricata eve-log filetype of --eve-socket (default unix_dgram)")
+    p.add_argument("--from-start", action="store_true", help="read EVE files from their start")
+    p.add_argument("--backend", choices=("auto", "ipset", "nftables", "dry-run"))
+    p.add_argument("--set-name", help="ipset set / nftables table name (default scanguard)")
+    p.add_argument("--socket", dest="control_socket", metavar="PATH", help="control socket path")
+    p.add_argument("--journal", metavar="PATH", help="decision journal (JSON lines)")
+    p.add_argument("--state", metavar="PATH", help="offender-history state file")
+    p.add_argument("--checkpoint", metavar="PATH", help="EVE file position checkpoint")
+    p.add_argument("--tui", action="store_true", help="show the live monitor in this terminal")
+    p.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    cfg = load_config(args)
+    eve = {}
+    if args.eve:
+        eve["paths"] = tuple(args.eve)
+    if args.eve_socket:
+        eve["socket"] = args.eve_socket
+    if args.eve_socket_type:
+        eve["socket_type"] = args.eve_socket_type
+    if args.from_start:
+        eve["from_start"] = True
+    if args.checkpoint:
+        eve["checkpoint"] = args.checkpoint
+    if eve:
+        cfg = cfg.replace("eve", **eve)
+    block = {}
+    if args.backend:
+        block["backend"] = args.backend
+    if args.set_name:
+        block["set_name"] = args.set_name
+    if block:
+        cfg = cfg.replace("block", **block)
+    if args.control_socket:
+        cfg = cfg.replace("control", socket=args.control_socket)
+    journal = {}
+    if args.journal:
+        journal["path"] = args.journal
+    if args.state:
+        journal["state"] = args.state
+    if journal:
+        cfg = cfg.replace("journal", **journal)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    from scanguard_ids.commands.common import load_config as reload
+    from scanguard_ids.daemon import Daemon
+
+    cfg = _overrides(args)
+
+    def reload_config(_path: str | None):  # type: ignore[no-untyped-def]
+        return _overrides(args) if args.config else reload(args)
+
+    daemon = Daemon(cfg, args.config, reload_config=reload_config)
+    daemon.install_signals()
+    try:
+        engine = daemon.start()
+        if args.tui:
+            from scanguard_ids.tui.app import run_live
+
+            keeper = threading.Thread(target=daemon.housekeeping, name="housekeeping", daemon=True)
+            keeper.start()
+            run_live(engine.snapshot, stop=daemon.stop_event)
+        else:
+            daemon.housekeeping()
+    finally:
+        daemon.shutdown()
+    return 0

@@ -1,0 +1,265 @@
+"""Lines in, blocks out: decoder -> detector -> safety valve -> backend -> journal.
+
+Thread-safe (one lock); sources call process() from their own threads, so a line
+is acted on in the thread that read it, with no queue hop on the hot path.
+Holds only what the UI needs beyond the kernel's own state: evidence of blocks,
+per-second history, top ports, recent decisions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+from scanguard_ids import config
+from scanguard_ids.block.base import Backend
+from scanguard_ids.block.ratelimit import SafetyValve
+from scanguard_ids.clock import Clock
+from scanguard_ids.detect.allowlist import Allowlist
+from scanguard_ids.detect.detector import Detector
+from scanguard_ids.detect.offenders import Offenders
+from scanguard_ids.errors import ScanguardError
+from scanguard_ids.eve.decode import Decoder
+from scanguard_ids.journal import Journal
+from scanguard_ids.model import Block, Decision
+from scanguard_ids.snapshot import BlockRow, PortRow, Snapshot, SourceHealth, WatchRow
+
+log = logging.getLogger(__name__)
+
+HISTORY_SECONDS = 300
+RECENT_DECISIONS = 50
+MAX_PORT_COUNTERS = 4096
+
+
+class BlockRefused(ScanguardError):
+    """A manual block was refused (allowlisted address, safety valve...)."""
+
+
+@dataclass(slots=True)
+class Evidence:
+    ttl: int
+    since: float
+    ports: tuple[int, ...] = ()
+    responses: int = 0
+    strikes: int = 1
+    manual: bool = False
+    reason: str = ""
+
+
+class Engine:
+    def __init__(self, cfg: config.Config, backend: Backend, clock: Clock, allowlist: Allowlist,
+                 journal: Journal, offenders: Offenders | None = None) -> None:
+        self.cfg = cfg
+        self.backend = backend
+        self.clock = clock
+        self.allowlist = allowlist
+        self.journal = journal
+        self.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
+        self.offenders = offenders if offenders is not None else Offenders(cfg.detect)
+        self.detector = Detector(cfg.detect, allowlist, self.offenders)
+        self.valve = SafetyValve(cfg.block.max_blocks_per_second, cfg.block.max_set_size, clock)
+        self.lock = threading.RLock()
+        self.started = clock.now()
+        self.counters: Counter[str] = Counter()
+        self.active: dict[str, Block] = {}  # last view of the kernel, refreshed by sync()
+        self.evidence: dict[str, Evidence] = {}
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
+        self.ports: Counter[tuple[int, str]] = Counter()
+        self._history: deque[int] = deque([0] * HISTORY_SECONDS, maxlen=HISTORY_SECONDS)
+        self._history_sec = int(clock.now())
+        self._lines_by_source: Counter[str] = Counter()
+        self.sources: list[Any] = []  # objects with health() -> SourceHealth
+
+    # -- hot path -----------------------------------------------------------------
+    def process(self, lines: list[bytes], source: str = "") -> None:
+        decode = self.decoder.decode
+        with self.lock:
+            self.counters["events"] += len(lines)
+            self._lines_by_source[source] += len(lines)
+            for line in lines:
+                ev = decode(line)
+                if ev is None:
+                    continue
+                self.counters["responses"] += 1
+                self._tick(1)
+                if ev.local_port is not None and (len(self.ports) < MAX_PORT_COUNTERS
+                                                  or (ev.local_port, ev.proto) in self.ports):
+                    self.ports[(ev.local_port, ev.proto)] += 1
+                decision = self.detector.feed(ev)
+                if decision is not None:
+                    self._enforce(decision)
+
+    def _tick(self, n: int) -> None:
+        sec = int(self.clock.now())
+        gap = sec - self._history_sec
+        if gap > 0:
+            self._history.extend([0] * min(gap, HISTORY_SECONDS))
+            self._history_sec = sec
+        self._history[-1] += n
+
+    def _enforce(self, d: Decision) -> bool:
+        ok, why = self.valve.allow(len(self.active))
+        if not ok:
+            self.counters["valve_drops"] += 1
+            self.detector.release(d.ip)  # let a later response try again
+            log.warning("action=refused ip=%s reason=%s", d.ip, why)
+            return False
+        try:
+            self.backend.block(d.ip, d.ttl)
+        except ScanguardError as exc:
+            self.counters["backend_errors"] += 1
+            self.detector.release(d.ip)
+            log.error("action=block-failed ip=%s error=%s", d.ip, exc)
+            return False
+        now = self.clock.now()
+        self.active[d.ip] = Block(d.ip, now + d.ttl)
+        self.evidence[d.ip] = Evidence(d.ttl, now, d.ports, d.count, d.strikes, d.manual, d.reason)
+        self.counters["blocks"] += 1
+        record = d.to_dict()
+        self.recent.append(record)
+        self.journal.write(d)
+        log.info("action=block ip=%s ttl=%d count=%d ports=%s strikes=%d manual=%s reason=%r",
+                 d.ip, d.ttl, d.count, ",".join(map(str, d.ports)), d.strikes, d.manual, d.reason)
+        return True
+
+    # -- operator actions -----------------------------------------------------------
+    def manual_block(self, ip: str, ttl: int | None = None) -> Decision:
+        ttl = int(ttl or self.cfg.detect.ttl)
+        if ip in self.allowlist:
+            raise BlockRefused(f"{ip} is allowlisted (detect.allowlist or an address of this host)")
+        now = self.clock.now()
+        d = Decision(ts=now, action="block", ip=ip, ttl=ttl, reason="manual block", manual=True,
+                     first_seen=now, last_seen=now)
+        with self.lock:
+            if not self._enforce(d):
+                raise BlockRefused(f"block of {ip} refused (safety valve or backend error; see log)")
+            self.detector.adopt(ip, now + ttl)
+        return d
+
+    def manual_unblock(self, ip: str, reason: str = "manual unblock") -> Decision:
+        now = self.clock.now()
+        d = Decision(ts=now, action="unblock", ip=ip, reason=reason, manual=True)
+        with self.lock:
+            self.backend.unblock(ip)
+            self.detector.release(ip)
+            self.active.pop(ip, None)
+            self.evidence.pop(ip, None)
+            self.counters["unblocks"] += 1
+            self.recent.append(d.to_dict())
+            self.journal.write(d)
+        log.info("action=unblock ip=%s reason=%r", ip, reason)
+        return d
+
+    # -- the kernel is the source of truth -----------------------------------------
+    def adopt(self) -> int:
+        """On start: take over the blocks the kernel already holds."""
+        blocks = self.backend.list()
+        now = self.clock.now()
+        with self.lock:
+            for b in blocks:
+                until = b.expires if b.expires is not None else now + self.cfg.detect.ttl
+                self.detector.adopt(b.ip, until)
+                self.active[b.ip] = b
+                self.evidence.setdefault(b.ip, Evidence(int(max(0, until - now)), now, reason="adopted"))
+        if blocks:
+            log.info("adopted blocks from the kernel count=%d", len(blocks))
+        return len(blocks)
+
+    def sync(self) -> None:
+        """Refresh the view of the kernel; forget blocks the kernel expired or lost."""
+        try:
+            blocks = self.backend.list()
+        except ScanguardError as exc:
+            self.counters["backend_errors"] += 1
+            log.error("listing blocks failed: %s", exc)
+            return
+        now = self.clock.now()
+        with self.lock:
+            current = {b.ip: b for b in blocks}
+            for ip in list(self.active):
+                if ip not in current:
+                    self.detector.release(ip)
+                    ev = self.evidence.pop(ip, None)
+                    self.counters["expired"] += 1
+                    d = Decision(ts=now, action="expire", ip=ip, ttl=ev.ttl if ev else 0,
+                                 reason="block timed out in the kernel")
+                    self.recent.append(d.to_dict())
+                    self.journal.write(d)
+                    log.info("action=expire ip=%s", ip)
+            for ip, b in current.items():
+                if ip not in self.active:  # added behind our back (another tool, adoption race)
+                    until = b.expires if b.expires is not None else now + self.cfg.detect.ttl
+                    self.detector.adopt(ip, until)
+                    self.evidence.setdefault(ip, Evidence(int(max(0, until - now)), now, reason="external"))
+            self.active = current
+            self.detector.expire(now)
+            self._tick(0)
+
+    def reconfigure(self, cfg: config.Config) -> None:
+        """Apply a reloaded config, keeping tracked state, blocks and offender history."""
+        with self.lock:
+            self.cfg = cfg
+            self.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
+            self.detector.reconfigure(cfg.detect, self.allowlist)
+            self.valve = SafetyValve(cfg.block.max_blocks_per_second, cfg.block.max_set_size, self.clock)
+
+    # -- what the UI and status read ------------------------------------------------
+    def snapshot(self, watch_limit: int = 200, block_limit: int = 500) -> Snapshot:
+        now = self.clock.now()
+        with self.lock:
+            self._tick(0)
+            dsnap = self.detector.snapshot(now, limit=watch_limit)
+            watching = tuple(
+                WatchRow(ip=w.ip, responses=w.responses, ports=w.ports,
+                         count_needed=self.cfg.detect.count, ports_needed=self.cfg.detect.ports,
+                         window_left=w.window_left, first_seen=w.first_seen, last_seen=w.last_seen,
+                         kinds=tuple(w.kinds))
+                for w in dsnap.watching
+            )
+            rows = []
+            for ip, b in self.active.items():
+                ev = self.evidence.get(ip)
+                remaining = None if b.expires is None else max(0.0, b.expires - now)
+                rows.append(BlockRow(
+                    ip=ip, remaining=remaining, ttl=ev.ttl if ev else 0,
+                    ports=ev.ports if ev else (), responses=ev.responses if ev else 0,
+                    strikes=ev.strikes if ev else 1, manual=ev.manual if ev else False,
+                    since=ev.since if ev else 0.0, reason=ev.reason if ev else "",
+                ))
+            rows.sort(key=lambda r: -r.since)
+            history = tuple(float(x) for x in self._history)
+            counters = dict(self.counters)
+            s = self.decoder.stats
+            counters["decode_errors"] = s.bad_json + s.oversized + s.binary + s.missing_fields
+            counters["no_port"] = s.no_port
+            ds = self.detector.stats
+            counters["allowlisted"] = ds.allowlisted
+            counters["suppressed"] = ds.suppressed
+            counters["too_late"] = ds.too_late
+            counters["tracked"] = ds.tracked
+            counters["journal_errors"] = self.journal.errors
+            top = tuple(PortRow(p, proto, n) for (p, proto), n in self.ports.most_common(10))
+            recent = tuple(self.recent)
+        sources = tuple(self._health(s) for s in self.sources)
+        last10 = history[-11:-1] if len(history) > 10 else history
+        return Snapshot(
+            taken=now, started=self.started, backend=self.backend.info.name,
+            count=self.cfg.detect.count, ports=self.cfg.detect.ports, window=self.cfg.detect.window,
+            policy=self.cfg.detect.policy, sources=sources, counters=counters,
+            events_per_s=sum(h.lines_per_s for h in sources),
+            responses_per_s=sum(last10) / max(1, len(last10)),
+            watching=watching, watching_total=dsnap.total,
+            blocked=tuple(rows[:block_limit]), blocked_total=len(rows),
+            history=history, top_ports=top, decisions=recent,
+        )
+
+    @staticmethod
+    def _health(src: Any) -> SourceHealth:
+        try:
+            return src.health()
+        except Exception as exc:  # a broken source must not break the snapshot
+            log.error("source health failed: %s", exc)
+            return SourceHealth(name=str(src), kind="?", ok=False, detail=str(exc))

@@ -1,0 +1,100 @@
+"""The read-only picture of a running daemon that the UI and `scanguard status` render.
+
+The daemon builds one of these on demand; it crosses the control socket as JSON
+(to_dict / from_dict) so `scanguard top` renders exactly what `run --tui` renders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    name: str  # path or socket path
+    kind: str  # "file" | "unix_dgram" | "unix_stream"
+    ok: bool
+    lines: int = 0
+    lines_per_s: float = 0.0
+    lag_bytes: int = 0  # file sources: bytes written but not yet read
+    detail: str = ""  # e.g. "waiting for file", "2 clients"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRow:
+    """An address on its way to a block."""
+
+    ip: str
+    responses: int
+    ports: int  # distinct local ports so far
+    count_needed: int
+    ports_needed: int
+    window_left: float  # seconds until its oldest counted response leaves the window
+    first_seen: float
+    last_seen: float
+    kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRow:
+    ip: str
+    remaining: float | None  # seconds left, from the kernel; None = unknown
+    ttl: int = 0
+    ports: tuple[int, ...] = ()
+    responses: int = 0
+    strikes: int = 1
+    manual: bool = False
+    since: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PortRow:
+    port: int
+    proto: str
+    responses: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    taken: float  # wall clock when built
+    started: float  # daemon start (wall clock)
+    backend: str
+    count: int = 3
+    ports: int = 2
+    window: float = 60.0
+    policy: str = "default"
+    sources: tuple[SourceHealth, ...] = ()
+    counters: dict[str, int] = field(default_factory=dict)  # events, responses, blocks, ...
+    events_per_s: float = 0.0
+    responses_per_s: float = 0.0
+    watching: tuple[WatchRow, ...] = ()
+    watching_total: int = 0  # before truncation
+    blocked: tuple[BlockRow, ...] = ()
+    blocked_total: int = 0
+    history: tuple[float, ...] = ()  # responses/s, one value per second, oldest first
+    top_ports: tuple[PortRow, ...] = ()
+    decisions: tuple[dict[str, Any], ...] = ()  # Decision.to_dict(), newest last
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Snapshot:
+        """Rebuild from to_dict() output; unknown keys are ignored (newer daemons)."""
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in data.items() if k in known}
+        kw["sources"] = tuple(_row(SourceHealth, r) for r in kw.get("sources", ()))
+        kw["watching"] = tuple(_row(WatchRow, r) for r in kw.get("watching", ()))
+        kw["blocked"] = tuple(_row(BlockRow, r) for r in kw.get("blocked", ()))
+        kw["top_ports"] = tuple(_row(PortRow, r) for r in kw.get("top_ports", ()))
+        kw["history"] = tuple(kw.get("history", ()))
+        kw["decisions"] = tuple(kw.get("decisions", ()))
+        return cls(**kw)
+
+
+def _row(cls: type, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+    return cls(**kw)
