@@ -1,0 +1,73 @@
+"""Shared fixtures: the rule pack, and Suricata runs of the scenario pcaps (each at most once).
+
+Tests marked ``suricata`` are skipped when no suricata binary is found ($SURICATA or PATH).
+This directory is on sys.path under pytest (rootdir conftest, no __init__.py), so tests import
+the scenario builders as ``from pcaps import SCENARIOS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from scanguard_ids import suricata
+
+REPO = Path(__file__).resolve().parent.parent
+RULES = REPO / "rules" / "scanguard.rules"
+
+
+def _suricata_binary() -> str | None:
+    try:
+        return suricata.find_suricata()
+    except suricata.SuricataError:
+        return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _suricata_binary() is not None:
+        return
+    skip = pytest.mark.skip(reason="suricata binary not found (install it or set $SURICATA)")
+    for item in items:
+        if item.get_closest_marker("suricata") is not None:
+            item.add_marker(skip)
+
+
+@dataclass(slots=True)
+class SuricataRunner:
+    """Builds scenario pcaps and replays them through Suricata, once per session each."""
+
+    root: Path
+    rules: Path = RULES
+    pcaps: dict[str, Path] = field(default_factory=dict)
+    eves: dict[str, Path] = field(default_factory=dict)
+
+    def pcap(self, name: str) -> Path:
+        from pcaps import SCENARIOS
+
+        if name not in self.pcaps:
+            self.pcaps[name] = SCENARIOS[name].build(self.root / "pcap")
+        return self.pcaps[name]
+
+    def eve(self, name: str) -> Path:
+        """eve.json of scenario `name` run with the pack and the scenarios' HOME_NET."""
+        from pcaps import HOME_NET
+
+        if name not in self.eves:
+            self.eves[name] = suricata.run_pcap(self.pcap(name), self.rules, HOME_NET,
+                                                self.root / "eve" / name, timeout=60)
+        return self.eves[name]
+
+
+@pytest.fixture(scope="session")
+def rules_path() -> Path:
+    return RULES
+
+
+@pytest.fixture(scope="session")
+def suricata_runner(tmp_path_factory: pytest.TempPathFactory) -> SuricataRunner:
+    """Session-wide: ``suricata_runner.eve("syn_scan_v4")`` -> Path of that run's eve.json."""
+    if _suricata_binary() is None:
+        pytest.skip("suricata binary not found")
+    return SuricataRunner(tmp_path_factory.mktemp("suricata"))
