@@ -48,10 +48,12 @@ class DetectConfig:
 class EveConfig:
     paths: tuple[str, ...] = ()
     socket: str = ""  # unix socket scanguard owns; Suricata's eve-log writes to it
-    socket_type: str = "unix_dgram"  # or "unix_stream"
+    socket_type: str = "unix_stream"  # or "unix_dgram" (needs net.unix.max_dgram_qlen >= 512)
+    socket_mode: int = 0o660  # file mode of the EVE socket scanguard binds
     from_start: bool = False
     checkpoint: str = "/var/lib/scanguard/checkpoint.json"
     poll_interval: float = 1.0  # fallback poll when no file event arrives
+    watch: str = "watchdog"  # what wakes file readers: watchdog | inotify | poll
     max_line_bytes: int = 1_048_576
     sids: tuple[int, ...] = ()  # SIDs to act on; empty = the scanguard SID block
 
@@ -206,6 +208,10 @@ def validate(cfg: Config) -> None:
     if e.socket_type not in ("unix_dgram", "unix_stream"):
         raise ConfigError("eve.socket_type", f"must be unix_dgram or unix_stream, got {e.socket_type!r}")
     _positive("eve.poll_interval", e.poll_interval)
+    if e.watch not in ("watchdog", "inotify", "poll"):
+        raise ConfigError("eve.watch", f"must be watchdog, inotify or poll, got {e.watch!r}")
+    if not 0 <= e.socket_mode <= 0o777:
+        raise ConfigError("eve.socket_mode", "must be a file mode like 0o660")
     if e.max_line_bytes < 1024:
         raise ConfigError("eve.max_line_bytes", "must be >= 1024")
     for i, sid in enumerate(e.sids):

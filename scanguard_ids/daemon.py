@@ -76,15 +76,16 @@ class Daemon:
                         offenders)
         engine.adopt()
         self.engine = engine
-        self.checkpoint = Checkpoint(cfg.eve.checkpoint) if cfg.eve.checkpoint else None
+        self.checkpoint = Checkpoint.load(cfg.eve.checkpoint) if cfg.eve.checkpoint else None
         for path in cfg.eve.paths:
             self.sources.append(TailSource(
                 path, engine.process, from_start=cfg.eve.from_start,
                 max_line_bytes=cfg.eve.max_line_bytes, checkpoint=self.checkpoint,
-                poll_interval=cfg.eve.poll_interval))
+                poll_interval=cfg.eve.poll_interval, watch=cfg.eve.watch, clock=self.clock))
         if cfg.eve.socket:
-            self.sources.append(SocketSource(cfg.eve.socket, engine.process, kind=cfg.eve.socket_type,
-                                             max_line_bytes=cfg.eve.max_line_bytes))
+            self.sources.append(SocketSource(
+                cfg.eve.socket, engine.process, kind=cfg.eve.socket_type, mode=cfg.eve.socket_mode,
+                max_line_bytes=cfg.eve.max_line_bytes, clock=self.clock))
         engine.sources = self.sources
         for src in self.sources:
             src.start()
@@ -137,7 +138,7 @@ class Daemon:
         assert self.engine is not None
         if self.checkpoint is not None:
             try:
-                self.checkpoint.save()
+                self.checkpoint.save(force=True)
             except OSError as exc:
                 log.error("checkpoint save failed: %s", exc)
         try:

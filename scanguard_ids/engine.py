@@ -259,7 +259,18 @@ class Engine:
     @staticmethod
     def _health(src: Any) -> SourceHealth:
         try:
-            return src.health()
+            h = src.health()
         except Exception as exc:  # a broken source must not break the snapshot
             log.error("source health failed: %s", exc)
             return SourceHealth(name=str(src), kind="?", ok=False, detail=str(exc))
+        if h["kind"] == "file":
+            detail = f"watch={h.get('watch')}" if h.get("exists") else "waiting for file"
+            if h.get("rotations"):
+                detail += f" rotations={h['rotations']}"
+        else:
+            detail = f"{h.get('connections', 0)} clients" if h["kind"] == "unix_stream" else "bound"
+        return SourceHealth(
+            name=str(h.get("path", "")), kind=h["kind"],
+            ok=bool(h.get("exists")) and h.get("running", True) is not False,
+            lines=int(h.get("lines", 0)), lines_per_s=float(h.get("lines_per_s", 0.0)),
+            lag_bytes=int(h.get("lag_bytes", 0)), detail=detail)
