@@ -1,0 +1,137 @@
+"""Addresses that are never blocked: configured CIDRs plus this host's own addresses.
+
+:class:`Allowlist` answers ``ip in allowlist`` for textual addresses (v4 and v6)
+with a bounded cache in front of a per-prefix-length set lookup, so the cost
+does not grow with the number of networks. :func:`own_addresses` reads the
+addresses of the network namespace the process runs in; it does I/O and is
+kept apart from the pure detector, which only receives the built Allowlist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scanguard_ids.config import DetectConfig
+
+log = logging.getLogger(__name__)
+
+_Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _parse6(ip: str) -> int | None:
+    """Integer value of a textual IPv6 address, None if it is not one."""
+    addr = ip.split("%", 1)[0]  # fe80::1%eth0: the zone does not matter here
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET6, addr), "big")
+    except (OSError, ValueError):
+        return None
+
+
+def _table(nets: Iterable[_Net], bits: int) -> tuple[tuple[int, frozenset[int]], ...]:
+    """Group networks by prefix length: ((shift, {network >> shift, ...}), ...)."""
+    by_len: dict[int, set[int]] = {}
+    for net in nets:
+        shift = bits - net.prefixlen
+        by_len.setdefault(shift, set()).add(int(net.network_address) >> shift)
+    # Widest networks first: they are the likeliest to match.
+    return tuple((shift, frozenset(v)) for shift, v in sorted(by_len.items(), reverse=True))
+
+
+class Allowlist:
+    """A set of networks; ``"192.0.2.7" in allowlist`` is cheap and cached.
+
+    Invalid address strings are never "in" the allowlist. IPv4-mapped IPv6
+    addresses (``::ffff:192.0.2.7``) also match the IPv4 networks.
+    """
+
+    __slots__ = ("_cache", "_cache_size", "_nets", "_v4", "_v6")
+
+    def __init__(self, networks: Iterable[str | _Net] = (), cache_size: int = 65_536) -> None:
+        nets: list[_Net] = []
+        for n in networks:
+            nets.append(n if isinstance(n, ipaddress.IPv4Network | ipaddress.IPv6Network)
+                        else ipaddress.ip_network(n, strict=False))
+        self._nets = tuple(nets)
+        self._v4 = _table((n for n in nets if n.version == 4), 32)
+        self._v6 = _table((n for n in nets if n.version == 6), 128)
+        self._cache: dict[str, bool] = {}
+        self._cache_size = max(1, cache_size)
+
+    @classmethod
+    def from_config(cls, cfg: DetectConfig, own: Iterable[str] = ()) -> Allowlist:
+        """The configured allowlist, plus ``own`` addresses if allow_own_addresses is set."""
+        extra = list(own) if cfg.allow_own_addresses else []
+        return cls([*cfg.allowlist, *extra])
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        return tuple(str(n) for n in self._nets)
+
+    def __len__(self) -> int:
+        return len(self._nets)
+
+    def __repr__(self) -> str:
+        return f"Allowlist({list(self.networks)!r})"
+
+    def __contains__(self, ip: object) -> bool:
+        cache = self._cache
+        hit = cache.get(ip)  # type: ignore[call-overload]
+        if hit is not None:
+            return hit
+        if not isinstance(ip, str):
+            return False
+        found = self._lookup(ip)
+        if len(cache) >= self._cache_size:
+            cache.clear()  # crude but O(1) amortised and bounded
+        cache[ip] = found
+        return found
+
+    def _lookup(self, ip: str) -> bool:
+        try:
+            value = int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
+            table = self._v4
+        except OSError:
+            parsed = _parse6(ip)
+            if parsed is None:
+                return False
+            value = parsed
+            if value >> 32 == 0xFFFF and self._v4:  # ::ffff:a.b.c.d
+                v4 = value & 0xFFFFFFFF
+                for shift, prefixes in self._v4:
+                    if v4 >> shift in prefixes:
+                        return True
+            table = self._v6
+        except ValueError:  # embedded NUL
+            return False
+        for shift, prefixes in table:  # noqa: SIM110 - a plain loop beats any(genexpr) here
+            if value >> shift in prefixes:
+                return True
+        return False
+
+
+def own_addresses(netns: str | None = None) -> list[str]:
+    """The addresses configured on this host's interfaces (of the current netns).
+
+    ``netns`` names another network namespace to read instead (tests, lab).
+    Returns an empty list, with a warning, if the addresses cannot be read.
+    """
+    from pyroute2 import IPRoute  # lazy: the pure detector never needs it
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    found: list[str] = []
+    try:
+        with (IPRoute(netns=netns) if netns else IPRoute()) as ipr:
+            for msg in ipr.get_addr():
+                # On point-to-point links IFA_ADDRESS is the peer; IFA_LOCAL is ours.
+                addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+                if addr and addr not in found:
+                    found.append(addr)
+    except (OSError, NetlinkError) as exc:
+        log.warning("own_addresses error=%s netns=%s", exc, netns or "-")
+        return []
+    return found
