@@ -105,7 +105,7 @@ class Engine:
         if not ok:
             self.counters["valve_drops"] += 1
             self.detector.release(d.ip)  # let a later response try again
-            log.warning("action=refused ip=%s reason=%s", d.ip, why)
+            log.debug("action=refused ip=%s reason=%s", d.ip, why)
             return False
         try:
             self.backend.block(d.ip, d.ttl)

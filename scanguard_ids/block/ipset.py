@@ -1,0 +1,245 @@
+"""The ipset backend (the default): hash:ip sets with kernel timeouts, driven over netlink.
+
+Sets ``<set_name>4`` (inet) and ``<set_name>6`` (inet6) are created with ``timeout``
+and ``maxelem = block.max_set_size``, so the kernel expires every block even if the
+daemon dies. block/unblock/list talk to the kernel over netlink (pyroute2's IPSet),
+no process per block. Requests go without NLM_F_EXCL - ipset's ``-exist`` - so an add
+of a present entry refreshes its timeout and a delete of a missing one succeeds; a
+create of a present set succeeds when its type and parameters match.
+The iptables rules that reference the sets live in iptables.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+from typing import Any
+
+from scanguard_ids.block.base import BackendInfo
+from scanguard_ids.block.common import IPAddress, Runner, check_ttl, normalize_ip, run_argv
+from scanguard_ids.block.conntrack import ConntrackClearer
+from scanguard_ids.block.iptables import IptablesRules, chain_name
+from scanguard_ids.clock import Clock, SystemClock
+from scanguard_ids.config import BlockConfig
+from scanguard_ids.errors import BackendError
+from scanguard_ids.model import Block
+
+log = logging.getLogger(__name__)
+
+IPSET_ERR_BUSY = 4100
+IPSET_ERR_REFERENCED = 4108
+IPSET_ERR_HASH_FULL = 4352  # IPSET_ERR_TYPE_SPECIFIC: "hash is full"
+IPSET_FLAG_LIST_HEADER = 1 << 2
+_FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
+_ADDR_ATTR = {4: "IPSET_ATTR_IPADDR_IPV4", 6: "IPSET_ATTR_IPADDR_IPV6"}
+
+
+def _code(exc: Exception) -> int | None:
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, int) else getattr(exc, "errno", None)
+
+
+def parse_members(msgs: Any, version: int, now: float) -> list[Block]:
+    """Blocks from IPSET_CMD_LIST replies; an entry's timeout is the seconds it has left."""
+    blocks = []
+    for msg in msgs:
+        adt = msg.get_attr("IPSET_ATTR_ADT")
+        if not adt:
+            continue
+        for data in adt.get_attrs("IPSET_ATTR_DATA"):
+            ip_from = data.get_attr("IPSET_ATTR_IP_FROM")
+            ip = ip_from.get_attr(_ADDR_ATTR[version]) if ip_from else None
+            if not ip:
+                continue
+            left = data.get_attr("IPSET_ATTR_TIMEOUT")
+            blocks.append(Block(ip, now + left if left else None))
+    return blocks
+
+
+class IpsetBackend:
+    def __init__(self, cfg: BlockConfig | None = None, clock: Clock | None = None, *,
+                 iptables: str = "auto", default_timeout: int = 300, runner: Runner = run_argv,
+                 conntrack: ConntrackClearer | None = None) -> None:
+        self.cfg = cfg or BlockConfig()
+        self.clock: Clock = clock or SystemClock()
+        self.sets = {4: f"{self.cfg.set_name}4", 6: f"{self.cfg.set_name}6"}
+        self.chain = chain_name(self.cfg.set_name)
+        self.default_timeout = check_ttl(default_timeout)
+        self._variant = iptables
+        self._run = runner
+        self._rules: IptablesRules | None = None
+        self._sock: Any = None
+        self._lock = threading.Lock()
+        self._conntrack = conntrack if conntrack is not None else (
+            ConntrackClearer(runner=runner) if self.cfg.clear_conntrack else None)
+        self.info = BackendInfo("ipset", f"ipset sets {self.sets[4]}/{self.sets[6]}, "
+                                f"chain {self.chain}")
+
+    # -- handles -----------------------------------------------------------
+    def _ipset(self) -> Any:
+        if self._sock is None:
+            try:
+                from pyroute2.ipset import IPSet
+
+                self._sock = IPSet()
+            except Exception as exc:  # noqa: BLE001 - no ip_set netlink on this host
+                raise BackendError(f"ipset netlink unavailable: {exc!r}") from None
+        return self._sock
+
+    def rules(self) -> IptablesRules:
+        if self._rules is None:
+            self._rules = IptablesRules(self.sets[4], self.sets[6], self.chain,
+                                        self.cfg.block_outbound, self._variant, self._run)
+            self.info = BackendInfo("ipset", f"ipset sets {self.sets[4]}/{self.sets[6]}, "
+                                    f"chain {self.chain}, iptables {self._rules.variant} via "
+                                    f"{self._rules.via}")
+        return self._rules
+
+    # -- setup -------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            sock = self._ipset()
+            for v, name in self.sets.items():
+                try:
+                    sock.create(name, stype="hash:ip", family=_FAMILY[v], exclusive=False,
+                                timeout=self.default_timeout, maxelem=self.cfg.max_set_size)
+                except Exception as exc:  # noqa: BLE001 - pyroute2 IPSetError and friends
+                    if _code(exc) != errno.EEXIST:
+                        raise BackendError(f"creating ipset {name}: {exc}") from None
+                    self._adopt(sock, name, v)
+        rules = self.rules()
+        changes = rules.install()
+        log.info("action=install backend=ipset sets=%s,%s maxelem=%d timeout=%d chain=%s "
+                 "iptables=%s rules_via=%s outbound=%s changes=%d", self.sets[4], self.sets[6],
+                 self.cfg.max_set_size, self.default_timeout, self.chain, rules.variant,
+                 rules.via, self.cfg.block_outbound, changes)
+
+    def _header(self, sock: Any, name: str) -> dict[str, Any] | None:
+        try:
+            msgs = list(sock.list(name, flags=IPSET_FLAG_LIST_HEADER))
+        except Exception as exc:  # noqa: BLE001
+            if _code(exc) == errno.ENOENT:
+                return None
+            raise BackendError(f"reading ipset {name}: {exc}") from None
+        if not msgs:
+            return None
+        msg = msgs[0]
+        data = msg.get_attr("IPSET_ATTR_DATA")
+        return {
+            "type": msg.get_attr("IPSET_ATTR_TYPENAME"),
+            "family": msg.get_attr("IPSET_ATTR_FAMILY"),
+            "timeout": data.get_attr("IPSET_ATTR_TIMEOUT") if data else None,
+            "maxelem": data.get_attr("IPSET_ATTR_MAXELEM") if data else None,
+            "elements": data.get_attr("IPSET_ATTR_ELEMENTS") if data else None,
+            "references": data.get_attr("IPSET_ATTR_REFERENCES") if data else None,
+        }
+
+    def _adopt(self, sock: Any, name: str, v: int) -> None:
+        """A set of that name exists with other parameters: keep it if it can serve."""
+        head = self._header(sock, name) or {}
+        if head.get("type") != "hash:ip" or head.get("family") != _FAMILY[v] \
+                or head.get("timeout") is None:
+            raise BackendError(f"ipset {name} exists but is not a hash:ip "
+                               f"{'inet6' if v == 6 else 'inet'} set with timeout ({head}); "
+                               "remove it or choose another block.set_name")
+        log.warning("action=adopt backend=ipset set=%s maxelem=%s timeout=%s wanted_maxelem=%d "
+                    "wanted_timeout=%d hint=%s", name, head.get("maxelem"), head.get("timeout"),
+                    self.cfg.max_set_size, self.default_timeout,
+                    "'scanguard firewall remove' re-creates it")
+
+    # -- per block ---------------------------------------------------------
+    def _fail(self, what: str, addr: IPAddress, exc: Exception) -> BackendError:
+        name, code = self.sets[addr.version], _code(exc)
+        if code == IPSET_ERR_HASH_FULL:
+            return BackendError(f"{what} {addr}: ipset {name} is full "
+                                f"(maxelem {self.cfg.max_set_size})")
+        if code == errno.ENOENT:
+            return BackendError(f"{what} {addr}: ipset {name} does not exist; "
+                                "run `scanguard firewall install`")
+        return BackendError(f"{what} {addr}: ipset {name}: {exc}")
+
+    def block(self, ip: str, ttl: int) -> None:
+        addr = normalize_ip(ip)
+        ttl = check_ttl(ttl)
+        name = self.sets[addr.version]
+        with self._lock:
+            sock = self._ipset()
+            try:
+                sock.add(name, str(addr), family=_FAMILY[addr.version], exclusive=False,
+                         timeout=ttl)
+            except Exception as exc:  # noqa: BLE001 - pyroute2 IPSetError
+                raise self._fail("block", addr, exc) from None
+        log.info("action=block ip=%s ttl=%d backend=ipset set=%s", addr, ttl, name)
+        if self._conntrack is not None:
+            self._conntrack.submit(str(addr))
+
+    def unblock(self, ip: str) -> None:
+        addr = normalize_ip(ip)
+        name = self.sets[addr.version]
+        with self._lock:
+            sock = self._ipset()
+            try:
+                sock.delete(name, str(addr), family=_FAMILY[addr.version], exclusive=False)
+            except Exception as exc:  # noqa: BLE001
+                if _code(exc) != errno.ENOENT:  # no set: nothing is blocked
+                    raise self._fail("unblock", addr, exc) from None
+        log.info("action=unblock ip=%s backend=ipset set=%s", addr, name)
+
+    # -- state -------------------------------------------------------------
+    def list(self) -> list[Block]:
+        blocks: list[Block] = []
+        with self._lock:
+            sock = self._ipset()
+            now = self.clock.now()
+            for v, name in self.sets.items():
+                try:
+                    msgs = list(sock.list(name))
+                except Exception as exc:  # noqa: BLE001
+                    if _code(exc) == errno.ENOENT:
+                        continue  # not installed: nothing is blocked
+                    raise BackendError(f"listing ipset {name}: {exc}") from None
+                blocks.extend(parse_members(msgs, v, now))
+        return blocks
+
+    def show(self) -> str:
+        lines = []
+        with self._lock:
+            sock = self._ipset()
+            for name in self.sets.values():
+                head = self._header(sock, name)
+                if head is None:
+                    lines.append(f"ipset {name}: not installed")
+                else:
+                    lines.append(f"ipset {name}: {head['elements']} entries (maxelem "
+                                 f"{head['maxelem']}, default timeout {head['timeout']}s, "
+                                 f"{head['references']} references)")
+        return "\n".join(lines) + "\n" + self.rules().describe()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+            self._sock = None
+        if self._conntrack is not None:
+            self._conntrack.close()
+
+    def remove(self) -> None:
+        """Rules first (they reference the sets), then the sets."""
+        changes = self.rules().remove()
+        with self._lock:
+            sock = self._ipset()
+            for name in self.sets.values():
+                try:
+                    sock.destroy(name)
+                except Exception as exc:  # noqa: BLE001
+                    if _code(exc) == errno.ENOENT:
+                        continue
+                    if _code(exc) in (IPSET_ERR_BUSY, IPSET_ERR_REFERENCED):
+                        raise BackendError(f"ipset {name} is still referenced by other "
+                                           "rules; remove those first") from None
+                    raise BackendError(f"destroying ipset {name}: {exc}") from None
+        log.info("action=remove backend=ipset sets=%s,%s chain=%s rule_changes=%d",
+                 self.sets[4], self.sets[6], self.chain, changes)
+        self.stop()
