@@ -13,6 +13,9 @@ from scanguard_ids.errors import ConfigError
 #: The SID block reserved for the scanguard rule pack (see rules/README in the pack).
 SID_FIRST = 9_400_000
 SID_LAST = 9_400_099
+#: Core rules (the paper's outbound responses) use SID_FIRST..SID_CORE_LAST; the optional
+#: extended signatures above it are for the SIEM and are never acted on unless listed in eve.sids.
+SID_CORE_LAST = 9_400_049
 
 DEFAULT_ALLOWLIST: tuple[str, ...] = (
     "127.0.0.0/8",
@@ -55,7 +58,7 @@ class EveConfig:
     poll_interval: float = 1.0  # fallback poll when no file event arrives
     watch: str = "watchdog"  # what wakes file readers: watchdog | inotify | poll
     max_line_bytes: int = 1_048_576
-    sids: tuple[int, ...] = ()  # SIDs to act on; empty = the scanguard SID block
+    sids: tuple[int, ...] = ()  # SIDs to act on; empty = the core rules 9400000-9400049
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,10 @@ class Config:
         return cfg
 
 
-_SECTIONS = {f.name: f.default_factory for f in fields(Config)}  # type: ignore[misc]
+_SECTIONS: dict[str, Any] = {
+    "detect": DetectConfig, "eve": EveConfig, "block": BlockConfig,
+    "control": ControlConfig, "journal": JournalConfig,
+}
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
@@ -232,4 +238,4 @@ def sid_set(cfg: Config) -> frozenset[int]:
     """The SIDs the daemon acts on."""
     if cfg.eve.sids:
         return frozenset(cfg.eve.sids)
-    return frozenset(range(SID_FIRST, SID_LAST + 1))
+    return frozenset(range(SID_FIRST, SID_CORE_LAST + 1))
