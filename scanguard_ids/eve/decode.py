@@ -1,0 +1,266 @@
+"""EVE JSON lines -> ResponseEvent. Pure: bytes in, an event (or None) out, never raises.
+
+Most lines of a real eve.json are flow, dns, tls, stats ... events, so a line is first
+looked at as bytes: a compact ``"event_type":"<not alert>"`` that occurs once is dropped
+without a JSON parse, and so is an alert whose ``"signature_id":N`` is not ours. Anything
+the byte check cannot settle (spaces after colons, escapes, keys seen twice, no event_type
+at all) takes the full orjson parse, so the shortcut never drops one of our alerts. Lines
+the shortcut drops are not validated: a truncated flow event counts as skipped, not bad.
+
+Field semantics, checked against Suricata 7 output: an alert's ``src_ip``/``src_port`` are
+those of the alerting packet (our host's response) even when ``direction`` is
+``to_client``; the ``flow`` object carries the flow's direction instead. An ICMP error
+alert's ``payload`` is the quoted probe (IP header + transport header).
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from ipaddress import ip_address
+
+import orjson
+
+from scanguard_ids.eve.packet import PORT_PROTOCOLS, Quoted, quoted_from_frame, quoted_probe
+from scanguard_ids.model import Kind, ResponseEvent
+from scanguard_ids.timefmt import parse_eve_ts
+
+log = logging.getLogger(__name__)
+
+_ET_KEY = b'"event_type"'
+_ET_LEN = len(_ET_KEY)
+_SID_KEY = b'"signature_id":'
+_SID_LEN = len(_SID_KEY)
+_ADDR_CACHE_MAX = 4096
+# Enum member lookups through the class cost ~10x a module constant on the hot path.
+_TCP_RST = Kind.TCP_RST
+_ICMP4 = Kind.ICMP4_PORT_UNREACH
+_ICMP6 = Kind.ICMP6_PORT_UNREACH
+
+_fromisoformat = datetime.fromisoformat
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    """What the decoder saw. Every line counts in ``lines`` and in exactly one of alerts,
+    skipped_events, foreign_sids, bad_json, oversized, binary, missing_fields, unknown_kind;
+    ``no_port``, ``bad_packet`` and ``remote_mismatch`` are sub-counts of ``alerts``."""
+
+    lines: int = 0
+    alerts: int = 0  # ours, decoded into an event
+    skipped_events: int = 0  # not an alert
+    foreign_sids: int = 0  # an alert of a rule that is not ours
+    bad_json: int = 0
+    oversized: int = 0
+    binary: int = 0  # not UTF-8
+    missing_fields: int = 0  # ours, but a required field is absent or malformed
+    unknown_kind: int = 0  # ours, but not a TCP RST / ICMP(v6) port unreachable
+    no_port: int = 0  # ours, decoded, but the probed port is unknown
+    bad_packet: int = 0  # payload / packet present but unusable (subset of no_port)
+    remote_mismatch: int = 0  # quoted prober != response destination (dest_ip kept)
+
+
+class Decoder:
+    """Turns EVE lines into ResponseEvents for the given SIDs."""
+
+    __slots__ = ("_addrs", "_sids", "_warned", "max_line_bytes", "stats")
+
+    def __init__(self, sids: frozenset[int], max_line_bytes: int = 1_048_576) -> None:
+        self._sids = sids
+        self.max_line_bytes = max_line_bytes
+        self.stats = DecodeStats()
+        self._addrs: dict[str, tuple[str, bytes]] = {}
+        self._warned = False
+
+    # -- the cheap byte-level pre-filter -------------------------------------------------
+
+    def decode(self, line: bytes) -> ResponseEvent | None:
+        """Decode one EVE line (with or without its newline); None if it is not ours."""
+        stats = self.stats
+        stats.lines += 1
+        if len(line) > self.max_line_bytes:
+            stats.oversized += 1
+            return None
+        i = line.find(_ET_KEY)
+        if i >= 0 and line.startswith(b':"', i + _ET_LEN):
+            i += _ET_LEN + 2
+            if not line.startswith(b'alert"', i):
+                # Another event type: settled, unless its value starts with an escape
+                # (could spell "alert") or "event_type" occurs again.
+                if not line.startswith(b"\\", i) and line.find(_ET_KEY, i) < 0:
+                    stats.skipped_events += 1
+                    return None
+            elif self._surely_foreign(line):
+                stats.foreign_sids += 1
+                return None
+        return self._parse(line)
+
+    def _surely_foreign(self, line: bytes) -> bool:
+        """True only when the line's single compact signature_id is not one of ours."""
+        j = line.find(_SID_KEY)
+        if j < 0:
+            return False
+        j += _SID_LEN
+        end = line.find(b",", j, j + 21)
+        if end < 0:
+            return False
+        try:
+            sid = int(line[j:end])
+        except ValueError:
+            return False
+        # Ours: parse it. Foreign: drop it only if no other signature_id could be ours.
+        return sid not in self._sids and line.find(_SID_KEY, end) < 0
+
+    # -- the full parse ------------------------------------------------------------------
+
+    def _parse(self, line: bytes) -> ResponseEvent | None:
+        stats = self.stats
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            if not line.isascii():
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    stats.binary += 1
+                    return None
+            stats.bad_json += 1
+            return None
+        if type(doc) is not dict:
+            stats.bad_json += 1
+            return None
+        get = doc.get
+        if get("event_type") != "alert":
+            stats.skipped_events += 1
+            return None
+        alert = get("alert")
+        sid = alert.get("signature_id") if type(alert) is dict else None
+        if type(sid) is not int:
+            stats.missing_fields += 1
+            return None
+        if sid not in self._sids:
+            stats.foreign_sids += 1
+            return None
+
+        addr = self._addrs.get
+        text = get("src_ip")
+        src = addr(text) if type(text) is str else None
+        if src is None:
+            src = self._addr(text)
+        text = get("dest_ip")
+        dst = addr(text) if type(text) is str else None
+        if dst is None:
+            dst = self._addr(text)
+        ts = _timestamp(get("timestamp"))
+        if src is None or dst is None or ts is None:
+            stats.missing_fields += 1
+            return None
+
+        proto = get("proto")
+        if proto == "TCP":
+            kind = _TCP_RST
+            name = "tcp"
+            port = get("src_port")
+            if type(port) is not int or not 0 <= port <= 0xFFFF:
+                port = None
+        else:
+            itype = get("icmp_type")
+            icode = get("icmp_code")
+            if proto == "ICMP" and itype == 3 and icode == 3 and type(itype) is int:
+                kind = _ICMP4
+            elif proto == "IPv6-ICMP" and itype == 1 and icode == 4 and type(itype) is int:
+                kind = _ICMP6
+            else:
+                stats.unknown_kind += 1
+                return None
+            name = "udp"
+            port = None
+            quoted = self._quoted(doc, sid)
+            if quoted is not None:
+                name = PORT_PROTOCOLS[quoted.proto]
+                port = quoted.dst_port
+                if quoted.src != dst[1]:
+                    stats.remote_mismatch += 1
+        if port is None:
+            stats.no_port += 1
+
+        sensor = get("host")
+        if type(sensor) is not str:
+            sensor = get("in_iface")
+            if type(sensor) is not str:
+                sensor = ""
+        stats.alerts += 1
+        return ResponseEvent(ts, dst[0], src[0], port, name, kind, sid, sensor)
+
+    def _quoted(self, doc: dict[str, object], sid: int) -> Quoted | None:
+        """The probe an ICMP error quotes, from ``payload`` else from ``packet``."""
+        payload = doc.get("payload")
+        packet = doc.get("packet")
+        if payload is None and packet is None:
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "eve_no_packet sid=%d: ICMP alerts carry no payload or packet, so the "
+                    "probed port is unknown; enable 'payload: yes' or 'packet: yes' in the "
+                    "eve-log alert output of suricata.yaml",
+                    sid,
+                )
+            return None
+        quoted = None
+        if type(payload) is str:
+            raw = _b64(payload)
+            if raw is not None:
+                quoted = quoted_probe(raw)
+        if quoted is None and type(packet) is str:
+            info = doc.get("packet_info")
+            linktype = info.get("linktype") if type(info) is dict else None
+            raw = _b64(packet)
+            if raw is not None and type(linktype) is int:
+                quoted = quoted_from_frame(raw, linktype)
+        if quoted is None:
+            self.stats.bad_packet += 1
+        return quoted
+
+    def _addr(self, text: object) -> tuple[str, bytes] | None:
+        """(canonical text, packed) of an address as Suricata writes it; None if invalid."""
+        if type(text) is not str:
+            return None
+        cache = self._addrs
+        hit = cache.get(text)
+        if hit is None:
+            try:
+                ip = ip_address(text)
+            except ValueError:
+                return None
+            if len(cache) >= _ADDR_CACHE_MAX:
+                cache.clear()
+            hit = cache[text] = (str(ip), ip.packed)
+        return hit
+
+
+def _timestamp(text: object) -> float | None:
+    if type(text) is not str:
+        return None
+    try:
+        # Python >= 3.11 reads Suricata's "+0000" offsets itself.
+        dt = _fromisoformat(text)
+    except ValueError:
+        try:
+            return parse_eve_ts(text)
+        except ValueError:
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    try:
+        return dt.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _b64(text: str) -> bytes | None:
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
