@@ -344,6 +344,11 @@ class FileTail:
                 self.stats.reopen_errors += 1
                 log.warning("eve_read_failed path=%s error=%s", self.path, exc.strerror)
                 return total, True
+            if data and cur.head and os.pread(cur.fd, len(cur.head), 0) != cur.head:
+                # Truncated (copytruncate) while we read: these bytes are the new content seen
+                # at the old offset. Drop them; they are read again from offset 0.
+                self._truncated(cur, out, len(data))
+                continue
             cur.offset += len(data)
             total += len(data)
             self.stats.bytes += len(data)
@@ -363,18 +368,16 @@ class FileTail:
         if not truncated and grew and cur.head:
             truncated = os.pread(cur.fd, len(cur.head), 0) != cur.head
         if truncated:
-            self.stats.truncations += 1
-            log.info(
-                "eve_truncated path=%s inode=%d offset=%d size=%d",
-                self.path,
-                cur.ino,
-                cur.offset,
-                size,
-            )
-            if self._splitter.flush(out):
-                self.stats.unterminated += 1
-            cur.offset = 0
-            cur.head = os.pread(cur.fd, HEAD_BYTES, 0)
+            self._truncated(cur, out, size)
+
+    def _truncated(self, cur: _OpenFile, out: list[bytes], size: int) -> None:
+        self.stats.truncations += 1
+        log.info("eve_truncated path=%s inode=%d offset=%d size=%d", self.path, cur.ino,
+                 cur.offset, size)
+        if self._splitter.flush(out):
+            self.stats.unterminated += 1
+        cur.offset = 0
+        cur.head = os.pread(cur.fd, HEAD_BYTES, 0)
 
     def _should_leave(self, read: int, path_id: tuple[int, int] | None, path_size: int) -> bool:
         """The path points elsewhere; may the old file be left now that it is read out?"""
