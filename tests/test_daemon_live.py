@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.root, pytest.mark.suricata]
 REPO = Path(__file__).resolve().parent.parent
 SCANGUARD = [sys.executable, "-m", "scanguard_ids.cli"]
 VICTIM4, SCANNER4, VICTIM6, SCANNER6 = "192.0.2.1", "192.0.2.2", "2001:db8::1", "2001:db8::2"
-TTL = 4
+TTL = 8  # long enough for four 1 s probe time-outs under load, short enough to wait out
 
 
 def wait_for(pred, timeout: float, what: str, step: float = 0.05):  # type: ignore[no-untyped-def]
