@@ -99,8 +99,11 @@ class Config:
 
 
 _SECTIONS: dict[str, Any] = {
-    "detect": DetectConfig, "eve": EveConfig, "block": BlockConfig,
-    "control": ControlConfig, "journal": JournalConfig,
+    "detect": DetectConfig,
+    "eve": EveConfig,
+    "block": BlockConfig,
+    "control": ControlConfig,
+    "journal": JournalConfig,
 }
 
 
@@ -209,10 +212,14 @@ def validate(cfg: Config) -> None:
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
-            raise ConfigError(f"detect.allowlist[{i}]", f"not an address or CIDR: {net!r}") from None
+            raise ConfigError(
+                f"detect.allowlist[{i}]", f"not an address or CIDR: {net!r}"
+            ) from None
     e = cfg.eve
     if e.socket_type not in ("unix_dgram", "unix_stream"):
-        raise ConfigError("eve.socket_type", f"must be unix_dgram or unix_stream, got {e.socket_type!r}")
+        raise ConfigError(
+            "eve.socket_type", f"must be unix_dgram or unix_stream, got {e.socket_type!r}"
+        )
     _positive("eve.poll_interval", e.poll_interval)
     if e.watch not in ("watchdog", "inotify", "poll"):
         raise ConfigError("eve.watch", f"must be watchdog, inotify or poll, got {e.watch!r}")
@@ -225,8 +232,14 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"eve.sids[{i}]", f"must be > 0, got {sid}")
     b = cfg.block
     if b.backend not in ("auto", "ipset", "nftables", "dry-run"):
-        raise ConfigError("block.backend", f"must be auto, ipset, nftables or dry-run, got {b.backend!r}")
-    if not b.set_name or len(b.set_name) > 28 or not b.set_name.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(
+            "block.backend", f"must be auto, ipset, nftables or dry-run, got {b.backend!r}"
+        )
+    if (
+        not b.set_name
+        or len(b.set_name) > 28
+        or not b.set_name.replace("_", "").replace("-", "").isalnum()
+    ):
         raise ConfigError("block.set_name", "1-28 characters of letters, digits, '-' and '_'")
     _positive("block.max_blocks_per_second", b.max_blocks_per_second)
     _positive("block.max_set_size", b.max_set_size)

@@ -140,7 +140,9 @@ def call(path: str, cmd: str, timeout: float = 5.0, **args: Any) -> Any:
         try:
             sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
-            raise ControlError(f"no daemon listening on {path} (is `scanguard run` running?)") from None
+            raise ControlError(
+                f"no daemon listening on {path} (is `scanguard run` running?)"
+            ) from None
         except PermissionError:
             raise ControlError(f"permission denied on {path} (run as root)") from None
         sock.sendall(orjson.dumps({"cmd": cmd, **args}) + b"\n")

@@ -61,10 +61,14 @@ class Daemon:
     def start(self) -> Engine:
         cfg = self.cfg
         if not cfg.eve.paths and not cfg.eve.socket:
-            raise ConfigError("--eve", "give at least one EVE file (--eve) or socket (--eve-socket)")
+            raise ConfigError(
+                "--eve", "give at least one EVE file (--eve) or socket (--eve-socket)"
+            )
         self.backend = registry.create(cfg.block.backend, cfg.block, self.clock)
         self.backend.start()
-        log.info("backend ready name=%s detail=%r", self.backend.info.name, self.backend.info.detail)
+        log.info(
+            "backend ready name=%s detail=%r", self.backend.info.name, self.backend.info.detail
+        )
         offenders = Offenders(cfg.detect)
         state = load_json(cfg.journal.state)
         if isinstance(state, dict):
@@ -72,29 +76,56 @@ class Daemon:
                 offenders.load(state.get("offenders", {}))
             except (TypeError, ValueError, KeyError) as exc:
                 log.error("offender history ignored path=%s error=%s", cfg.journal.state, exc)
-        engine = Engine(cfg, self.backend, self.clock, build_allowlist(cfg), Journal(cfg.journal.path),
-                        offenders)
+        engine = Engine(
+            cfg,
+            self.backend,
+            self.clock,
+            build_allowlist(cfg),
+            Journal(cfg.journal.path),
+            offenders,
+        )
         engine.adopt()
         self.engine = engine
         self.checkpoint = Checkpoint.load(cfg.eve.checkpoint) if cfg.eve.checkpoint else None
         for path in cfg.eve.paths:
-            self.sources.append(TailSource(
-                path, engine.process, from_start=cfg.eve.from_start,
-                max_line_bytes=cfg.eve.max_line_bytes, checkpoint=self.checkpoint,
-                poll_interval=cfg.eve.poll_interval, watch=cfg.eve.watch, clock=self.clock))
+            self.sources.append(
+                TailSource(
+                    path,
+                    engine.process,
+                    from_start=cfg.eve.from_start,
+                    max_line_bytes=cfg.eve.max_line_bytes,
+                    checkpoint=self.checkpoint,
+                    poll_interval=cfg.eve.poll_interval,
+                    watch=cfg.eve.watch,
+                    clock=self.clock,
+                )
+            )
         if cfg.eve.socket:
-            self.sources.append(SocketSource(
-                cfg.eve.socket, engine.process, kind=cfg.eve.socket_type, mode=cfg.eve.socket_mode,
-                max_line_bytes=cfg.eve.max_line_bytes, clock=self.clock))
+            self.sources.append(
+                SocketSource(
+                    cfg.eve.socket,
+                    engine.process,
+                    kind=cfg.eve.socket_type,
+                    mode=cfg.eve.socket_mode,
+                    max_line_bytes=cfg.eve.max_line_bytes,
+                    clock=self.clock,
+                )
+            )
         engine.sources = self.sources
         for src in self.sources:
             src.start()
         if cfg.control.socket:
             self.control = ControlServer(cfg.control.socket, self.handle, cfg.control.mode)
             self.control.start()
-        log.info("scanguard running sources=%d count=%d ports=%d window=%s ttl=%d policy=%s",
-                 len(self.sources), cfg.detect.count, cfg.detect.ports, cfg.detect.window,
-                 cfg.detect.ttl, cfg.detect.policy)
+        log.info(
+            "scanguard running sources=%d count=%d ports=%d window=%s ttl=%d policy=%s",
+            len(self.sources),
+            cfg.detect.count,
+            cfg.detect.ports,
+            cfg.detect.window,
+            cfg.detect.ttl,
+            cfg.detect.policy,
+        )
         return engine
 
     def install_signals(self) -> None:
@@ -126,13 +157,24 @@ class Daemon:
             log.error("reload refused, keeping the running config: %s", exc)
             return
         # Sources and backend are fixed at start; thresholds, allowlist and valves reload.
-        cfg = config.Config(detect=cfg.detect, eve=self.cfg.eve, block=self.cfg.block,
-                            control=self.cfg.control, journal=self.cfg.journal)
+        cfg = config.Config(
+            detect=cfg.detect,
+            eve=self.cfg.eve,
+            block=self.cfg.block,
+            control=self.cfg.control,
+            journal=self.cfg.journal,
+        )
         self.cfg = cfg
         self.engine.allowlist = build_allowlist(cfg)
         self.engine.reconfigure(cfg)
-        log.info("config reloaded count=%d ports=%d window=%s ttl=%d policy=%s", cfg.detect.count,
-                 cfg.detect.ports, cfg.detect.window, cfg.detect.ttl, cfg.detect.policy)
+        log.info(
+            "config reloaded count=%d ports=%d window=%s ttl=%d policy=%s",
+            cfg.detect.count,
+            cfg.detect.ports,
+            cfg.detect.window,
+            cfg.detect.ttl,
+            cfg.detect.policy,
+        )
 
     def save_state(self) -> None:
         assert self.engine is not None
@@ -178,7 +220,9 @@ class Daemon:
         if cmd == "block":
             ip = _valid_ip(req.get("ip"))
             ttl = req.get("ttl")
-            if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 < ttl <= 2_147_483):
+            if ttl is not None and (
+                not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 < ttl <= 2_147_483
+            ):
                 raise ControlError("ttl must be an integer between 1 and 2147483")
             return engine.manual_block(ip, ttl).to_dict()
         if cmd == "unblock":

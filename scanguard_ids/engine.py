@@ -50,8 +50,15 @@ class Evidence:
 
 
 class Engine:
-    def __init__(self, cfg: config.Config, backend: Backend, clock: Clock, allowlist: Allowlist,
-                 journal: Journal, offenders: Offenders | None = None) -> None:
+    def __init__(
+        self,
+        cfg: config.Config,
+        backend: Backend,
+        clock: Clock,
+        allowlist: Allowlist,
+        journal: Journal,
+        offenders: Offenders | None = None,
+    ) -> None:
         self.cfg = cfg
         self.backend = backend
         self.clock = clock
@@ -85,8 +92,9 @@ class Engine:
                     continue
                 self.counters["responses"] += 1
                 self._tick(1)
-                if ev.local_port is not None and (len(self.ports) < MAX_PORT_COUNTERS
-                                                  or (ev.local_port, ev.proto) in self.ports):
+                if ev.local_port is not None and (
+                    len(self.ports) < MAX_PORT_COUNTERS or (ev.local_port, ev.proto) in self.ports
+                ):
                     self.ports[(ev.local_port, ev.proto)] += 1
                 decision = self.detector.feed(ev)
                 if decision is not None:
@@ -121,8 +129,16 @@ class Engine:
         record = d.to_dict()
         self.recent.append(record)
         self.journal.write(d)
-        log.info("action=block ip=%s ttl=%d count=%d ports=%s strikes=%d manual=%s reason=%r",
-                 d.ip, d.ttl, d.count, ",".join(map(str, d.ports)), d.strikes, d.manual, d.reason)
+        log.info(
+            "action=block ip=%s ttl=%d count=%d ports=%s strikes=%d manual=%s reason=%r",
+            d.ip,
+            d.ttl,
+            d.count,
+            ",".join(map(str, d.ports)),
+            d.strikes,
+            d.manual,
+            d.reason,
+        )
         return True
 
     # -- operator actions -----------------------------------------------------------
@@ -131,11 +147,21 @@ class Engine:
         if ip in self.allowlist:
             raise BlockRefused(f"{ip} is allowlisted (detect.allowlist or an address of this host)")
         now = self.clock.now()
-        d = Decision(ts=now, action="block", ip=ip, ttl=ttl, reason="manual block", manual=True,
-                     first_seen=now, last_seen=now)
+        d = Decision(
+            ts=now,
+            action="block",
+            ip=ip,
+            ttl=ttl,
+            reason="manual block",
+            manual=True,
+            first_seen=now,
+            last_seen=now,
+        )
         with self.lock:
             if not self._enforce(d):
-                raise BlockRefused(f"block of {ip} refused (safety valve or backend error; see log)")
+                raise BlockRefused(
+                    f"block of {ip} refused (safety valve or backend error; see log)"
+                )
             self.detector.adopt(ip, now + ttl)
         return d
 
@@ -163,7 +189,9 @@ class Engine:
                 until = b.expires if b.expires is not None else now + self.cfg.detect.ttl
                 self.detector.adopt(b.ip, until)
                 self.active[b.ip] = b
-                self.evidence.setdefault(b.ip, Evidence(int(max(0, until - now)), now, reason="adopted"))
+                self.evidence.setdefault(
+                    b.ip, Evidence(int(max(0, until - now)), now, reason="adopted")
+                )
         if blocks:
             log.info("adopted blocks from the kernel count=%d", len(blocks))
         return len(blocks)
@@ -184,8 +212,13 @@ class Engine:
                     self.detector.release(ip)
                     ev = self.evidence.pop(ip, None)
                     self.counters["expired"] += 1
-                    d = Decision(ts=now, action="expire", ip=ip, ttl=ev.ttl if ev else 0,
-                                 reason="block timed out in the kernel")
+                    d = Decision(
+                        ts=now,
+                        action="expire",
+                        ip=ip,
+                        ttl=ev.ttl if ev else 0,
+                        reason="block timed out in the kernel",
+                    )
                     self.recent.append(d.to_dict())
                     self.journal.write(d)
                     log.info("action=expire ip=%s", ip)
@@ -193,7 +226,9 @@ class Engine:
                 if ip not in self.active:  # added behind our back (another tool, adoption race)
                     until = b.expires if b.expires is not None else now + self.cfg.detect.ttl
                     self.detector.adopt(ip, until)
-                    self.evidence.setdefault(ip, Evidence(int(max(0, until - now)), now, reason="external"))
+                    self.evidence.setdefault(
+                        ip, Evidence(int(max(0, until - now)), now, reason="external")
+                    )
             self.active = current
             self.detector.expire(now)
             self._tick(0)
@@ -204,7 +239,9 @@ class Engine:
             self.cfg = cfg
             self.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
             self.detector.reconfigure(cfg.detect, self.allowlist)
-            self.valve = SafetyValve(cfg.block.max_blocks_per_second, cfg.block.max_set_size, self.clock)
+            self.valve = SafetyValve(
+                cfg.block.max_blocks_per_second, cfg.block.max_set_size, self.clock
+            )
 
     # -- what the UI and status read ------------------------------------------------
     def snapshot(self, watch_limit: int = 200, block_limit: int = 500) -> Snapshot:
@@ -213,22 +250,36 @@ class Engine:
             self._tick(0)
             dsnap = self.detector.snapshot(now, limit=watch_limit)
             watching = tuple(
-                WatchRow(ip=w.ip, responses=w.responses, ports=w.ports,
-                         count_needed=self.cfg.detect.count, ports_needed=self.cfg.detect.ports,
-                         window_left=w.window_left, first_seen=w.first_seen, last_seen=w.last_seen,
-                         kinds=tuple(w.kinds))
+                WatchRow(
+                    ip=w.ip,
+                    responses=w.responses,
+                    ports=w.ports,
+                    count_needed=self.cfg.detect.count,
+                    ports_needed=self.cfg.detect.ports,
+                    window_left=w.window_left,
+                    first_seen=w.first_seen,
+                    last_seen=w.last_seen,
+                    kinds=tuple(w.kinds),
+                )
                 for w in dsnap.watching
             )
             rows = []
             for ip, b in self.active.items():
                 ev = self.evidence.get(ip)
                 remaining = None if b.expires is None else max(0.0, b.expires - now)
-                rows.append(BlockRow(
-                    ip=ip, remaining=remaining, ttl=ev.ttl if ev else 0,
-                    ports=ev.ports if ev else (), responses=ev.responses if ev else 0,
-                    strikes=ev.strikes if ev else 1, manual=ev.manual if ev else False,
-                    since=ev.since if ev else 0.0, reason=ev.reason if ev else "",
-                ))
+                rows.append(
+                    BlockRow(
+                        ip=ip,
+                        remaining=remaining,
+                        ttl=ev.ttl if ev else 0,
+                        ports=ev.ports if ev else (),
+                        responses=ev.responses if ev else 0,
+                        strikes=ev.strikes if ev else 1,
+                        manual=ev.manual if ev else False,
+                        since=ev.since if ev else 0.0,
+                        reason=ev.reason if ev else "",
+                    )
+                )
             rows.sort(key=lambda r: -r.since)
             history = tuple(float(x) for x in self._history)
             counters = dict(self.counters)
@@ -246,14 +297,24 @@ class Engine:
         sources = tuple(self._health(s) for s in self.sources)
         last10 = history[-11:-1] if len(history) > 10 else history
         return Snapshot(
-            taken=now, started=self.started, backend=self.backend.info.name,
-            count=self.cfg.detect.count, ports=self.cfg.detect.ports, window=self.cfg.detect.window,
-            policy=self.cfg.detect.policy, sources=sources, counters=counters,
+            taken=now,
+            started=self.started,
+            backend=self.backend.info.name,
+            count=self.cfg.detect.count,
+            ports=self.cfg.detect.ports,
+            window=self.cfg.detect.window,
+            policy=self.cfg.detect.policy,
+            sources=sources,
+            counters=counters,
             events_per_s=sum(h.lines_per_s for h in sources),
             responses_per_s=sum(last10) / max(1, len(last10)),
-            watching=watching, watching_total=dsnap.total,
-            blocked=tuple(rows[:block_limit]), blocked_total=len(rows),
-            history=history, top_ports=top, decisions=recent,
+            watching=watching,
+            watching_total=dsnap.total,
+            blocked=tuple(rows[:block_limit]),
+            blocked_total=len(rows),
+            history=history,
+            top_ports=top,
+            decisions=recent,
         )
 
     @staticmethod
@@ -270,7 +331,11 @@ class Engine:
         else:
             detail = f"{h.get('connections', 0)} clients" if h["kind"] == "unix_stream" else "bound"
         return SourceHealth(
-            name=str(h.get("path", "")), kind=h["kind"],
+            name=str(h.get("path", "")),
+            kind=h["kind"],
             ok=bool(h.get("exists")) and h.get("running", True) is not False,
-            lines=int(h.get("lines", 0)), lines_per_s=float(h.get("lines_per_s", 0.0)),
-            lag_bytes=int(h.get("lag_bytes", 0)), detail=detail)
+            lines=int(h.get("lines", 0)),
+            lines_per_s=float(h.get("lines_per_s", 0.0)),
+            lag_bytes=int(h.get("lag_bytes", 0)),
+            detail=detail,
+        )

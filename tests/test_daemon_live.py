@@ -45,14 +45,21 @@ def scan_lines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[bytes
     timestamped now (the daemon works on the events' own clock)."""
     root = tmp_path_factory.mktemp("live")
     out = {}
-    for name, remote, local, probe in (("tcp4", SCANNER4, VICTIM4, tcp_closed),
-                                       ("udp6", SCANNER6, VICTIM6, udp_closed)):
+    for name, remote, local, probe in (
+        ("tcp4", SCANNER4, VICTIM4, tcp_closed),
+        ("udp6", SCANNER6, VICTIM6, udp_closed),
+    ):
         cap = Capture(start=int(time.time()))
         for i, port in enumerate((21, 23, 25, 110, 111)):
             probe(cap, 0.01 * i, remote, local, port)
         pcap = cap.write(root / f"{name}.pcap")
-        eve = suricata.run_pcap(pcap, REPO / "rules" / "scanguard.rules",
-                                [f"{VICTIM4}/32", f"{VICTIM6}/128"], root / name, timeout=60)
+        eve = suricata.run_pcap(
+            pcap,
+            REPO / "rules" / "scanguard.rules",
+            [f"{VICTIM4}/32", f"{VICTIM6}/128"],
+            root / name,
+            timeout=60,
+        )
         lines = [ln for ln in eve.read_bytes().splitlines() if b'"event_type":"alert"' in ln]
         assert len(lines) == 5, lines
         out[name] = lines
@@ -89,16 +96,32 @@ class Daemon:
         self.eve = tmp / "eve.json"
         self.ctl = str(tmp / "ctl.sock")
         self.set_name = f"sgt{os.getpid() % 10000}"
-        self.argv = [*SCANGUARD, "run", "--backend", backend, "--set-name", self.set_name,
-                     "--socket", self.ctl, "--journal", str(tmp / "journal.jsonl"),
-                     "--state", str(tmp / "state.json"), "--checkpoint", str(tmp / "ckpt.json"),
-                     "--ttl", str(TTL), *extra]
+        self.argv = [
+            *SCANGUARD,
+            "run",
+            "--backend",
+            backend,
+            "--set-name",
+            self.set_name,
+            "--socket",
+            self.ctl,
+            "--journal",
+            str(tmp / "journal.jsonl"),
+            "--state",
+            str(tmp / "state.json"),
+            "--checkpoint",
+            str(tmp / "ckpt.json"),
+            "--ttl",
+            str(TTL),
+            *extra,
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Daemon:
         self.log = open(self.tmp / "daemon.log", "ab")  # noqa: SIM115
-        self.proc = self.lab.victim.popen(self.argv, stdout=self.log, stderr=self.log,
-                                          cwd=str(REPO))
+        self.proc = self.lab.victim.popen(
+            self.argv, stdout=self.log, stderr=self.log, cwd=str(REPO)
+        )
         wait_for(lambda: self.try_call("status"), 20, "the daemon's control socket")
         return self
 
@@ -132,8 +155,9 @@ def append(path: Path, lines: list[bytes]) -> None:
 
 
 @pytest.mark.parametrize("backend", ["ipset", "nftables"])
-def test_scanner_blocked_both_families_then_expires(lab: Lab, tmp_path: Path, backend: str,
-                                                    scan_lines: dict[str, list[bytes]]) -> None:
+def test_scanner_blocked_both_families_then_expires(
+    lab: Lab, tmp_path: Path, backend: str, scan_lines: dict[str, list[bytes]]
+) -> None:
     d = Daemon(lab, tmp_path, backend, "--eve", str(tmp_path / "eve.json"))
     (tmp_path / "eve.json").write_bytes(b"")
     d.start()
@@ -155,8 +179,9 @@ def test_scanner_blocked_both_families_then_expires(lab: Lab, tmp_path: Path, ba
         assert d.stop() == 0
 
 
-def test_manual_block_unblock_restart_adopts_and_resumes(lab: Lab, tmp_path: Path,
-                                                         scan_lines: dict[str, list[bytes]]) -> None:
+def test_manual_block_unblock_restart_adopts_and_resumes(
+    lab: Lab, tmp_path: Path, scan_lines: dict[str, list[bytes]]
+) -> None:
     eve = tmp_path / "eve.json"
     eve.write_bytes(b"")
     d = Daemon(lab, tmp_path, "ipset", "--eve", str(eve)).start()
@@ -187,8 +212,9 @@ def test_manual_block_unblock_restart_adopts_and_resumes(lab: Lab, tmp_path: Pat
         assert d2.stop() == 0
 
 
-def test_socket_source_and_missing_file_appearing_later(lab: Lab, tmp_path: Path,
-                                                        scan_lines: dict[str, list[bytes]]) -> None:
+def test_socket_source_and_missing_file_appearing_later(
+    lab: Lab, tmp_path: Path, scan_lines: dict[str, list[bytes]]
+) -> None:
     sock = str(tmp_path / "eve.sock")
     late = tmp_path / "later" / "eve.json"
     d = Daemon(lab, tmp_path, "ipset", "--eve-socket", sock, "--eve", str(late)).start()

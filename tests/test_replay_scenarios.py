@@ -19,8 +19,12 @@ SCANGUARD = [sys.executable, "-m", "scanguard_ids.cli"]
 
 
 def replay(*files: Path, extra: tuple[str, ...] = ()) -> tuple[list[dict], str]:
-    res = subprocess.run([*SCANGUARD, "replay", "--format", "json", *extra, *map(str, files)],
-                         capture_output=True, timeout=120, check=False)
+    res = subprocess.run(
+        [*SCANGUARD, "replay", "--format", "json", *extra, *map(str, files)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr
     return [orjson.loads(x) for x in res.stdout.splitlines()], res.stderr.decode()
 
@@ -59,8 +63,13 @@ def test_paper_policy_and_thresholds_from_cli(suricata_runner) -> None:
 
 
 def test_text_format_and_summary(suricata_runner) -> None:
-    res = subprocess.run([*SCANGUARD, "replay", str(suricata_runner.eve("syn_scan_v4"))],
-                         capture_output=True, text=True, timeout=60, check=False)
+    res = subprocess.run(
+        [*SCANGUARD, "replay", str(suricata_runner.eve("syn_scan_v4"))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert res.returncode == 0
     assert " block " in res.stdout and "ttl=300" in res.stdout
     assert "decisions=" in res.stderr and "lines=" in res.stderr

@@ -16,7 +16,9 @@ def add_thresholds(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("detection overrides (win over the config file)")
     g.add_argument("--count", type=int, help="responses needed (default 3)")
     g.add_argument("--ports", type=int, help="distinct local ports needed (default 2)")
-    g.add_argument("--window", type=float, help="seconds the responses must fall within (default 60)")
+    g.add_argument(
+        "--window", type=float, help="seconds the responses must fall within (default 60)"
+    )
     g.add_argument("--ttl", type=int, help="first block length in seconds (default 300)")
     g.add_argument("--policy", choices=("default", "paper"), help="repeat-offender policy")
 
@@ -39,8 +41,12 @@ def load_config(args: argparse.Namespace) -> config.Config:
 
 
 def add_socket(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--socket", metavar="PATH", dest="control_socket",
-                   help="control socket of the daemon (default from config: /run/scanguard/control.sock)")
+    p.add_argument(
+        "--socket",
+        metavar="PATH",
+        dest="control_socket",
+        help="control socket of the daemon (default from config: /run/scanguard/control.sock)",
+    )
     add_config(p)
 
 

@@ -61,13 +61,27 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     c = data.get("counters", {})
     up = data["taken"] - data["started"]
-    print(f"backend {data['backend']}  up {up:.0f}s  policy {data['policy']}  "
-          f"threshold {data['count']} responses / {data['ports']} ports / {data['window']:g}s")
+    print(
+        f"backend {data['backend']}  up {up:.0f}s  policy {data['policy']}  "
+        f"threshold {data['count']} responses / {data['ports']} ports / {data['window']:g}s"
+    )
     for s in data.get("sources", []):
-        print(f"source {s['kind']} {s['name']} ok={s['ok']} lines={s['lines']} "
-              f"lag_bytes={s['lag_bytes']} {s['detail']}")
-    keys = ("events", "responses", "blocks", "unblocks", "expired", "decode_errors",
-            "valve_drops", "allowlisted", "suppressed", "tracked")
+        print(
+            f"source {s['kind']} {s['name']} ok={s['ok']} lines={s['lines']} "
+            f"lag_bytes={s['lag_bytes']} {s['detail']}"
+        )
+    keys = (
+        "events",
+        "responses",
+        "blocks",
+        "unblocks",
+        "expired",
+        "decode_errors",
+        "valve_drops",
+        "allowlisted",
+        "suppressed",
+        "tracked",
+    )
     print(" ".join(f"{k}={c.get(k, 0)}" for k in keys))
     print(f"blocked {data['blocked_total']}  watching {data['watching_total']}")
     return 0

@@ -9,8 +9,9 @@ from scanguard_ids.commands.common import add_config, load_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("firewall", help="install, remove or show the blocking sets and rules",
-                       description=__doc__)
+    p = sub.add_parser(
+        "firewall", help="install, remove or show the blocking sets and rules", description=__doc__
+    )
     p.add_argument("action", choices=("install", "remove", "show"))
     add_config(p)
     p.add_argument("--backend", choices=("auto", "ipset", "nftables", "dry-run"))

@@ -25,12 +25,17 @@ from scanguard_ids.timefmt import iso
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("replay", help="feed EVE files through the detector and print decisions",
-                       description=__doc__)
+    p = sub.add_parser(
+        "replay",
+        help="feed EVE files through the detector and print decisions",
+        description=__doc__,
+    )
     add_config(p)
     add_thresholds(p)
     p.add_argument("--format", choices=("text", "json"), default="text", help="decision output")
-    p.add_argument("files", nargs="+", metavar="EVE_FILE", help="eve.json files (gzip ok, - = stdin)")
+    p.add_argument(
+        "files", nargs="+", metavar="EVE_FILE", help="eve.json files (gzip ok, - = stdin)"
+    )
     p.set_defaults(func=run)
 
 
@@ -41,7 +46,9 @@ class ReplayResult:
     seconds: float = 0.0
 
 
-def replay(paths: list[str], cfg: config.Config, on_decision=None) -> tuple[ReplayResult, Decoder, Detector]:  # type: ignore[no-untyped-def]
+def replay(
+    paths: list[str], cfg: config.Config, on_decision=None
+) -> tuple[ReplayResult, Decoder, Detector]:  # type: ignore[no-untyped-def]
     decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
     detector = Detector(cfg.detect, Allowlist(cfg.detect.allowlist))
     result = ReplayResult()
@@ -65,7 +72,10 @@ def replay(paths: list[str], cfg: config.Config, on_decision=None) -> tuple[Repl
 
 def format_text(d: Decision) -> str:
     ports = ",".join(map(str, d.ports)) or "-"
-    return f"{iso(d.ts)} {d.action} {d.ip} ttl={d.ttl} count={d.count} ports={ports} strikes={d.strikes} reason=\"{d.reason}\""
+    return (
+        f"{iso(d.ts)} {d.action} {d.ip} ttl={d.ttl} count={d.count} ports={ports} "
+        f'strikes={d.strikes} reason="{d.reason}"'
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,8 +20,9 @@ from scanguard_ids.suricata import CHECK_HOME_NET, SuricataError, address_group
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("rules", help="list, check and export the Suricata rule pack",
-                       description=__doc__)
+    p = sub.add_parser(
+        "rules", help="list, check and export the Suricata rule pack", description=__doc__
+    )
     p.set_defaults(func=lambda _a: _usage(p))
     rs = p.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=type(p))
 
@@ -37,16 +38,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     show.set_defaults(func=run_show)
 
     chk = rs.add_parser("check", help="suricata -T plus the SID-registry and release checks")
-    chk.add_argument("--rules", metavar="FILE", action="append",
-                     help="check this rule file instead of the pack's (repeatable); registry "
-                          "checks use a sid-registry.tsv beside it, if any")
-    chk.add_argument("--home-net", metavar="CIDR,...",
-                     help="HOME_NET for the check (default: Suricata's stock private ranges)")
-    chk.add_argument("--suricata", metavar="PATH", help="suricata binary (default: $SURICATA or "
-                                                        "PATH)")
+    chk.add_argument(
+        "--rules",
+        metavar="FILE",
+        action="append",
+        help="check this rule file instead of the pack's (repeatable); registry "
+        "checks use a sid-registry.tsv beside it, if any",
+    )
+    chk.add_argument(
+        "--home-net",
+        metavar="CIDR,...",
+        help="HOME_NET for the check (default: Suricata's stock private ranges)",
+    )
+    chk.add_argument(
+        "--suricata", metavar="PATH", help="suricata binary (default: $SURICATA or PATH)"
+    )
     chk.add_argument("--no-suricata", action="store_true", help="static checks only")
-    chk.add_argument("--update-registry", action="store_true",
-                     help="record new SIDs, rev bumps and retirements in sid-registry.tsv")
+    chk.add_argument(
+        "--update-registry",
+        action="store_true",
+        help="record new SIDs, rev bumps and retirements in sid-registry.tsv",
+    )
     chk.add_argument("--json", action="store_true")
     _add_pack(chk)
     chk.set_defaults(func=run_check)
@@ -63,8 +75,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _add_pack(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pack", metavar="DIR", help="rule-pack directory (default: the one shipped "
-                                                 "with scanguard, see `scanguard rules path`)")
+    p.add_argument(
+        "--pack",
+        metavar="DIR",
+        help="rule-pack directory (default: the one shipped "
+        "with scanguard, see `scanguard rules path`)",
+    )
 
 
 def _usage(p: argparse.ArgumentParser) -> int:
@@ -86,8 +102,15 @@ def _json(obj: object) -> None:
 
 
 def _rule_dict(rule: rulepack.Rule) -> dict[str, object]:
-    return {"sid": rule.sid, "rev": rule.rev, "kind": rule.kind, "enabled": rule.enabled,
-            "msg": rule.msg, "file": rule.file, "line": rule.line}
+    return {
+        "sid": rule.sid,
+        "rev": rule.rev,
+        "kind": rule.kind,
+        "enabled": rule.enabled,
+        "msg": rule.msg,
+        "file": rule.file,
+        "line": rule.line,
+    }
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -99,8 +122,9 @@ def run_list(args: argparse.Namespace) -> int:
     width = max([len(r.kind) for r in rules] + [4])
     print(f"{'SID':<8} {'REV':>3}  {'KIND':<{width}}  {'STATE':<5}  MSG")
     for r in rules:
-        print(f"{r.sid:<8} {r.rev:>3}  {r.kind:<{width}}  {'on' if r.enabled else 'off':<5}  "
-              f"{r.msg}")
+        print(
+            f"{r.sid:<8} {r.rev:>3}  {r.kind:<{width}}  {'on' if r.enabled else 'off':<5}  {r.msg}"
+        )
     return 0
 
 
@@ -128,13 +152,23 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"scanguard rules show: no rule with SID {args.sid} in {pack.root}", file=sys.stderr)
         return 1
     readme = pack.path("README.md")
-    row = readme_rows(readme.read_text(encoding="utf-8")).get(rule.sid, {}) if readme.is_file() \
+    row = (
+        readme_rows(readme.read_text(encoding="utf-8")).get(rule.sid, {})
+        if readme.is_file()
         else {}
+    )
     fires = row.get("fires on", "")
     guards = row.get("false-positive guards", "")
     if args.json:
-        _json({**_rule_dict(rule), "rule": rule.text, "doc": rule.doc, "fires_on": fires,
-               "false_positive_guards": guards})
+        _json(
+            {
+                **_rule_dict(rule),
+                "rule": rule.text,
+                "doc": rule.doc,
+                "fires_on": fires,
+                "false_positive_guards": guards,
+            }
+        )
         return 0
     state = "enabled" if rule.enabled else "OFF (commented out; see the file's header)"
     print(f"SID {rule.sid} rev {rule.rev}  kind {rule.kind or '-'}  {state}")
@@ -190,9 +224,17 @@ def run_check(args: argparse.Namespace) -> int:
     problems = [p for p in problems if p.code != "note"]
     problems.sort(key=lambda p: (p.file or "", p.line or 0, p.sid or 0))
     if args.json:
-        _json({"ok": not problems, "rules": len(rules), "files": [str(f) for f in files],
-               "problems": [p.to_dict() for p in problems], "warnings": list(warnings),
-               "notes": [p.message for p in notes], "recorded": recorded})
+        _json(
+            {
+                "ok": not problems,
+                "rules": len(rules),
+                "files": [str(f) for f in files],
+                "problems": [p.to_dict() for p in problems],
+                "warnings": list(warnings),
+                "notes": [p.message for p in notes],
+                "recorded": recorded,
+            }
+        )
         return 1 if problems else 0
     for line in recorded:
         print(f"recorded: {line}")
@@ -203,8 +245,10 @@ def run_check(args: argparse.Namespace) -> int:
     for p in problems:
         print(p)
     if any(p.code in rulepack.RECORDABLE for p in problems):
-        print("hint: an intended change? record it: scanguard rules check --update-registry",
-              file=sys.stderr)
+        print(
+            "hint: an intended change? record it: scanguard rules check --update-registry",
+            file=sys.stderr,
+        )
     checked = "suricata -T and static checks" if not args.no_suricata else "static checks"
     status = "ok" if not problems else f"{len(problems)} problem(s)"
     print(f"{len(rules)} rules in {len(files)} file(s), {checked}: {status}")
@@ -215,8 +259,11 @@ def _update_registry(pack: rulepack.Pack, rules: list[rulepack.Rule]) -> list[st
     path = pack.registry_path
     old = rulepack.read_registry(path) if path.is_file() else {}
     new = rulepack.update_registry(rules, old, pack.version())
-    changed = [f"{e.sid} rev {e.rev} {e.status} ({e.msg})" for sid, e in sorted(new.items())
-               if old.get(sid) != e]
+    changed = [
+        f"{e.sid} rev {e.rev} {e.status} ({e.msg})"
+        for sid, e in sorted(new.items())
+        if old.get(sid) != e
+    ]
     if changed or not path.is_file():
         path.write_text(rulepack.format_registry(new), encoding="utf-8")
     return changed
@@ -229,8 +276,10 @@ def run_export(args: argparse.Namespace) -> int:
     if problems:
         for p in problems:
             print(p, file=sys.stderr)
-        print("scanguard rules export: the pack has problems; fix them (scanguard rules check)",
-              file=sys.stderr)
+        print(
+            "scanguard rules export: the pack has problems; fix them (scanguard rules check)",
+            file=sys.stderr,
+        )
         return 1
     art = rulepack.export(pack, args.out)
     print(art.path)

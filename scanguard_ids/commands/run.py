@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import threading
+from pathlib import Path
 
 from scanguard_ids.commands.common import add_config, add_thresholds, load_config
 
@@ -12,11 +14,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("run", help="run the daemon (foreground)", description=__doc__)
     add_config(p)
     add_thresholds(p)
-    p.add_argument("--eve", action="append", metavar="PATH", default=[],
-                   help="EVE file to tail (repeatable)")
-    p.add_argument("--eve-socket", metavar="PATH", help="bind this unix socket for Suricata's EVE output")
-    p.add_argument("--eve-socket-type", choices=("unix_dgram", "unix_stream"),
-                   help="Suricata eve-log filetype of --eve-socket (default unix_dgram)")
+    p.add_argument(
+        "--eve", action="append", metavar="PATH", default=[], help="EVE file to tail (repeatable)"
+    )
+    p.add_argument(
+        "--eve-socket", metavar="PATH", help="bind this unix socket for Suricata's EVE output"
+    )
+    p.add_argument(
+        "--eve-socket-type",
+        choices=("unix_dgram", "unix_stream"),
+        help="Suricata eve-log filetype of --eve-socket (default unix_dgram)",
+    )
     p.add_argument("--from-start", action="store_true", help="read EVE files from their start")
     p.add_argument("--backend", choices=("auto", "ipset", "nftables", "dry-run"))
     p.add_argument("--set-name", help="ipset set / nftables table name (default scanguard)")
@@ -25,6 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--state", metavar="PATH", help="offender-history state file")
     p.add_argument("--checkpoint", metavar="PATH", help="EVE file position checkpoint")
     p.add_argument("--tui", action="store_true", help="show the live monitor in this terminal")
+    p.add_argument(
+        "--log-file",
+        metavar="PATH",
+        help="log here instead of stderr (with --tui default: scanguard.log next to the journal)",
+    )
     p.set_defaults(func=run)
 
 
@@ -62,11 +75,27 @@ def _overrides(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return cfg
 
 
+def _log_to(path: str) -> None:
+    """Send logging to a file (the monitor owns the terminal)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+
+
 def run(args: argparse.Namespace) -> int:
     from scanguard_ids.commands.common import load_config as reload
     from scanguard_ids.daemon import Daemon
 
     cfg = _overrides(args)
+    log_file = args.log_file or (
+        str(Path(cfg.journal.path).parent / "scanguard.log") if args.tui else None
+    )
+    if log_file:
+        _log_to(log_file)
 
     def reload_config(_path: str | None):  # type: ignore[no-untyped-def]
         return _overrides(args) if args.config else reload(args)
