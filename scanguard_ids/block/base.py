@@ -44,3 +44,7 @@ class Backend(Protocol):
     def remove(self) -> None:
         """Remove rules and sets entirely (`scanguard firewall remove`)."""
         ...
+
+    def show(self) -> str:
+        """What is installed: rules and set sizes, as text (`scanguard firewall show`)."""
+        ...

@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _overrides(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     cfg = load_config(args)
-    eve = {}
+    eve: dict[str, object] = {}
     if args.eve:
         eve["paths"] = tuple(args.eve)
     if args.eve_socket:

@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
         return Snapshot.from_dict(control.call(path, "snapshot", timeout=2.0))
 
     if args.once:
-        render_once(get())
+        from rich.console import Console
+
+        render_once(get(), Console())
         return 0
     return run_live(get, refresh=args.refresh)
