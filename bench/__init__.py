@@ -1,0 +1,1 @@
+"""Benchmarks and their corpus generators: `make bench` runs bench/run.py."""

@@ -1,0 +1,411 @@
+"""Benchmark 1: replay throughput (lines/s, alerts/s) on the mixed and the alerts-only corpus.
+
+Measured, each in a fresh child pinned to one (the idlest) core, runs interleaved, median taken:
+
+- scanguard: ``scanguard_ids.commands.replay.replay([path], Config())`` (its own timer: read,
+  decode, detect);
+- naive (the baseline): every line through stdlib ``json.loads``, the event built from the dict
+  (ipaddress, timestamp parse, base64 + the same quoted-probe parser), the same Detector;
+- orjson-naive (for information): the naive loop with orjson.loads: what the byte pre-filter adds
+  over a fast parser alone;
+- peer: ``fail2ban-regex`` with bench/fail2ban/scanguard-eve.conf on a slice of the same file
+  (its own "processed in" figure, so interpreter start-up is not counted).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
+
+from bench import corpus
+from bench.common import (
+    HERE,
+    Context,
+    NotRun,
+    Row,
+    Section,
+    child,
+    emit,
+    idlest_cpu,
+    last_error,
+    median,
+    pin_one_core,
+    require,
+    spread,
+)
+
+NAME = "replay"
+TITLE = "1. Replay throughput"
+F2B_FILTER = HERE / "fail2ban" / "scanguard-eve.conf"
+
+TARGET_MIXED = 1_000_000.0
+TARGET_ALERTS = 300_000.0
+TARGET_SPEEDUP = 5.0
+
+
+# -- what the children run ---------------------------------------------------------------------
+
+
+def run_scanguard(path: str) -> dict[str, Any]:
+    from scanguard_ids import config
+    from scanguard_ids.commands.replay import replay
+
+    result, decoder, _detector = replay([path], config.Config())
+    return {
+        "seconds": result.seconds,
+        "lines": result.lines,
+        "alerts": decoder.stats.alerts,
+        "decisions": len(result.decisions),
+    }
+
+
+def make_naive_event() -> Callable[[dict[str, Any], int], Any]:
+    """Build a ResponseEvent from a parsed alert, written the obvious way."""
+    from scanguard_ids.eve.packet import PORT_PROTOCOLS, quoted_from_frame, quoted_probe
+    from scanguard_ids.model import Kind, ResponseEvent
+    from scanguard_ids.timefmt import parse_eve_ts
+
+    def naive_event(doc: dict[str, Any], sid: int) -> Any:
+        try:
+            ts = parse_eve_ts(doc["timestamp"])
+            local = str(ip_address(doc["src_ip"]))
+            remote = str(ip_address(doc["dest_ip"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+        proto = doc.get("proto")
+        port = None
+        if proto == "TCP":
+            kind, name, port = Kind.TCP_RST, "tcp", doc.get("src_port")
+        else:
+            if proto == "ICMP" and doc.get("icmp_type") == 3 and doc.get("icmp_code") == 3:
+                kind = Kind.ICMP4_PORT_UNREACH
+            elif proto == "IPv6-ICMP" and doc.get("icmp_type") == 1 and doc.get("icmp_code") == 4:
+                kind = Kind.ICMP6_PORT_UNREACH
+            else:
+                return None
+            name = "udp"
+            quoted = None
+            if doc.get("payload"):
+                quoted = quoted_probe(base64.b64decode(doc["payload"]))
+            if quoted is None and doc.get("packet"):
+                quoted = quoted_from_frame(
+                    base64.b64decode(doc["packet"]),
+                    (doc.get("packet_info") or {}).get("linktype", 1),
+                )
+            if quoted is not None:
+                name, port = PORT_PROTOCOLS[quoted.proto], quoted.dst_port
+        return ResponseEvent(ts, remote, local, port, name, kind, sid, doc.get("in_iface", ""))
+
+    return naive_event
+
+
+def run_naive(path: str, loads: Callable[[bytes], Any]) -> dict[str, Any]:
+    from scanguard_ids import config
+    from scanguard_ids.detect.allowlist import Allowlist
+    from scanguard_ids.detect.detector import Detector
+
+    cfg = config.Config()
+    sids = config.sid_set(cfg)
+    det = Detector(cfg.detect, Allowlist(cfg.detect.allowlist))
+    feed = det.feed
+    naive_event = make_naive_event()
+    lines = alerts = decisions = 0
+    t0 = time.perf_counter()
+    with open(path, "rb") as fh:
+        for line in fh:
+            lines += 1
+            try:
+                doc = loads(line)
+            except ValueError:
+                continue
+            if doc.get("event_type") != "alert":
+                continue
+            sid = (doc.get("alert") or {}).get("signature_id")
+            if sid not in sids:
+                continue
+            ev = naive_event(doc, sid)
+            if ev is None:
+                continue
+            alerts += 1
+            if feed(ev) is not None:
+                decisions += 1
+    return {
+        "seconds": time.perf_counter() - t0,
+        "lines": lines,
+        "alerts": alerts,
+        "decisions": decisions,
+    }
+
+
+def _child(argv: list[str]) -> None:
+    mode, path = argv[0], argv[1]
+    cpu = pin_one_core()
+    if mode == "scanguard":
+        out = run_scanguard(path)
+    elif mode == "naive":
+        out = run_naive(path, json.loads)
+    elif mode == "orjson":
+        import orjson
+
+        out = run_naive(path, orjson.loads)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    out["cpu"] = cpu
+    emit(out)
+
+
+# -- the peer -------------------------------------------------------------------------------------
+
+_PROCESSED = re.compile(r"\[processed in ([0-9.]+) sec\]")
+_LINES = re.compile(r"^Lines: (\d+) lines, (\d+) ignored, (\d+) matched", re.M)
+
+
+def slice_file(src: Path, n: int) -> Path:
+    dst = src.with_name(src.name.replace(".eve.json", f".head{n}.eve.json"))
+    if not dst.exists():
+        tmp = dst.with_suffix(".tmp")
+        with src.open("rb") as fi, tmp.open("wb") as fo:
+            for i, line in enumerate(fi):
+                if i >= n:
+                    break
+                fo.write(line)
+        os.replace(tmp, dst)
+    return dst
+
+
+def run_cli(path: Path) -> dict[str, Any]:
+    """`scanguard replay --format json FILE` end to end (interpreter start-up included)."""
+    exe = str(Path(sys.executable).with_name("scanguard"))
+    cpu = idlest_cpu()
+    t0 = time.perf_counter()
+    res = subprocess.run(
+        [exe, "replay", "--format", "json", str(path)],
+        capture_output=True,
+        timeout=600,
+        check=False,
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+    )
+    seconds = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise NotRun(f"scanguard replay exit {res.returncode}: {last_error(res.stderr.decode())}")
+    m = re.search(rb"lines=(\d+) alerts_used=(\d+)", res.stderr)
+    if not m:
+        raise NotRun("scanguard replay printed no summary")
+    return {
+        "seconds": seconds,
+        "lines": int(m.group(1)),
+        "alerts": int(m.group(2)),
+        "decisions": res.stdout.count(b"\n"),
+    }
+
+
+def run_fail2ban(path: Path) -> dict[str, Any]:
+    exe = "/usr/bin/fail2ban-regex"
+    if not os.access(exe, os.X_OK):
+        raise NotRun("fail2ban-regex not installed")
+    cpu = idlest_cpu()
+    res = subprocess.run(
+        [exe, str(path), str(F2B_FILTER)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+    )
+    m, n = _PROCESSED.search(res.stdout), _LINES.search(res.stdout)
+    if res.returncode != 0 or not m or not n:
+        raise NotRun(f"fail2ban-regex failed (exit {res.returncode}): {last_error(res.stderr)}")
+    return {
+        "seconds": float(m.group(1)),
+        "lines": int(n.group(1)),
+        "alerts": int(n.group(3)),
+        "cpu": cpu,
+    }
+
+
+# -- the section ---------------------------------------------------------------------------------
+
+
+def _runs(
+    ctx: Context, plan: list[tuple[str, list[str]]], reps: dict[str, int]
+) -> dict[str, list[dict]]:
+    """Run the children interleaved: a, b, c, a, b, c, ... (each mode its own repeat count)."""
+    out: dict[str, list[dict]] = {mode: [] for mode, _ in plan}
+    for i in range(max(reps.values())):
+        for mode, args in plan:
+            if i < reps[mode]:
+                out[mode].append(child("throughput", args, timeout=900))
+    return out
+
+
+def _rate(runs: list[dict], key: str) -> float:
+    return median([r[key] / r["seconds"] for r in runs])
+
+
+def run(ctx: Context) -> Section:
+    sec = Section(NAME, TITLE)
+    require(
+        "scanguard_ids.eve.decode", "scanguard_ids.detect.detector", "scanguard_ids.commands.replay"
+    )
+    mixed, mmeta = corpus.ensure("mixed", ctx.quick)
+    alerts, ameta = corpus.ensure("alerts", ctx.quick)
+    sec.notes.append(
+        f"Corpora (bench/corpus.py, seeded): mixed {mmeta.lines:,} lines / "
+        f"{mmeta.bytes / 1e6:.0f} MB ({mmeta.alerts:,} our alerts from {mmeta.scanners:,} "
+        f"remote addresses, {mmeta.foreign_alerts:,} "
+        f"other alerts, {mmeta.stats_events:,} stats events); alerts-only {ameta.lines:,} lines / "
+        f"{ameta.bytes / 1e6:.0f} MB from {ameta.scanners:,} addresses."
+    )
+    r = 2 if ctx.quick else ctx.repeats
+    table = []
+    results: dict[str, dict[str, list[dict]]] = {}
+    for label, path in (("mixed", mixed), ("alerts", alerts)):
+        ctx.say(
+            f"replay: {label} corpus, scanguard x{r}, naive x{max(1, r - 2)}, "
+            f"orjson x{max(1, r - 2)}"
+        )
+        plan = [
+            ("scanguard", ["scanguard", str(path)]),
+            ("naive", ["naive", str(path)]),
+            ("orjson", ["orjson", str(path)]),
+        ]
+        runs = _runs(ctx, plan, {"scanguard": r, "naive": max(1, r - 2), "orjson": max(1, r - 2)})
+        n_slice = (
+            (20_000 if ctx.quick else 200_000)
+            if label == "mixed"
+            else (10_000 if ctx.quick else 60_000)
+        )
+        try:
+            piece = slice_file(path, n_slice)
+            ctx.say(f"replay: {label} fail2ban-regex on {n_slice:,} lines x{min(3, r)}")
+            runs["fail2ban"] = [run_fail2ban(piece) for _ in range(min(3, r))]
+        except NotRun as exc:
+            sec.notes.append(f"fail2ban-regex not run on {label}: {exc}")
+        if label == "mixed":
+            try:
+                ctx.say("replay: mixed corpus, `scanguard replay` CLI x2")
+                runs["cli"] = [run_cli(path) for _ in range(2)]
+            except NotRun as exc:
+                sec.notes.append(f"scanguard replay CLI not run: {exc}")
+        results[label] = runs
+        for mode, rs in runs.items():
+            table.append(
+                f"| {label} | {mode} | {len(rs)} | {median([x['lines'] for x in rs]):,.0f} | "
+                f"{_rate(rs, 'lines'):,.0f} ({spread([x['lines'] / x['seconds'] for x in rs])}) | "
+                f"{_rate(rs, 'alerts'):,.0f} | {rs[0].get('decisions', '-')} |"
+            )
+        dec = {m: {x.get("decisions") for x in rs} for m, rs in runs.items() if m != "fail2ban"}
+        if len({frozenset(v) for v in dec.values()}) != 1:
+            sec.notes.append(
+                f"WARNING {label}: decision counts differ between implementations: {dec}"
+            )
+
+    m, a = results["mixed"], results["alerts"]
+    sg_m, nv_m = _rate(m["scanguard"], "lines"), _rate(m["naive"], "lines")
+    sg_a, nv_a = _rate(a["scanguard"], "alerts"), _rate(a["naive"], "alerts")
+    sec.rows += [
+        Row(
+            "mixed corpus: lines/s (one core)",
+            sg_m,
+            "lines/s",
+            "naive json.loads loop",
+            nv_m,
+            ">= 1 000 000 lines/s",
+            sg_m >= TARGET_MIXED,
+        ),
+        Row(
+            "mixed corpus: speed-up over naive",
+            sg_m,
+            "lines/s",
+            "naive json.loads loop",
+            nv_m,
+            f">= {TARGET_SPEEDUP:.0f}x",
+            sg_m / nv_m >= TARGET_SPEEDUP,
+        ),
+        Row(
+            "mixed corpus: lines/s vs orjson-naive",
+            sg_m,
+            "lines/s",
+            "orjson.loads every line",
+            _rate(m["orjson"], "lines"),
+        ),
+        Row(
+            "mixed corpus: our alerts/s",
+            _rate(m["scanguard"], "alerts"),
+            "alerts/s",
+            "naive json.loads loop",
+            _rate(m["naive"], "alerts"),
+        ),
+        Row(
+            "alerts-only corpus: alerts/s (one core)",
+            sg_a,
+            "alerts/s",
+            "naive json.loads loop",
+            nv_a,
+            ">= 300 000 alerts/s",
+            sg_a >= TARGET_ALERTS,
+        ),
+        Row(
+            "alerts-only corpus: alerts/s vs orjson-naive",
+            sg_a,
+            "alerts/s",
+            "orjson.loads every line",
+            _rate(a["orjson"], "alerts"),
+        ),
+    ]
+    if "fail2ban" in m:
+        sec.rows.append(
+            Row(
+                "mixed corpus: lines/s vs fail2ban-regex (peer)",
+                sg_m,
+                "lines/s",
+                "fail2ban-regex 1.0, equivalent filter",
+                _rate(m["fail2ban"], "lines"),
+            )
+        )
+    if "fail2ban" in a:
+        sec.rows.append(
+            Row(
+                "alerts-only: alerts/s vs fail2ban-regex (peer)",
+                sg_a,
+                "alerts/s",
+                "fail2ban-regex 1.0, equivalent filter",
+                _rate(a["fail2ban"], "alerts"),
+            )
+        )
+    if m.get("cli"):
+        sec.rows.append(
+            Row(
+                "mixed corpus: `scanguard replay` CLI, wall time incl. start-up",
+                _rate(m["cli"], "lines"),
+                "lines/s",
+                "naive json.loads loop",
+                nv_m,
+            )
+        )
+    sec.extra_md = (
+        "| corpus | implementation | runs | lines | lines/s median (min..max) | alerts/s "
+        "| decisions |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(table) + "\n"
+    )
+    sec.notes.append(
+        "fail2ban-regex only matches lines (no count/port threshold) and runs on the first "
+        "lines of the file; its figure is its own 'processed in' time."
+    )
+    return sec
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(sys.argv[2:])
+    else:
+        print(__doc__)
