@@ -50,7 +50,7 @@ class Journal:
                 self._open()
             self._fh.write(orjson.dumps(record) + b"\n")
             self.written += 1
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             self.errors += 1
             log.error("journal write failed path=%s error=%s", self.path, exc)
             self.close()
