@@ -37,7 +37,7 @@ from typing import Any
 
 from scanguard_ids.clock import Clock, SystemClock
 from scanguard_ids.errors import ScanguardError
-from scanguard_ids.eve.tail import DEFAULT_MAX_LINE, LineSplitter, RateMeter, Sink
+from scanguard_ids.eve.lines import DEFAULT_MAX_LINE, LineSplitter, RateMeter, Sink
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from scanguard_ids.clock import FixedClock
 from scanguard_ids.eve.checkpoint import Checkpoint, Position
-from scanguard_ids.eve.tail import FileTail, LineSplitter, TailSource
+from scanguard_ids.eve.lines import LineSplitter
+from scanguard_ids.eve.tail import FileTail, TailSource
 
 
 def wait_for(pred: Callable[[], bool], timeout: float = 10.0, interval: float = 0.002) -> bool:
