@@ -1,0 +1,168 @@
+"""The protection under test, started in the victim namespace for each protected scan.
+
+A :class:`Protector` is started fresh before each protected scan and stopped after it;
+:func:`reset_victim` then empties every ipset and the conntrack table of the victim
+namespace (which belongs to the lab alone), so no block or detector state carries
+over from one scan to the next (decision: restart + flush, rather than a new scanner
+address per scan: the scanner stays 192.0.2.2 in every run, as in the paper).
+
+The real protector is ``scanguard run`` (:func:`scanguard_argv` builds its command
+line - the one place to adjust when the CLI changes). Tests can plug in any
+command with the same contract via :class:`CommandProtector`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from scanguard_ids.lab import procs
+from scanguard_ids.lab.netns import Netns
+from scanguard_ids.timefmt import parse_eve_ts
+
+log = logging.getLogger(__name__)
+
+SCANGUARD_BIN = Path(sys.executable).with_name("scanguard")
+SET_NAME = "sglab"
+
+
+@dataclass(slots=True)
+class ProtectContext:
+    """What a protector needs to know about the lab for one protected scan."""
+
+    victim: Netns
+    workdir: Path  # per scan, empty, removed with the lab's work dir
+    eve_file: Path  # Suricata's eve.json (always written)
+    eve_socket: Path | None  # unix_stream path Suricata writes to, when transport is socket
+    ttl: int = 300
+
+
+class Protector(Protocol):
+    name: str
+
+    def start(self, ctx: ProtectContext) -> None:
+        """Start protecting; return once it would act on the next EVE line."""
+        ...
+
+    def stop(self) -> None:
+        """Stop; blocks may stay in the kernel (reset_victim clears them)."""
+        ...
+
+    def decisions(self) -> list[dict[str, object]]:
+        """Block decisions of the last run, each with a float ``ts`` (epoch seconds)."""
+        ...
+
+
+def scanguard_argv(ctx: ProtectContext, binary: Path = SCANGUARD_BIN) -> list[str]:
+    """``scanguard run`` for the lab: paper thresholds, ipset backend, state in ctx.workdir."""
+    argv = [str(binary), "run",
+            "--backend", "ipset", "--set-name", SET_NAME,
+            "--count", "3", "--ports", "2", "--ttl", str(ctx.ttl), "--policy", "paper",
+            "--socket", str(ctx.workdir / "control.sock"),
+            "--journal", str(ctx.workdir / "decisions.jsonl"),
+            "--state", str(ctx.workdir / "offenders.json"),
+            "--checkpoint", str(ctx.workdir / "checkpoint.json")]
+    if ctx.eve_socket is not None:
+        argv += ["--eve-socket", str(ctx.eve_socket), "--eve-socket-type", "unix_stream"]
+    else:
+        argv += ["--eve", str(ctx.eve_file)]
+    return argv
+
+
+def read_journal(path: Path) -> list[dict[str, object]]:
+    """Block decisions of a JSON-lines journal, ``ts`` converted to epoch seconds."""
+    out: list[dict[str, object]] = []
+    if not path.exists():
+        return out
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict) or rec.get("action", "block") != "block":
+            continue
+        ts = rec.get("ts")
+        if isinstance(ts, str):
+            try:
+                rec["ts"] = parse_eve_ts(ts)
+            except ValueError:
+                continue
+        if isinstance(rec.get("ts"), int | float):
+            out.append(rec)
+    return out
+
+
+@dataclass(slots=True)
+class CommandProtector:
+    """Runs ``argv_for(ctx)`` in the victim namespace.
+
+    Ready when ``ready_marker`` appears in its stderr (saved to ``protector.log`` in the
+    scan's work dir); its decisions come from the JSON-lines file ``journal_for(ctx)``.
+    """
+
+    name: str
+    argv_for: Callable[[ProtectContext], Sequence[str]]
+    journal_for: Callable[[ProtectContext], Path]
+    ready_marker: str
+    ready_timeout: float = 30.0
+    _proc: subprocess.Popen[bytes] | None = None
+    _ctx: ProtectContext | None = None
+    _log: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def start(self, ctx: ProtectContext) -> None:
+        self._ctx = ctx
+        self._log = ctx.workdir / "protector.log"
+        with open(self._log, "wb") as out:
+            self._proc = procs.spawn(ctx.victim.argv(list(self.argv_for(ctx))),
+                                     stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise procs.LabError(f"protector {self.name} exited {self._proc.returncode}: "
+                                     f"{self.log_tail()}")
+            if self.ready_marker in self._log.read_text(errors="replace"):
+                log.info("protector ready name=%s pid=%d", self.name, self._proc.pid)
+                return
+            time.sleep(0.02)
+        raise procs.LabError(f"protector {self.name} not ready in {self.ready_timeout}s: "
+                             f"{self.log_tail()}")
+
+    def stop(self) -> None:
+        code = procs.stop(self._proc, grace=10)
+        if code not in (None, 0, -15):
+            self.notes.append(f"{self.name} exited {code}: {self.log_tail(5)}")
+            log.warning("protector exit name=%s code=%s", self.name, code)
+
+    def decisions(self) -> list[dict[str, object]]:
+        return read_journal(self.journal_for(self._ctx)) if self._ctx else []
+
+    def log_tail(self, lines: int = 15) -> str:
+        if self._log is None or not self._log.exists():
+            return ""
+        return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def scanguard_protector(binary: Path = SCANGUARD_BIN) -> CommandProtector:
+    """The real daemon as the lab's protector."""
+    return CommandProtector(
+        name="scanguard",
+        argv_for=lambda ctx: scanguard_argv(ctx, binary),
+        journal_for=lambda ctx: ctx.workdir / "decisions.jsonl",
+        ready_marker="scanguard running",
+    )
+
+
+def reset_victim(victim: Netns) -> None:
+    """Empty every ipset and the conntrack table of the (lab-owned) victim namespace."""
+    with contextlib.suppress(procs.LabError):
+        procs.run(victim.argv(["ipset", "flush"]), timeout=10, check=False)
+        procs.run(victim.argv(["conntrack", "-F"]), timeout=10, check=False)

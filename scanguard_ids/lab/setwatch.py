@@ -1,0 +1,129 @@
+"""When did an address enter (or leave) a kernel ipset? Poll every set over netlink.
+
+ipset sends no netlink events on add/del, so this process lists every set of its
+namespace every ``--interval`` seconds (one netlink dump, microseconds for small sets)
+and prints one JSON line per change::
+
+    {"t": 1795638508.0531, "event": "add", "set": "scanguard4", "ip": "192.0.2.2"}
+
+``t`` is the wall-clock time of the first listing that showed the change, so the true
+time lies in [t - interval, t]. Run inside the victim namespace::
+
+    python -m scanguard_ids.lab.setwatch --interval 0.001 --max-seconds 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from scanguard_ids.lab import procs
+from scanguard_ids.lab.netns import Netns
+
+
+def members(msgs: Iterable[Any]) -> set[tuple[str, str]]:
+    """(set name, address) pairs of an ipset list dump (hash:ip / hash:net sets)."""
+    out: set[tuple[str, str]] = set()
+    for msg in msgs:
+        name = msg.get_attr("IPSET_ATTR_SETNAME")
+        adt = msg.get_attr("IPSET_ATTR_ADT")
+        if not name or not adt:
+            continue
+        for data in adt.get_attrs("IPSET_ATTR_DATA"):
+            ipf = data.get_attr("IPSET_ATTR_IP_FROM")
+            if ipf is None:
+                continue
+            ip = ipf.get_attr("IPSET_ATTR_IPADDR_IPV4") or ipf.get_attr("IPSET_ATTR_IPADDR_IPV6")
+            if ip:
+                cidr = data.get_attr("IPSET_ATTR_CIDR")
+                out.add((name, f"{ip}/{cidr}" if cidr else str(ip)))
+    return out
+
+
+def watch(interval: float, max_seconds: float) -> int:
+    from pyroute2.ipset import IPSet
+
+    stop = False
+
+    def _stop(_s: int, _f: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    known: set[tuple[str, str]] = set()
+    polls = 0
+    deadline = time.monotonic() + max_seconds
+    with IPSet() as ips:
+        sys.stdout.write(json.dumps({"t": time.time(), "event": "ready"}) + "\n")
+        sys.stdout.flush()
+        while not stop and time.monotonic() < deadline:
+            try:
+                now_members = members(list(ips.list()))
+            except Exception as exc:  # noqa: BLE001 - a set destroyed mid-dump; retry
+                sys.stderr.write(f"setwatch: list failed: {exc!r}\n")
+                now_members = known
+            t = time.time()
+            polls += 1
+            for name, ip in sorted(now_members - known):
+                sys.stdout.write(json.dumps({"t": t, "event": "add", "set": name, "ip": ip}) + "\n")
+            for name, ip in sorted(known - now_members):
+                sys.stdout.write(json.dumps({"t": t, "event": "del", "set": name, "ip": ip}) + "\n")
+            if now_members != known:
+                sys.stdout.flush()
+            known = now_members
+            time.sleep(interval)
+    sys.stdout.write(json.dumps({"t": time.time(), "event": "exit", "polls": polls}) + "\n")
+    return 0
+
+
+@contextlib.contextmanager
+def watching(ns: Netns, out: Path, interval: float = 0.002,
+             max_seconds: float = 3600.0) -> Iterator[Path]:
+    """This module as a process in ``ns`` writing its events to ``out`` while in the block."""
+    with open(out, "wb") as fh:
+        argv = [sys.executable, "-m", "scanguard_ids.lab.setwatch",
+                "--interval", str(interval), "--max-seconds", str(max_seconds)]
+        proc = procs.spawn(ns.argv(argv), stdout=fh, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while b'"ready"' not in out.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise procs.LabError(f"setwatch did not start (exit {proc.poll()})")
+            time.sleep(0.02)
+        yield out
+    finally:
+        procs.stop(proc, grace=3)
+
+
+def read_events(path: Path) -> list[dict[str, object]]:
+    """The JSON lines of a setwatch output file (junk lines skipped)."""
+    out: list[dict[str, object]] = []
+    if not path.exists():
+        return out
+    for line in path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            rec = json.loads(line)
+            if isinstance(rec, dict):
+                out.append(rec)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="setwatch")
+    p.add_argument("--interval", type=float, default=0.001)
+    p.add_argument("--max-seconds", type=float, default=3600.0)
+    a = p.parse_args(argv)
+    return watch(max(a.interval, 0.0005), a.max_seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
