@@ -30,9 +30,13 @@ def check_doc_address(addr: str) -> None:
         raise ValueError(f"{addr} is not an RFC 5737/3849 documentation address")
 
 
-def run(argv: Sequence[str], check: bool = True, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str], check: bool = True, timeout: float = 60, **kw: object
+) -> subprocess.CompletedProcess[str]:
     """Run a command (argv list, never a shell string)."""
-    return subprocess.run(list(argv), check=check, text=True, capture_output=True, timeout=timeout, **kw)  # type: ignore[call-overload]
+    return subprocess.run(
+        list(argv), check=check, text=True, capture_output=True, timeout=timeout, **kw
+    )  # type: ignore[call-overload]
 
 
 def ns_argv(ns: str, argv: Sequence[str]) -> list[str]:
@@ -46,7 +50,9 @@ class Netns:
     def argv(self, argv: Sequence[str]) -> list[str]:
         return ns_argv(self.name, argv)
 
-    def run(self, argv: Sequence[str], check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, argv: Sequence[str], check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return run(self.argv(argv), check=check, timeout=timeout)
 
     def popen(self, argv: Sequence[str], **kw: object) -> subprocess.Popen[bytes]:
@@ -86,8 +92,15 @@ def delete_ns(name: str) -> None:
     run(["ip", "netns", "del", name], check=False)
 
 
-def connect(a: Netns, b: Netns, a_addrs: Sequence[str], b_addrs: Sequence[str],
-            a_if: str | None = None, b_if: str | None = None, tx_off: bool = False) -> Link:
+def connect(
+    a: Netns,
+    b: Netns,
+    a_addrs: Sequence[str],
+    b_addrs: Sequence[str],
+    a_if: str | None = None,
+    b_if: str | None = None,
+    tx_off: bool = False,
+) -> Link:
     """Create a veth pair a<->b, address both ends (documentation ranges only)."""
     for addr in (*a_addrs, *b_addrs):
         check_doc_address(addr)
@@ -137,6 +150,12 @@ class Pair:
 def victim_scanner(prefix: str = "sg") -> Iterator[Pair]:
     """victim (192.0.2.1, 2001:db8::1) <-veth-> scanner (192.0.2.2, 2001:db8::2)."""
     with namespaces(f"{prefix}v", f"{prefix}s") as (victim, scanner):
-        link = connect(victim, scanner, ["192.0.2.1/24", "2001:db8::1/64"],
-                       ["192.0.2.2/24", "2001:db8::2/64"], a_if="victim0", b_if="scan0")
+        link = connect(
+            victim,
+            scanner,
+            ["192.0.2.1/24", "2001:db8::1/64"],
+            ["192.0.2.2/24", "2001:db8::2/64"],
+            a_if="victim0",
+            b_if="scan0",
+        )
         yield Pair(victim, scanner, link)

@@ -43,6 +43,7 @@ class ProtectContext:
     eve_file: Path  # Suricata's eve.json (always written)
     eve_socket: Path | None  # unix_stream path Suricata writes to, when transport is socket
     ttl: int = 300
+    policy: str = "paper"  # scanguard's repeat-offender policy: paper | default
 
 
 class Protector(Protocol):
@@ -65,7 +66,7 @@ def scanguard_argv(ctx: ProtectContext, binary: Path = SCANGUARD_BIN) -> list[st
     """``scanguard run`` for the lab: paper thresholds, ipset backend, state in ctx.workdir."""
     argv = [str(binary), "run",
             "--backend", "ipset", "--set-name", SET_NAME,
-            "--count", "3", "--ports", "2", "--ttl", str(ctx.ttl), "--policy", "paper",
+            "--count", "3", "--ports", "2", "--ttl", str(ctx.ttl), "--policy", ctx.policy,
             "--socket", str(ctx.workdir / "control.sock"),
             "--journal", str(ctx.workdir / "decisions.jsonl"),
             "--state", str(ctx.workdir / "offenders.json"),

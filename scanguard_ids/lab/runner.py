@@ -28,7 +28,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +76,8 @@ class LabOptions:
     rules: Path | None = None  # default: rules/scanguard.rules (fallback if missing)
     protector: protect.Protector | None = None  # default: the real `scanguard run`
     ttl: int = 300
+    policy: str = "paper"  # scanguard run --policy
+    on_protect: Callable[[Path], None] | None = None  # told each protected run's control socket
     sensor_probes: int = 50  # paced probes to measure Suricata's alert latency (>= 1)
     latency_trials: int = 0  # extra reaction-latency trials, one fresh address each
     setwatch_interval: float = 0.002
@@ -210,7 +212,7 @@ def _protected_session(lab: _Lab, run_dir: Path) -> Iterator[tuple[Path, Path, p
     opts, topo = lab.opts, lab.topo
     protector = opts.protector or protect.scanguard_protector()
     ctx = protect.ProtectContext(topo.victim, run_dir, lab.sensor.eve_path, lab.eve_socket,
-                                 opts.ttl)
+                                 opts.ttl, opts.policy)
     protect.reset_victim(topo.victim)
     pcap, watch = run_dir / "capture.pcap", run_dir / "setwatch.jsonl"
     with capture.capture(topo.victim, topo.victim_if, [topo.victim4, topo.victim6], pcap), \
@@ -218,6 +220,8 @@ def _protected_session(lab: _Lab, run_dir: Path) -> Iterator[tuple[Path, Path, p
         reconnects = sensor.reconnects(lab.sensor)
         try:
             protector.start(ctx)
+            if opts.on_protect is not None:
+                opts.on_protect(run_dir / "control.sock")
             if lab.eve_socket is not None:
                 _prime_socket(lab, reconnects)
             yield pcap, watch, protector
@@ -304,6 +308,7 @@ def run_lab(opts: LabOptions, clock: Clock | None = None) -> LabResult:
                       "port_order": opts.port_order, "delay_ms": opts.delay_ms,
                       "timing": list(opts.timing), "eve_transport": opts.eve_transport,
                       "open_tcp": opts.open_tcp, "open_udp": opts.open_udp, "ttl": opts.ttl,
+                      "policy": opts.policy,
                       "outdir": str(outdir)}
     open_ports = {"tcp": ports.top_ports("tcp", opts.open_tcp),
                   "udp": ports.top_ports("udp", opts.open_udp)}
