@@ -17,6 +17,8 @@ SID_LAST = 9_400_099
 #: extended signatures above it are for the SIEM and are never acted on unless listed in eve.sids.
 SID_CORE_LAST = 9_400_049
 
+BACKENDS = ("auto", "ipset", "nftables", "dry-run", "sdn-faucet", "sdn-openflow")
+
 DEFAULT_ALLOWLIST: tuple[str, ...] = (
     "127.0.0.0/8",
     "::1/128",
@@ -72,6 +74,47 @@ class BlockConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SdnConfig:
+    """Settings of the switch-level backends sdn-faucet and sdn-openflow (docs/sdn.md)."""
+
+    faucet_acl_file: str = "/etc/faucet/scanguard-acl.yaml"  # included from faucet.yaml
+    faucet_acl_name: str = "scanguard"
+    faucet_pid_file: str = ""  # SIGHUP this PID to reload; else faucet_reload_command
+    faucet_reload_command: tuple[str, ...] = ("systemctl", "reload", "faucet")  # [] = stat reload
+    faucet_max_blocks: int = 250  # Faucet rebuilds the whole ACL per change: keep it small
+    faucet_batch_ms: int = 150  # coalesce blocks this long into one reload
+    faucet_min_reload_interval: float = 0.5
+    faucet_terminal_allow: bool = True  # end the ACL with an allow-all rule
+    openflow_target: str = "unix:/var/run/openvswitch/br0.mgmt"
+    openflow_transport: str = "native"  # native OpenFlow 1.3 client | ofctl
+    openflow_table: int = 0
+    openflow_priority: int = 40_000
+    openflow_max_blocks: int = 0  # 0 = block.max_set_size
+
+    def backend_kwargs(self, backend: str) -> dict[str, Any]:
+        if backend == "sdn-faucet":
+            return {
+                "acl_file": self.faucet_acl_file,
+                "acl_name": self.faucet_acl_name,
+                "faucet_pid_file": self.faucet_pid_file or None,
+                "reload_command": self.faucet_reload_command or None,
+                "max_blocks": self.faucet_max_blocks,
+                "batch_window": self.faucet_batch_ms / 1000,
+                "min_reload_interval": self.faucet_min_reload_interval,
+                "terminal_allow": self.faucet_terminal_allow,
+            }
+        if backend == "sdn-openflow":
+            return {
+                "target": self.openflow_target,
+                "transport": self.openflow_transport,
+                "table": self.openflow_table,
+                "priority": self.openflow_priority,
+                "max_blocks": self.openflow_max_blocks or None,
+            }
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
 class ControlConfig:
     socket: str = "/run/scanguard/control.sock"
     mode: int = 0o600
@@ -90,6 +133,7 @@ class Config:
     block: BlockConfig = field(default_factory=BlockConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    sdn: SdnConfig = field(default_factory=SdnConfig)
 
     def replace(self, section: str, **changes: Any) -> Config:
         """A copy with some keys of one section changed (CLI overrides), validated."""
@@ -104,6 +148,7 @@ _SECTIONS: dict[str, Any] = {
     "block": BlockConfig,
     "control": ControlConfig,
     "journal": JournalConfig,
+    "sdn": SdnConfig,
 }
 
 
@@ -231,9 +276,9 @@ def validate(cfg: Config) -> None:
         if sid <= 0:
             raise ConfigError(f"eve.sids[{i}]", f"must be > 0, got {sid}")
     b = cfg.block
-    if b.backend not in ("auto", "ipset", "nftables", "dry-run"):
+    if b.backend not in BACKENDS:
         raise ConfigError(
-            "block.backend", f"must be auto, ipset, nftables or dry-run, got {b.backend!r}"
+            "block.backend", f"must be one of {', '.join(BACKENDS)}, got {b.backend!r}"
         )
     if (
         not b.set_name
@@ -243,6 +288,19 @@ def validate(cfg: Config) -> None:
         raise ConfigError("block.set_name", "1-28 characters of letters, digits, '-' and '_'")
     _positive("block.max_blocks_per_second", b.max_blocks_per_second)
     _positive("block.max_set_size", b.max_set_size)
+    n = cfg.sdn
+    if n.openflow_transport not in ("native", "ofctl"):
+        raise ConfigError(
+            "sdn.openflow_transport", f"must be native or ofctl, got {n.openflow_transport!r}"
+        )
+    for key in ("faucet_max_blocks", "faucet_batch_ms"):
+        _positive(f"sdn.{key}", getattr(n, key))
+    if not 0 <= n.openflow_table <= 254:
+        raise ConfigError("sdn.openflow_table", "must be 0..254")
+    if not 0 <= n.openflow_priority <= 65535:
+        raise ConfigError("sdn.openflow_priority", "must be 0..65535")
+    if n.openflow_max_blocks < 0:
+        raise ConfigError("sdn.openflow_max_blocks", "must be >= 0")
     if not 0 <= cfg.control.mode <= 0o777:
         raise ConfigError("control.mode", "must be a file mode like 0o600")
 

@@ -64,7 +64,8 @@ class Daemon:
             raise ConfigError(
                 "--eve", "give at least one EVE file (--eve) or socket (--eve-socket)"
             )
-        self.backend = registry.create(cfg.block.backend, cfg.block, self.clock)
+        self.backend = registry.create(cfg.block.backend, cfg.block, self.clock,
+                                       **cfg.sdn.backend_kwargs(cfg.block.backend))
         self.backend.start()
         log.info(
             "backend ready name=%s detail=%r", self.backend.info.name, self.backend.info.detail

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(nmap ipset iptables nftables iproute2 tcpdump conntrack ethtool tmux fail2ban jq)
+PKGS=(nmap ipset iptables nftables iproute2 tcpdump conntrack ethtool tmux fail2ban jq openvswitch-switch)
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 suricata_major() {
@@ -52,6 +52,7 @@ SRC
     # The packaged service would sniff the host's own interfaces; we run Suricata ourselves.
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         systemctl disable --now suricata >/dev/null 2>&1 || true
+        systemctl disable --now openvswitch-switch >/dev/null 2>&1 || true
     fi
     [ "$(suricata_major)" -ge 7 ] || { log "Suricata 7 is required, got: $(suricata -V 2>&1 | head -n1)"; exit 1; }
 }
@@ -64,7 +65,7 @@ install_venv() {
     fi
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         log "installing scanguard-ids into .venv"
-        .venv/bin/pip install -q -e '.[test,lab]' 2>&1 | grep -v 'is ignored: it is neither' >&2 || true
+        .venv/bin/pip install -q -e '.[test,lab,sdn]' 2>&1 | grep -v 'is ignored: it is neither' >&2 || true
         .venv/bin/python -c 'import scanguard_ids, orjson, rich, pyroute2, watchdog, pytest' ||
             { log "venv install failed"; exit 1; }
         touch "$stamp"

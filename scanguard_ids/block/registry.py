@@ -21,7 +21,7 @@ from scanguard_ids.errors import BackendError
 
 log = logging.getLogger(__name__)
 
-NAMES = ("auto", "ipset", "nftables", "dry-run")
+NAMES = ("auto", "ipset", "nftables", "dry-run", "sdn-faucet", "sdn-openflow")
 
 
 def _factory(name: str) -> Callable[..., Any]:
@@ -29,6 +29,8 @@ def _factory(name: str) -> Callable[..., Any]:
         "ipset": ("scanguard_ids.block.ipset", "IpsetBackend"),
         "nftables": ("scanguard_ids.block.nftables", "NftablesBackend"),
         "dry-run": ("scanguard_ids.block.dryrun", "DryRunBackend"),
+        "sdn-faucet": ("scanguard_ids.block.sdn.faucet", "FaucetBackend"),
+        "sdn-openflow": ("scanguard_ids.block.sdn.openflow", "OpenFlowBackend"),
     }[name]
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
 

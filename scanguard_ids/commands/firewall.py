@@ -6,6 +6,7 @@ import argparse
 
 from scanguard_ids.clock import SystemClock
 from scanguard_ids.commands.common import add_config, load_config
+from scanguard_ids.config import BACKENDS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -14,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("action", choices=("install", "remove", "show"))
     add_config(p)
-    p.add_argument("--backend", choices=("auto", "ipset", "nftables", "dry-run"))
+    p.add_argument("--backend", choices=BACKENDS)
     p.add_argument("--set-name", help="ipset set / nftables table name (default scanguard)")
     p.set_defaults(func=run)
 
@@ -30,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
         changes["set_name"] = args.set_name
     if changes:
         cfg = cfg.replace("block", **changes)
-    backend = registry.create(cfg.block.backend, cfg.block, SystemClock())
+    backend = registry.create(cfg.block.backend, cfg.block, SystemClock(),
+                              **cfg.sdn.backend_kwargs(cfg.block.backend))
     if args.action == "install":
         backend.start()
         print(f"installed: {backend.info.detail}")

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from scanguard_ids.commands.common import add_config, add_thresholds, load_config
+from scanguard_ids.config import BACKENDS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="Suricata eve-log filetype of --eve-socket (default unix_dgram)",
     )
     p.add_argument("--from-start", action="store_true", help="read EVE files from their start")
-    p.add_argument("--backend", choices=("auto", "ipset", "nftables", "dry-run"))
+    p.add_argument("--backend", choices=BACKENDS)
     p.add_argument("--set-name", help="ipset set / nftables table name (default scanguard)")
     p.add_argument("--socket", dest="control_socket", metavar="PATH", help="control socket path")
     p.add_argument("--journal", metavar="PATH", help="decision journal (JSON lines)")
