@@ -43,8 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--udp", action="store_true", help="UDP scans only")
     p.add_argument("--policy", choices=("paper", "default"), default="default",
                    help="scanguard's policy while protecting (default: default)")
-    p.add_argument("--backend", choices=("ipset",), default="ipset",
-                   help="enforcement backend of the protected runs")
+    p.add_argument("--backend", choices=("ipset", "sdn-faucet", "sdn-openflow"), default="ipset",
+                   help="where the protected runs block: the victim's ipset (Table I), or an "
+                        "OVS switch at the victim's edge under Faucet / standalone (Table II)")
     p.add_argument("--delay", type=float, default=10.0, metavar="MS",
                    help="one-way delay of the scanner's path in ms (default 10; 0 = direct veth)")
     p.add_argument("--transport", choices=("socket", "file"), default="socket",
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().handlers[:] = [logging.FileHandler(log_path)]
     opts = LabOptions(sizes=args.ports, protos=protos, unprotected=not args.no_unprotected,
                       delay_ms=args.delay, eve_transport=args.transport, policy=args.policy,
+                      backend=args.backend,
                       latency_trials=args.latency_trials, outdir=outdir,
                       on_protect=monitor.attach if monitor else None)
     try:

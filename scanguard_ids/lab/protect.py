@@ -9,6 +9,11 @@ address per scan: the scanner stays 192.0.2.2 in every run, as in the paper).
 The real protector is ``scanguard run`` (:func:`scanguard_argv` builds its command
 line - the one place to adjust when the CLI changes). Tests can plug in any
 command with the same contract via :class:`CommandProtector`.
+
+With an sdn-* backend the blocks live in the lab's switch: the daemon (still in the
+victim namespace, where Suricata is) gets the switch's coordinates through a
+generated TOML file (``[sdn]`` keys have no CLI flags; :func:`sdn_config`), and
+:func:`reset_switch` empties the switch between scans.
 """
 
 from __future__ import annotations
@@ -19,19 +24,26 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scanguard_ids.lab import procs
 from scanguard_ids.lab.netns import Netns
 from scanguard_ids.timefmt import parse_eve_ts
 
+if TYPE_CHECKING:
+    from scanguard_ids.block.sdn.labnet import SdnSwitch
+
 log = logging.getLogger(__name__)
 
 SCANGUARD_BIN = Path(sys.executable).with_name("scanguard")
 SET_NAME = "sglab"
+BACKENDS = ("ipset", "sdn-faucet", "sdn-openflow")
+#: SdnSwitch.backend_kwargs() keys -> the [sdn] config keys that carry them.
+SDN_KEYS = {"acl_file": "faucet_acl_file", "acl_name": "faucet_acl_name",
+            "faucet_pid_file": "faucet_pid_file", "target": "openflow_target"}
 
 
 @dataclass(slots=True)
@@ -44,6 +56,13 @@ class ProtectContext:
     eve_socket: Path | None  # unix_stream path Suricata writes to, when transport is socket
     ttl: int = 300
     policy: str = "paper"  # scanguard's repeat-offender policy: paper | default
+    backend: str = "ipset"  # one of BACKENDS
+    set_name: str = SET_NAME
+    sdn: dict[str, Any] = field(default_factory=dict)  # SdnSwitch.backend_kwargs()
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "scanguard.toml"
 
 
 class Protector(Protocol):
@@ -62,10 +81,35 @@ class Protector(Protocol):
         ...
 
 
+def _toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a TOML basic string
+
+
+def sdn_config(backend: str, switch_kwargs: Mapping[str, Any]) -> str:
+    """The TOML config that points ``scanguard run --backend <sdn-*>`` at the lab's switch."""
+    if not backend.startswith("sdn-"):
+        raise procs.LabError(f"sdn_config: {backend!r} is not an sdn backend")
+    lines = ["# written by scanguard lab: the lab switch's coordinates", "[block]",
+             f"backend = {_toml_str(backend)}", "", "[sdn]"]
+    for key, value in sorted(switch_kwargs.items()):
+        if key not in SDN_KEYS:
+            raise procs.LabError(f"sdn_config: no [sdn] key for switch setting {key!r}")
+        lines.append(f"{SDN_KEYS[key]} = {_toml_str(str(value))}")
+    if backend == "sdn-openflow":
+        lines.append('openflow_transport = "native"')
+    return "\n".join(lines) + "\n"
+
+
 def scanguard_argv(ctx: ProtectContext, binary: Path = SCANGUARD_BIN) -> list[str]:
-    """``scanguard run`` for the lab: paper thresholds, ipset backend, state in ctx.workdir."""
+    """``scanguard run`` for the lab: paper thresholds, ctx's backend, state in ctx.workdir.
+
+    For an sdn-* backend ``--config ctx.config_path`` is added: write it first
+    (:func:`sdn_config`; :func:`scanguard_protector` does).
+    """
+    if ctx.backend not in BACKENDS:
+        raise procs.LabError(f"backend {ctx.backend!r}: one of {', '.join(BACKENDS)}")
     argv = [str(binary), "run",
-            "--backend", "ipset", "--set-name", SET_NAME,
+            "--backend", ctx.backend, "--set-name", ctx.set_name,
             "--count", "3", "--ports", "2", "--ttl", str(ctx.ttl), "--policy", ctx.policy,
             "--socket", str(ctx.workdir / "control.sock"),
             "--journal", str(ctx.workdir / "decisions.jsonl"),
@@ -75,7 +119,15 @@ def scanguard_argv(ctx: ProtectContext, binary: Path = SCANGUARD_BIN) -> list[st
         argv += ["--eve-socket", str(ctx.eve_socket), "--eve-socket-type", "unix_stream"]
     else:
         argv += ["--eve", str(ctx.eve_file)]
+    if ctx.backend.startswith("sdn-"):
+        argv += ["--config", str(ctx.config_path)]
     return argv
+
+
+def _scanguard_command(ctx: ProtectContext, binary: Path) -> list[str]:
+    if ctx.backend.startswith("sdn-"):
+        ctx.config_path.write_text(sdn_config(ctx.backend, ctx.sdn))
+    return scanguard_argv(ctx, binary)
 
 
 def read_journal(path: Path) -> list[dict[str, object]]:
@@ -156,7 +208,7 @@ def scanguard_protector(binary: Path = SCANGUARD_BIN) -> CommandProtector:
     """The real daemon as the lab's protector."""
     return CommandProtector(
         name="scanguard",
-        argv_for=lambda ctx: scanguard_argv(ctx, binary),
+        argv_for=lambda ctx: _scanguard_command(ctx, binary),
         journal_for=lambda ctx: ctx.workdir / "decisions.jsonl",
         ready_marker="scanguard running",
     )
@@ -167,3 +219,39 @@ def reset_victim(victim: Netns) -> None:
     with contextlib.suppress(procs.LabError):
         procs.run(victim.argv(["ipset", "flush"]), timeout=10, check=False)
         procs.run(victim.argv(["conntrack", "-F"]), timeout=10, check=False)
+
+
+def reset_switch(switch: SdnSwitch, timeout: float = 15.0) -> float:
+    """Remove every scanguard block from the lab's switch; wait until no drop flow is left.
+
+    Faucet: an empty ACL file + a reload (the daemon leaves its blocks in the file on
+    exit, and the next daemon would adopt them); standalone OVS: delete the flows
+    with scanguard's cookie. Returns the seconds it took; LabError if drop flows for
+    some source address are still there after ``timeout``.
+    """
+    from scanguard_ids.block.sdn.faucet import FaucetBackend
+    from scanguard_ids.block.sdn.openflow import OpenFlowBackend
+    from scanguard_ids.errors import BackendError
+    from scanguard_ids.lab import flowwatch
+
+    kw = switch.backend_kwargs()
+    start = time.monotonic()
+    deadline = start + timeout
+    left: set[str] = set()
+    for _attempt in (1, 2):  # a reload Faucet had not finished may swallow one SIGHUP
+        try:
+            if switch.backend() == "sdn-faucet":
+                FaucetBackend(**kw, background=False).remove()
+            else:
+                OpenFlowBackend(**kw).remove()
+        except BackendError as exc:
+            raise procs.LabError(f"clearing the switch's blocks: {exc}") from None
+        until = min(deadline, time.monotonic() + timeout / 2)
+        while time.monotonic() < until:
+            left = flowwatch.dropped_now(switch.bridge.target)
+            if not left:
+                took = time.monotonic() - start
+                log.info("switch reset backend=%s seconds=%.2f", switch.backend(), took)
+                return took
+            time.sleep(0.05)
+    raise procs.LabError(f"switch still drops {sorted(left)} {timeout:g}s after the reset")

@@ -1,4 +1,7 @@
-"""Lab results: the data (LabResult), Table I beside the paper's, JSON, and Figures 1-3.
+"""Lab results: the data (LabResult), Table I or II beside the paper's, JSON, Figures 1-3.
+
+Table I is the paper's host utility (our ipset backend); Table II its SDN module (our
+sdn-faucet / sdn-openflow backends): :func:`paper_ref` picks by the run's backend.
 
 Everything here is a pure function of a LabResult except the two writers.
 """
@@ -20,7 +23,43 @@ PAPER_TABLE_I: dict[tuple[bool, str], dict[str, int]] = {
     (True, "udp"): {"open": 0, "closed": 1_333, "filtered": 64_203},
     (True, "tcp"): {"open": 14, "closed": 1_262, "filtered": 64_260},
 }
+#: Table II of the paper (SDN module), 65 536 ports per protocol; the no-protection row
+#: is the same measurement as Table I's.
+PAPER_TABLE_II: dict[tuple[bool, str], dict[str, int]] = {
+    (False, "udp"): PAPER_TABLE_I[(False, "udp")],
+    (False, "tcp"): PAPER_TABLE_I[(False, "tcp")],
+    (True, "udp"): {"open": 0, "closed": 357, "filtered": 65_171},
+    (True, "tcp"): {"open": 15, "closed": 1_262, "filtered": 64_260},
+}
 COLUMNS = ("open", "closed", "filtered")
+
+
+@dataclass(frozen=True, slots=True)
+class PaperRef:
+    """The paper's table a lab run is compared with."""
+
+    number: str  # "I" | "II"
+    label: str  # its protected row
+    table: dict[tuple[bool, str], dict[str, int]]
+    accuracy: str  # the paper's shares of correctly determined ports
+    short: str  # the protection's name in figure legends
+
+
+PAPER_I = PaperRef("I", "Security utility activated (paper)", PAPER_TABLE_I,
+                   "Linux utility: open TCP 14%, closed TCP 1.9%, closed UDP 2%",
+                   "Linux utility (paper)")
+PAPER_II = PaperRef("II", "SDN module activated (paper)", PAPER_TABLE_II,
+                    "SDN module: open TCP 15%, closed TCP 1.9%, closed UDP 0.5%",
+                    "SDN module (paper)")
+
+
+def paper_ref(result: LabResult) -> PaperRef:
+    return PAPER_II if result.backend.startswith("sdn-") else PAPER_I
+
+
+def _enforced_in(result: LabResult) -> str:
+    """Where a block takes effect, for the latency lines."""
+    return "drop flow in the switch" if result.backend.startswith("sdn-") else "kernel block"
 
 
 @dataclass(slots=True)
@@ -69,6 +108,8 @@ class LabResult:
     block_count: int = 0
     leaks_after_block: int = 0  # open ports answered while the scanner was blocked
     protector: str = ""
+    backend: str = "ipset"  # where the protector blocked: ipset | sdn-faucet | sdn-openflow
+    switch: dict[str, Any] = field(default_factory=dict)  # sdn runs: the switch and its watch
     notes: list[str] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0
@@ -83,7 +124,7 @@ class LabResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "options": self.options, "delay": self.delay, "sensor": self.sensor,
-            "protector": self.protector,
+            "protector": self.protector, "backend": self.backend, "switch": self.switch,
             "runs": [r.to_dict() for r in self.runs],
             "reaction_latency": {"from_first_response": self.reaction_first.to_dict(),
                                  "from_trigger_response": self.reaction_trigger.to_dict()},
@@ -100,14 +141,18 @@ def _cell(counts: dict[str, int] | None) -> list[str]:
 
 
 def table_i(result: LabResult) -> str:
-    """Table I: the lab's largest runs beside the paper's Linux utility, as text."""
+    """Table I (ipset) or II (sdn-*): the lab's largest runs beside the paper's, as text."""
+    ref = paper_ref(result)
     n_udp = (result.run(False, "udp") or result.run(True, "udp"))
     n_tcp = (result.run(False, "tcp") or result.run(True, "tcp"))
-    head = (f"TABLE I - nmap against the victim (UDP: {n_udp.n_ports if n_udp else '-'} ports, "
-            f"TCP: {n_tcp.n_ports if n_tcp else '-'} ports; paper: 65 536 each)")
+    head = (f"TABLE {ref.number} - nmap against the victim (UDP: "
+            f"{n_udp.n_ports if n_udp else '-'} ports, TCP: {n_tcp.n_ports if n_tcp else '-'} "
+            f"ports; paper: 65 536 each)")
+    name = result.protector or "protection"
+    if result.backend != "ipset":
+        name = f"{name} {result.backend}"
     rows = [("No protection (lab)", False, False), ("No security utility (paper)", False, True),
-            (f"{result.protector or 'protection'} (lab)", True, False),
-            ("Security utility activated (paper)", True, True)]
+            (f"{name} (lab)", True, False), (ref.label, True, True)]
     w = 36
     lines = [head,
              f"{'Test mode':<{w}}{'UDP':^27}{'TCP':^27}",
@@ -116,7 +161,7 @@ def table_i(result: LabResult) -> str:
         cells: list[str] = []
         for proto in ("udp", "tcp"):
             if paper:
-                cells += _cell(PAPER_TABLE_I[(prot, proto)])
+                cells += _cell(ref.table[(prot, proto)])
             else:
                 run = result.run(prot, proto)
                 cells += _cell(run.counts if run else None)
@@ -132,8 +177,7 @@ def _pct(num: int, den: int) -> str:
 
 def accuracy_lines(result: LabResult) -> str:
     """Share of ports whose true state nmap determined, with protection (paper: <15%, <2%)."""
-    out = ["Correctly determined with protection (paper, Linux utility: open TCP 14%, "
-           "closed TCP 1.9%, closed UDP 2%):"]
+    out = [f"Correctly determined with protection (paper, {paper_ref(result).accuracy}):"]
     for proto in ("tcp", "udp"):
         run = result.run(True, proto)
         if run is None:
@@ -172,12 +216,18 @@ def summary(result: LabResult) -> str:
                      f"open/closed/filtered {r.counts['open']}/{r.counts['closed']}/"
                      f"{r.counts['filtered']}{extra}")
     rf, rt = result.reaction_first, result.reaction_trigger
+    where = _enforced_in(result)
+    if result.switch:
+        lines.append(f"Switch: {result.switch.get('backend')} (controller "
+                     f"{result.switch.get('controller')}) at the victim's edge; block time = "
+                     f"first flow-table poll with the drop flow (every "
+                     f"{result.switch.get('poll_interval_ms', 0):g} ms)")
     if rf.n:
-        lines.append(f"Reaction latency, first offending response on the wire -> kernel block "
+        lines.append(f"Reaction latency, first offending response on the wire -> {where} "
                      f"(nmap scans): p50 {_fmt_ms(rf.p50_ms)}, p99 {_fmt_ms(rf.p99_ms)} "
                      f"(n={rf.n})")
     if rt.n:
-        lines.append(f"Reaction latency, threshold-meeting response -> kernel block (scans + "
+        lines.append(f"Reaction latency, threshold-meeting response -> {where} (scans + "
                      f"{len(result.latency_trials)} trials): p50 {_fmt_ms(rt.p50_ms)}, "
                      f"p99 {_fmt_ms(rt.p99_ms)}, max {_fmt_ms(rt.max_ms)} (n={rt.n})")
     if any(r.protection for r in result.runs):
@@ -254,10 +304,13 @@ def plot(result: LabResult, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     series = figure_series(result)
+    ref = paper_ref(result)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for ax, (key, title, (proto, col)) in zip(axes, _FIGS, strict=True):
-        for prot, style, label in ((False, "o--", "no protection"),
-                                   (True, "s-", result.protector or "protection")):
+        protected = result.protector or "protection"
+        if result.backend != "ipset":
+            protected = f"{protected} {result.backend}"
+        for prot, style, label in ((False, "o--", "no protection"), (True, "s-", protected)):
             pts = series[key][prot]
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=f"{label} (lab)")
@@ -265,8 +318,8 @@ def plot(result: LabResult, path: Path) -> Path:
                     ax.annotate(str(y), (x, y), textcoords="offset points", xytext=(4, 4),
                                 fontsize=7)
         for prot, marker, label in ((False, "x", "no protection (paper)"),
-                                    (True, "*", "Linux utility (paper)")):
-            ax.plot([65_536], [PAPER_TABLE_I[(prot, proto)][col]], marker, markersize=10,
+                                    (True, "*", ref.short)):
+            ax.plot([65_536], [ref.table[(prot, proto)][col]], marker, markersize=10,
                     label=label)
         ax.set_xscale("log")
         ax.set_xlim(50, 150_000)

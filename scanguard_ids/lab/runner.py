@@ -19,6 +19,13 @@ Use::
 Measured here (2 cores, 10 ms each way, socket transport): unprotected 65 536-port
 scans take ~7.5 s (TCP and UDP), protected ones ~131 s (3 probes per silent port at the
 1000/s floor); the whole PAPER_SIZES sweep with 20 latency trials ~6.5 min.
+
+``backend`` "sdn-faucet" / "sdn-openflow" (the paper's Table II, its SDN module): the
+topology gets an OVS switch at the victim's edge (under Faucet, or standalone), the
+daemon blocks there, and the block times come from polling the switch's flow table
+(:mod:`flowwatch`) instead of the victim's ipsets (:mod:`setwatch`); between scans the
+switch is emptied (protect.reset_switch). Namespaces are then named
+``<prefix>f...``/``<prefix>o...`` so that such a run is told apart from an ipset one.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from scanguard_ids.clock import Clock, SystemClock
 from scanguard_ids.lab import (
     analysis,
     capture,
+    flowwatch,
     listeners,
     ports,
     probe,
@@ -53,10 +61,13 @@ from scanguard_ids.lab.topology import Topology, build, ping
 log = logging.getLogger(__name__)
 
 PAPER_SIZES = (100, 1_000, 10_000, 65_536)
+#: backend -> the lab switch's controller (None: no switch) and the namespace prefix suffix.
+SWITCH = {"ipset": (None, ""), "sdn-faucet": ("faucet", "f"), "sdn-openflow": ("none", "o")}
 PRIMER4 = "192.0.2.8"
 BENCH4 = "192.0.2.9"
 TRIAL_BASE = 10  # 192.0.2.10 ...
 MAX_TRIALS = 100
+BLOCK_WAIT_S = 10.0  # sdn: how long a decided block may take to reach the switch
 
 
 @dataclass(slots=True)
@@ -72,6 +83,8 @@ class LabOptions:
     timing: tuple[str, ...] = scan.DEFAULT_TIMING
     scan_timeout: float = 1_800.0
     eve_transport: str = "file"  # how the protector reads EVE: file | socket
+    backend: str = "ipset"  # where scanguard blocks: ipset | sdn-faucet | sdn-openflow
+    set_name: str = protect.SET_NAME  # ipset set name of the protected runs
     tuning: sensor.Tuning = field(default_factory=sensor.Tuning)
     rules: Path | None = None  # default: rules/scanguard.rules (fallback if missing)
     protector: protect.Protector | None = None  # default: the real `scanguard run`
@@ -80,7 +93,7 @@ class LabOptions:
     on_protect: Callable[[Path], None] | None = None  # told each protected run's control socket
     sensor_probes: int = 50  # paced probes to measure Suricata's alert latency (>= 1)
     latency_trials: int = 0  # extra reaction-latency trials, one fresh address each
-    setwatch_interval: float = 0.002
+    setwatch_interval: float = 0.002  # poll interval of the block watcher (ipset or switch)
     settle: float = 1.0  # seconds of quiet before each scan
     outdir: Path | None = None  # artifacts; default: a new temp dir
     keep_pcaps: bool = False
@@ -200,10 +213,26 @@ def _nmap(lab: _Lab, proto: str, scanned: list[int]) -> scan.ScanResult:
 
 def _unprotected(lab: _Lab, proto: str, n: int) -> None:
     scanned = scan_ports(lab.ranked[proto], n)
-    protect.reset_victim(lab.topo.victim)
+    _reset(lab)
     time.sleep(lab.opts.settle)
     res = _nmap(lab, proto, scanned)
     lab.result.runs.append(_run_result(lab, res, False, scanned))
+
+
+def _reset(lab: _Lab) -> None:
+    """No block and no connection state left from an earlier scan (victim and switch)."""
+    protect.reset_victim(lab.topo.victim)
+    if lab.topo.switch is not None:
+        protect.reset_switch(lab.topo.switch)
+
+
+def _block_watch(lab: _Lab, out: Path) -> contextlib.AbstractContextManager[Path]:
+    """Who timestamps the blocks: the victim's ipsets, or the switch's drop flows."""
+    opts, topo = lab.opts, lab.topo
+    if topo.switch is not None and topo.switch_ns is not None:
+        return flowwatch.watching(topo.switch_ns, topo.switch.bridge.target, out,
+                                  opts.setwatch_interval, opts.max_seconds)
+    return setwatch.watching(topo.victim, out, opts.setwatch_interval, opts.max_seconds)
 
 
 @contextlib.contextmanager
@@ -211,12 +240,15 @@ def _protected_session(lab: _Lab, run_dir: Path) -> Iterator[tuple[Path, Path, p
     """Capture + set watch + a freshly started protector; reset the victim afterwards."""
     opts, topo = lab.opts, lab.topo
     protector = opts.protector or protect.scanguard_protector()
-    ctx = protect.ProtectContext(topo.victim, run_dir, lab.sensor.eve_path, lab.eve_socket,
-                                 opts.ttl, opts.policy)
-    protect.reset_victim(topo.victim)
-    pcap, watch = run_dir / "capture.pcap", run_dir / "setwatch.jsonl"
+    ctx = protect.ProtectContext(
+        topo.victim, run_dir, lab.sensor.eve_path, lab.eve_socket, opts.ttl, opts.policy,
+        backend=opts.backend, set_name=opts.set_name,
+        sdn=topo.switch.backend_kwargs() if topo.switch is not None else {})
+    _reset(lab)
+    pcap = run_dir / "capture.pcap"
+    watch = run_dir / ("flowwatch.jsonl" if topo.switch is not None else "setwatch.jsonl")
     with capture.capture(topo.victim, topo.victim_if, [topo.victim4, topo.victim6], pcap), \
-            setwatch.watching(topo.victim, watch, opts.setwatch_interval, opts.max_seconds):
+            _block_watch(lab, watch):
         reconnects = sensor.reconnects(lab.sensor)
         try:
             protector.start(ctx)
@@ -226,13 +258,28 @@ def _protected_session(lab: _Lab, run_dir: Path) -> Iterator[tuple[Path, Path, p
                 _prime_socket(lab, reconnects)
             yield pcap, watch, protector
             time.sleep(0.5)  # late EVE lines and blocks land in the capture / watch
+            _await_blocks(watch, protector, BLOCK_WAIT_S if topo.switch is not None else 0.0)
         finally:
             protector.stop()
             notes = getattr(protector, "notes", None)
             if isinstance(notes, list):
                 lab.result.notes.extend(notes)
                 notes.clear()
-            protect.reset_victim(topo.victim)
+            _reset(lab)
+
+
+def _await_blocks(watch: Path, protector: protect.Protector, limit: float) -> None:
+    """Wait (at most ``limit`` s) until every address the protector decided to block
+    shows up in the block watch: a Faucet reload takes ~0.5 s or more, so a decision
+    taken at the end of a session would otherwise be cut off by the protector's stop."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        decided = {str(d.get("ip")) for d in protector.decisions()}
+        seen = {str(e.get("ip", "")).split("/", 1)[0] for e in setwatch.read_events(watch)
+                if e.get("event") == "add"}
+        if decided <= seen:
+            return
+        time.sleep(0.1)
 
 
 Analysis = tuple[analysis.Reaction, analysis.LeakReport, int]
@@ -301,6 +348,9 @@ def run_lab(opts: LabOptions, clock: Clock | None = None) -> LabResult:
     clock = clock or SystemClock()
     if opts.eve_transport not in ("file", "socket"):
         raise procs.LabError(f"eve_transport must be file or socket, got {opts.eve_transport!r}")
+    if opts.backend not in SWITCH:
+        raise procs.LabError(f"backend must be one of {', '.join(SWITCH)}, got {opts.backend!r}")
+    controller, suffix = SWITCH[opts.backend]
     outdir = opts.outdir or Path(tempfile.mkdtemp(prefix="scanguard-lab-"))
     outdir.mkdir(parents=True, exist_ok=True)
     result = LabResult(started=clock.now())
@@ -308,8 +358,9 @@ def run_lab(opts: LabOptions, clock: Clock | None = None) -> LabResult:
                       "port_order": opts.port_order, "delay_ms": opts.delay_ms,
                       "timing": list(opts.timing), "eve_transport": opts.eve_transport,
                       "open_tcp": opts.open_tcp, "open_udp": opts.open_udp, "ttl": opts.ttl,
-                      "policy": opts.policy,
+                      "policy": opts.policy, "backend": opts.backend,
                       "outdir": str(outdir)}
+    result.backend = opts.backend
     open_ports = {"tcp": ports.top_ports("tcp", opts.open_tcp),
                   "udp": ports.top_ports("udp", opts.open_udp)}
     ranked = {proto: full_ranking(proto, opts.port_order) for proto in ("tcp", "udp")}
@@ -318,7 +369,8 @@ def run_lab(opts: LabOptions, clock: Clock | None = None) -> LabResult:
     eve_socket = sock_dir / "eve.sock" if opts.eve_transport == "socket" else None
     try:
         with procs.signals_raise(), \
-                build(opts.delay_ms, opts.prefix, opts.max_seconds) as topo, \
+                build(opts.delay_ms, opts.prefix + suffix, opts.max_seconds, controller,
+                      sock_dir / "sdn") as topo, \
                 listeners.running(topo.victim, open_ports["tcp"], open_ports["udp"],
                                   opts.ipv6_listeners, opts.max_seconds), \
                 sensor.run_suricata(topo.victim, topo.victim_if, [topo.victim4, topo.victim6],
@@ -326,6 +378,8 @@ def run_lab(opts: LabOptions, clock: Clock | None = None) -> LabResult:
                                     opts.tuning,
                                     keep_dir=outdir / "suricata" if opts.keep_eve else None) as sen:
             _add_scanner_addrs(topo.scanner, topo.scanner_if, [PRIMER4, BENCH4])
+            if topo.switch is not None:
+                result.switch = _switch_info(topo, opts)
             stats = ping(topo, count=50, interval=0.02)
             result.delay = {"requested_ms": opts.delay_ms,
                             **(stats.to_dict() if stats else {"one_way_ms": None})}
@@ -348,6 +402,37 @@ def run_lab(opts: LabOptions, clock: Clock | None = None) -> LabResult:
                     [r.from_trigger_ms for r in scans + result.latency_trials])
             result.notes.extend(sen.notes)
     finally:
+        if controller is not None:
+            _keep_switch_files(sock_dir / "sdn", outdir / "switch")
         shutil.rmtree(sock_dir, ignore_errors=True)
         result.finished = clock.now()
     return result
+
+
+def _switch_info(topo: Topology, opts: LabOptions) -> dict[str, object]:
+    sw = topo.switch
+    assert sw is not None and topo.switch_ns is not None
+    return {"backend": sw.backend(), "controller": "faucet" if sw.faucet else "none",
+            "namespace": topo.switch_ns.name, "target": sw.bridge.target,
+            "placement": "victim's edge; the delaying path, if any, between switch and scanner",
+            "block_time": "first flow-table poll (OpenFlow flow-stats over the bridge's "
+                          "mgmt socket) showing a drop flow for the source address",
+            "poll_interval_ms": opts.setwatch_interval * 1000.0}
+
+
+#: What is worth keeping from the switch's work dir (logs, Faucet's config, the ACL).
+_SWITCH_FILES = ("*.log", "*.yaml")
+_MAX_KEEP = 5_000_000
+
+
+def _keep_switch_files(src: Path, dst: Path) -> None:
+    """Copy the switch's logs and configs out of the temp dir before it goes."""
+    if not src.is_dir():
+        return
+    for pattern in _SWITCH_FILES:
+        for path in src.rglob(pattern):
+            with contextlib.suppress(OSError):
+                if path.is_file() and path.stat().st_size <= _MAX_KEEP:
+                    target = dst / path.relative_to(src)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, target)

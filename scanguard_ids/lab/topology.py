@@ -1,4 +1,4 @@
-"""The lab's network: a victim and a scanner namespace, optionally a delaying path between.
+"""The lab's network: a victim and a scanner namespace, optionally a delaying path and a switch.
 
 Without delay::
 
@@ -8,6 +8,14 @@ With ``delay_ms > 0`` a middle namespace ``path`` holds one end of each veth and
 :mod:`scanguard_ids.lab.delayfwd`, which bridges the two at layer 2 and delays every
 frame by ``delay_ms`` each way (this kernel has no netem). Victim and scanner stay on
 one /24, so ARP and neighbour discovery cross the forwarder too.
+
+With ``switch`` ("faucet" or "none", for the sdn-faucet / sdn-openflow backends) a
+namespace ``switch`` at the victim's edge holds an OVS bridge between ``wv0`` (towards
+the victim) and ``ws0`` (towards the scanner), under Faucet or standalone
+(:func:`scanguard_ids.block.sdn.labnet.attach_switch`); the delaying path, if any,
+sits between the switch and the scanner, where the internet would be::
+
+    victim sv0 <-> [wv0 | OVS br0 (+ Faucet) | ws0] <-> [pv0 | delay | ps0] <-> ss0 scanner
 
 Only documentation addresses, no routes out. Everything is removed when the context
 ends, however it ends (exception, Ctrl-C, SIGTERM via procs.signals_raise).
@@ -23,9 +31,14 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scanguard_ids.lab import netns, procs
 from scanguard_ids.lab.netns import Netns
+
+if TYPE_CHECKING:
+    from scanguard_ids.block.sdn.labnet import SdnSwitch
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +48,8 @@ VICTIM6 = "2001:db8::1"
 SCANNER6 = "2001:db8::2"
 VICTIM_IF = "sv0"
 SCANNER_IF = "ss0"
+SWITCH_PORTS = ("wv0", "ws0")  # OpenFlow ports 1 (victim side) and 2 (scanner side)
+SWITCH_CONTROLLERS = ("faucet", "none")
 
 #: Inside the victim: no ICMP rate limit, so closed UDP ports answer every probe.
 #: ``icmp_ratelimit``/``icmp.ratelimit`` = 0 turns off the per-destination token bucket
@@ -83,9 +98,12 @@ class Topology:
     victim6: str = VICTIM6
     scanner6: str = SCANNER6
     forwarder: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    switch_ns: Netns | None = None
+    switch: SdnSwitch | None = field(default=None, repr=False)
 
     def namespaces(self) -> list[Netns]:
-        return [n for n in (self.victim, self.scanner, self.path) if n is not None]
+        return [n for n in (self.victim, self.scanner, self.path, self.switch_ns)
+                if n is not None]
 
 
 def ping_stats(sent: int, rtts: list[float]) -> PingStats | None:
@@ -136,43 +154,80 @@ def _start_forwarder(path: Netns, if_a: str, if_b: str, delay_ms: float,
     return procs.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def switch_missing(controller: str) -> str | None:
+    """Why a switch with ``controller`` cannot run here (None: it can)."""
+    if controller not in SWITCH_CONTROLLERS:
+        return f"switch controller {controller!r}: one of {', '.join(SWITCH_CONTROLLERS)}"
+    from scanguard_ids.block.sdn import faucetproc, ovs
+
+    return ovs.missing() or (faucetproc.missing() if controller == "faucet" else None)
+
+
+def _stop_forwarder(proc: subprocess.Popen[bytes]) -> None:
+    procs.stop(proc, grace=2)
+    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    log.info("delay forwarder stopped counters=%s", out.strip() or "-")
+
+
+def _delete(made: list[Netns]) -> None:
+    for ns in reversed(made):
+        netns.delete_ns(ns.name)
+
+
 @contextlib.contextmanager
-def build(delay_ms: float = 0.0, prefix: str = "sg",
-          max_seconds: float = 7200.0) -> Iterator[Topology]:
-    """Create the namespaces and links; remove them (and the forwarder) on exit."""
+def build(delay_ms: float = 0.0, prefix: str = "sg", max_seconds: float = 7200.0,
+          switch: str | None = None, switch_dir: Path | None = None) -> Iterator[Topology]:
+    """Create the namespaces, links, forwarder and switch; remove them all on exit.
+
+    ``switch``: None (no switch), "faucet" or "none" (standalone OVS); its daemons
+    keep their files in ``switch_dir`` (keep the path short: OVS's unix sockets live
+    there and sun_path holds 108 bytes).
+    """
+    if switch is not None:
+        why = switch_missing(switch)
+        if why:
+            raise procs.LabError(f"cannot build the switch: {why}")
+        if switch_dir is None:
+            raise procs.LabError("a switch needs switch_dir")
     made: list[Netns] = []
-    topo: Topology | None = None
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(_delete, made)  # runs last
         victim = netns.create_ns(netns.unique(f"{prefix}v"))
         made.append(victim)
         scanner = netns.create_ns(netns.unique(f"{prefix}s"))
         made.append(scanner)
-        v_addrs = [f"{VICTIM4}/24", f"{VICTIM6}/64"]
-        s_addrs = [f"{SCANNER4}/24", f"{SCANNER6}/64"]
-        if delay_ms <= 0:
-            netns.connect(victim, scanner, v_addrs, s_addrs, a_if=VICTIM_IF, b_if=SCANNER_IF)
-            topo = Topology(victim, scanner)
-        else:
-            path = netns.create_ns(netns.unique(f"{prefix}p"))
-            made.append(path)
-            netns.connect(victim, path, v_addrs, [], a_if=VICTIM_IF, b_if="pv0")
-            netns.connect(scanner, path, s_addrs, [], a_if=SCANNER_IF, b_if="ps0")
-            for ifname in ("pv0", "ps0"):
-                _offload_off(path, ifname)
-            topo = Topology(victim, scanner, path, delay_ms)
-            topo.forwarder = _start_forwarder(path, "pv0", "ps0", delay_ms, max_seconds)
-        _offload_off(victim, VICTIM_IF)
-        _offload_off(scanner, SCANNER_IF)
+        topo = Topology(victim, scanner, delay_ms=max(delay_ms, 0.0))
+        # Chain victim -> (switch) -> (path) -> scanner; ``end`` is the free side so far.
+        end, end_if, end_addrs = victim, VICTIM_IF, [f"{VICTIM4}/24", f"{VICTIM6}/64"]
+        middle: list[tuple[Netns, str]] = []
+        if switch is not None:
+            topo.switch_ns = netns.create_ns(netns.unique(f"{prefix}w"))
+            made.append(topo.switch_ns)
+            netns.connect(end, topo.switch_ns, end_addrs, [], a_if=end_if, b_if=SWITCH_PORTS[0])
+            end, end_if, end_addrs = topo.switch_ns, SWITCH_PORTS[1], []
+            middle += [(topo.switch_ns, p) for p in SWITCH_PORTS]
+        if delay_ms > 0:
+            topo.path = netns.create_ns(netns.unique(f"{prefix}p"))
+            made.append(topo.path)
+            netns.connect(end, topo.path, end_addrs, [], a_if=end_if, b_if="pv0")
+            end, end_if, end_addrs = topo.path, "ps0", []
+            middle += [(topo.path, "pv0"), (topo.path, "ps0")]
+        netns.connect(end, scanner, end_addrs, [f"{SCANNER4}/24", f"{SCANNER6}/64"],
+                      a_if=end_if, b_if=SCANNER_IF)
+        for ns, ifname in [(victim, VICTIM_IF), (scanner, SCANNER_IF), *middle]:
+            _offload_off(ns, ifname)
         _tune_victim(victim)
-        _wait_reachable(topo, timeout=10)
-        log.info("lab topology victim=%s scanner=%s path=%s delay_ms=%s", victim.name,
-                 scanner.name, topo.path.name if topo.path else "-", delay_ms)
+        if topo.path is not None:
+            topo.forwarder = _start_forwarder(topo.path, "pv0", "ps0", delay_ms, max_seconds)
+            stack.callback(_stop_forwarder, topo.forwarder)
+        if switch is not None and topo.switch_ns is not None and switch_dir is not None:
+            from scanguard_ids.block.sdn.labnet import attach_switch
+
+            topo.switch = stack.enter_context(attach_switch(
+                topo.switch_ns, list(SWITCH_PORTS), switch_dir, controller=switch,
+                start_timeout=60.0))
+        _wait_reachable(topo, timeout=20 if switch else 10)
+        log.info("lab topology victim=%s scanner=%s path=%s switch=%s delay_ms=%s",
+                 victim.name, scanner.name, topo.path.name if topo.path else "-",
+                 f"{topo.switch_ns.name}:{switch}" if topo.switch_ns else "-", delay_ms)
         yield topo
-    finally:
-        if topo is not None and topo.forwarder is not None:
-            procs.stop(topo.forwarder, grace=2)
-            fwd_out = topo.forwarder.stdout
-            out = fwd_out.read().decode(errors="replace") if fwd_out else ""
-            log.info("delay forwarder stopped counters=%s", out.strip() or "-")
-        for ns in reversed(made):
-            netns.delete_ns(ns.name)
