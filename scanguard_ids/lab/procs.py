@@ -11,7 +11,6 @@ when the lab process dies (``PR_SET_PDEATHSIG``), and is stopped with :func:`sto
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import select
 import signal
@@ -20,11 +19,11 @@ import time
 from collections.abc import Iterator, Sequence
 from types import FrameType
 
+from scanguard_ids import children
 from scanguard_ids.errors import ScanguardError
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 
 
 class LabError(ScanguardError):
@@ -35,36 +34,8 @@ class LabInterrupted(LabError):
     """The lab was asked to stop (SIGINT/SIGTERM/SIGHUP); cleanup still runs."""
 
 
-#: Resolved once at import: the forked child (preexec_fn) must not dlopen or import
-#: anything, another thread of the parent may have held those locks at fork time.
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def spawn(argv: Sequence[str], **kw: object) -> subprocess.Popen[bytes]:
-    """Start ``argv`` (a list, never a shell string); the kernel kills it if we die."""
-    log.debug("spawn argv=%s", " ".join(argv))
-    return subprocess.Popen(list(argv), preexec_fn=_die_with_parent, **kw)  # type: ignore[call-overload]
-
-
-def stop(proc: subprocess.Popen[bytes] | None, grace: float = 5.0) -> int | None:
-    """SIGTERM the process by PID, SIGKILL it after ``grace`` seconds; return its exit code."""
-    if proc is None:
-        return None
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            log.warning("kill pid=%d reason=no-exit-after-sigterm", proc.pid)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait(timeout=grace)
-    return proc.returncode
+spawn = children.spawn
+stop = children.stop
 
 
 def _raise(signum: int, _frame: FrameType | None) -> None:
@@ -89,7 +60,7 @@ def run(argv: Sequence[str], timeout: float,
     """Run to completion with a timeout; raises LabError naming the command on failure."""
     try:
         res = subprocess.run(list(argv), text=True, capture_output=True, timeout=timeout,
-                             preexec_fn=_die_with_parent)
+                             preexec_fn=children.die_with_parent)
     except subprocess.TimeoutExpired:
         raise LabError(f"timed out after {timeout:.0f}s: {' '.join(argv)}") from None
     if check and res.returncode != 0:

@@ -8,53 +8,26 @@ PID only. ``ip netns exec`` execs its command, so the PID we hold is the daemon'
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from scanguard_ids import children
 from scanguard_ids.errors import BackendError
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
-#: Resolved at import: the forked child must not dlopen or import anything.
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
           ) -> subprocess.Popen[bytes]:
     """Start argv (a list) with stdout+stderr appended to log_path."""
-    log.debug("action=spawn argv=%s", " ".join(argv))
     with open(log_path, "ab") as out:
-        return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, env=dict(env) if env else None,
-                                preexec_fn=_die_with_parent)
+        return children.spawn(argv, stdin=subprocess.DEVNULL, stdout=out,
+                              stderr=subprocess.STDOUT, env=dict(env) if env else None)
 
 
-def stop(proc: subprocess.Popen[bytes] | None, grace: float = 5.0) -> int | None:
-    """SIGTERM this one PID, SIGKILL it after ``grace`` seconds; its exit code."""
-    if proc is None:
-        return None
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            log.warning("action=kill pid=%d reason=no-exit-after-sigterm", proc.pid)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait(timeout=grace)
-    return proc.returncode
+stop = children.stop
 
 
 def run(argv: Sequence[str], timeout: float = 15.0,
