@@ -85,14 +85,10 @@ class Engine:
 
     # -- hot path -----------------------------------------------------------------
     def process(self, lines: list[bytes], source: str = "") -> None:
-        decode = self.decoder.decode
         with self.lock:
             self.counters["events"] += len(lines)
             self._lines_by_source[source] += len(lines)
-            for line in lines:
-                ev = decode(line)
-                if ev is None:
-                    continue
+            for ev in self.decoder.decode_batch(lines):
                 self.counters["responses"] += 1
                 self._tick(1)
                 if ev.local_port is not None and (

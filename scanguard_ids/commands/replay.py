@@ -52,15 +52,12 @@ def replay(
     decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
     detector = Detector(cfg.detect, Allowlist(cfg.detect.allowlist))
     result = ReplayResult()
-    decode, feed = decoder.decode, detector.feed
+    decode_batch, feed = decoder.decode_batch, detector.feed
     t0 = time.perf_counter()
     for path in paths:
         for batch in iter_batches(path):
             result.lines += len(batch)
-            for line in batch:
-                ev = decode(line)
-                if ev is None:
-                    continue
+            for ev in decode_batch(batch):
                 decision = feed(ev)
                 if decision is not None:
                     result.decisions.append(decision)

@@ -51,13 +51,15 @@ log = logging.getLogger(__name__)
 
 #: Stored port of a response without a local port (sorts before real ports).
 _NO_PORT = -1
-#: Distinct sensor names whose string objects are shared between events.
-_MAX_SENSORS = 1024
+#: Distinct (kind, sensor) pairs whose tuples are shared between events.
+_MAX_TAGS = 1024
 
-# One piece of evidence: (event ts, local port or _NO_PORT, kind, sensor). Sensor
-# strings are shared, so an address seen once costs its key, this tuple, a float and
-# (for ports above 256) an int.
-_Item: TypeAlias = tuple[float, int, Kind, str]
+# What a response was besides its time and port: (kind, sensor), one shared tuple per pair.
+_Tag: TypeAlias = tuple[Kind, str]
+# One piece of evidence: (event ts, local port or _NO_PORT, tag); it sorts like the
+# flat (ts, port, kind, sensor). An address seen once costs its key, this 3-tuple, a
+# float and (for ports above 256) an int.
+_Item: TypeAlias = tuple[float, int, _Tag]
 # Tracked state of an address: its only response (compact), or a time-sorted list.
 _State: TypeAlias = _Item | list[_Item]
 
@@ -119,10 +121,6 @@ class _Block:
     since: float  # end of the block before (-inf: none): older events belong to it
 
 
-def _newest(st: _State) -> float:
-    return st[-1][0] if isinstance(st, list) else st[0]
-
-
 class Detector:
     """Per remote address: count responses, decide blocks. See the module docstring."""
 
@@ -138,8 +136,8 @@ class Detector:
         "_max_tracked",
         "_need_ports",
         "_newest",
-        "_sensors",
         "_stats",
+        "_tags",
         "_tracked",
         "_window",
         "cfg",
@@ -157,7 +155,7 @@ class Detector:
         self._ended: deque[str] = deque(maxlen=max(1024, cfg.max_tracked))
         self._fresh: deque[_Block] = deque()  # blocks still holding their evidence
         self._newest = -math.inf
-        self._sensors: dict[str, str] = {}
+        self._tags: dict[_Tag, _Tag] = {}
         self._stats = DetectorStats()
 
     def _settings(self, cfg: DetectConfig, allowlist: Allowlist) -> None:
@@ -208,11 +206,6 @@ class Detector:
         elif ts < self._newest - self._late:
             stats.too_late += 1
             return None
-        port = ev.local_port
-        sensor = ev.sensor
-        if sensor:
-            sensor = self._sensors.get(sensor) or self._share(sensor)
-        item: _Item = (ts, _NO_PORT if port is None else port, ev.kind, sensor)
         if self._blocks:
             # Block state outlives the block by window + reorder (event time), so
             # that late responses from within the block are still suppressed.
@@ -220,8 +213,9 @@ class Detector:
             if blk is not None and ts < blk.until:
                 stats.suppressed += 1
                 if blk.evidence is not None and blk.since <= ts < blk.trigger:
-                    self._late_evidence(ip, blk, item)
+                    self._late_evidence(ip, blk, self._item(ev))
                 return None
+        item = self._item(ev)
         tracked = self._tracked
         st = tracked.get(ip)
         if st is None:
@@ -247,18 +241,24 @@ class Detector:
             return None
         return self._check(ip, st, ts)
 
-    def _share(self, sensor: str) -> str:
-        """Remember a sensor name so the evidence of all events shares one string."""
-        if len(self._sensors) < _MAX_SENSORS:
-            self._sensors[sensor] = sensor
-        return sensor
+    def _item(self, ev: ResponseEvent) -> _Item:
+        port = ev.local_port
+        key = (ev.kind, ev.sensor)
+        return (ev.ts, _NO_PORT if port is None else port, self._tags.get(key) or self._share(key))
+
+    def _share(self, tag: _Tag) -> _Tag:
+        """Remember a (kind, sensor) pair so the evidence of all events shares one tuple."""
+        if len(self._tags) < _MAX_TAGS:
+            self._tags[tag] = tag
+        return tag
 
     def _advance(self, cutoff: float) -> None:
         """Event time moved on: drop state no later event can use (amortised O(1))."""
         tracked = self._tracked
         while tracked:
             ip = next(iter(tracked))
-            if _newest(tracked[ip]) >= cutoff:
+            st = tracked[ip]
+            if (st[-1][0] if isinstance(st, list) else st[0]) >= cutoff:
                 break
             del tracked[ip]
             self._stats.idle += 1
@@ -467,7 +467,7 @@ def _watch_entry(ip: str, items: list[_Item], now: float, window: float, need_co
         window_left=max(0.0, items[0][0] + window - now),
         first_seen=items[0][0],
         last_seen=items[-1][0],
-        kinds=tuple(sorted({str(e[2]) for e in items})),
+        kinds=tuple(sorted({str(e[2][0]) for e in items})),
         port_list=ports,
         strikes=strikes,
     )
@@ -475,8 +475,8 @@ def _watch_entry(ip: str, items: list[_Item], now: float, window: float, need_co
 
 def _decision(ip: str, window: list[_Item], ts: float, strike: Strike) -> Decision:
     ports = tuple(sorted({e[1] for e in window} - {_NO_PORT}))
-    kinds = tuple(sorted({str(e[2]) for e in window}))
-    sensors = tuple(sorted({e[3] for e in window} - {""}))
+    kinds = tuple(sorted({str(e[2][0]) for e in window}))
+    sensors = tuple(sorted({e[2][1] for e in window} - {""}))
     first, last = window[0][0], window[-1][0]
     no_port = sum(1 for e in window if e[1] == _NO_PORT)
     reason = (

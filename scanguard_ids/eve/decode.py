@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 _ET_KEY = b'"event_type"'
 _ET_LEN = len(_ET_KEY)
+#: Event type values the byte check cannot settle: an alert, or an escape that may spell one.
+_UNSETTLED = (b'alert"', b"\\")
 _SID_KEY = b'"signature_id":'
 _SID_LEN = len(_SID_KEY)
 _ADDR_CACHE_MAX = 4096
@@ -78,23 +80,69 @@ class Decoder:
 
     def decode(self, line: bytes) -> ResponseEvent | None:
         """Decode one EVE line (with or without its newline); None if it is not ours."""
+        self.stats.lines += 1
+        return self._decode(line)
+
+    def decode_batch(self, lines: list[bytes]) -> list[ResponseEvent]:
+        """The events of ``decode()`` on every line, in order, with the same stats.
+
+        decode()'s byte check runs inline here: the common line (another event type,
+        written compactly, ``event_type`` once) costs two finds, a slice and a startswith,
+        and no call; a compact alert goes straight to the SID check.
+        """
         stats = self.stats
-        stats.lines += 1
+        stats.lines += len(lines)
+        events: list[ResponseEvent] = []
+        decode = self._decode
+        if not lines or max(map(len, lines)) > self.max_line_bytes:
+            for line in lines:
+                ev = decode(line)
+                if ev is not None:
+                    events.append(ev)
+            return events
+        alert = self._alert
+        skipped = 0
+        for line in lines:
+            i = line.find(_ET_KEY) + _ET_LEN
+            if i >= _ET_LEN and line[i : i + 2] == b':"':
+                i += 2
+                if not line.startswith(_UNSETTLED, i):
+                    if line.find(_ET_KEY, i) < 0:
+                        skipped += 1
+                        continue
+                elif line.startswith(b'alert"', i):
+                    ev = alert(line)
+                    if ev is not None:
+                        events.append(ev)
+                    continue
+            ev = decode(line)
+            if ev is not None:
+                events.append(ev)
+        stats.skipped_events += skipped
+        return events
+
+    def _decode(self, line: bytes) -> ResponseEvent | None:
+        """decode() without counting the line."""
         if len(line) > self.max_line_bytes:
-            stats.oversized += 1
+            self.stats.oversized += 1
             return None
         i = line.find(_ET_KEY)
         if i >= 0 and line.startswith(b':"', i + _ET_LEN):
             i += _ET_LEN + 2
-            if not line.startswith(b'alert"', i):
-                # Another event type: settled, unless its value starts with an escape
-                # (could spell "alert") or "event_type" occurs again.
-                if not line.startswith(b"\\", i) and line.find(_ET_KEY, i) < 0:
-                    stats.skipped_events += 1
-                    return None
-            elif self._surely_foreign(line):
-                stats.foreign_sids += 1
+            if line.startswith(b'alert"', i):
+                return self._alert(line)
+            # Another event type: settled, unless its value starts with an escape
+            # (could spell "alert") or "event_type" occurs again.
+            if not line.startswith(b"\\", i) and line.find(_ET_KEY, i) < 0:
+                self.stats.skipped_events += 1
                 return None
+        return self._parse(line)
+
+    def _alert(self, line: bytes) -> ResponseEvent | None:
+        """A line whose first ``"event_type"`` is a compact ``"alert"``."""
+        if self._surely_foreign(line):
+            self.stats.foreign_sids += 1
+            return None
         return self._parse(line)
 
     def _surely_foreign(self, line: bytes) -> bool:

@@ -1,0 +1,193 @@
+"""scanguard_ids.block.nlipset: hand-built ipset ADD/DEL/TEST, checked byte for byte against
+pyroute2's encoder and, inside namespaces these tests create, against the kernel and
+pyroute2's answers; and the ipset backend's fallback to pyroute2 when the raw path fails."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import struct
+from typing import Any
+
+import pytest
+from blocklab import need_root
+from nsutil import run_in_netns
+
+from scanguard_ids.block import nlipset
+from scanguard_ids.block.ipset import IpsetBackend
+from scanguard_ids.block.nlipset import NetlinkError, RawIpset, build_request, parse_ack
+from scanguard_ids.config import BlockConfig
+from scanguard_ids.errors import BackendError
+from scanguard_ids.lab.netns import namespaces
+
+V4 = ipaddress.ip_address("198.51.100.7").packed
+V6 = ipaddress.ip_address("2001:db8::7").packed
+
+
+# -- the wire format, no kernel needed ------------------------------------------------------
+
+
+def _pyroute2_encoding(cmd: int, seq: int, name: str, ip: str, timeout: int | None) -> bytes:
+    """What pyroute2's IPSet puts on the wire for the same request."""
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
+    from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_IPSET
+    from pyroute2.netlink.nfnetlink.ipset import ipset_msg
+
+    version = 6 if ":" in ip else 4
+    addr = "IPSET_ATTR_IPADDR_IPV6" if version == 6 else "IPSET_ATTR_IPADDR_IPV4"
+    data: list[list[Any]] = [["IPSET_ATTR_IP", {"attrs": [[addr, ip]]}]]
+    if timeout is not None:
+        data.append(["IPSET_ATTR_TIMEOUT", timeout])
+    msg = ipset_msg()
+    msg["nfgen_family"] = socket.AF_INET6 if version == 6 else socket.AF_INET
+    msg["attrs"] = [["IPSET_ATTR_PROTOCOL", nlipset.IPSET_PROTOCOL],
+                    ["IPSET_ATTR_SETNAME", name],
+                    ["IPSET_ATTR_DATA", {"attrs": data}]]
+    msg["header"]["type"] = (NFNL_SUBSYS_IPSET << 8) | cmd
+    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK
+    msg["header"]["sequence_number"] = seq
+    msg["header"]["pid"] = 0
+    msg.encode()
+    return bytes(msg.data)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "ip", "timeout"),
+    [(nlipset.IPSET_CMD_ADD, "198.51.100.7", 300),
+     (nlipset.IPSET_CMD_ADD, "2001:db8::7", 1),
+     (nlipset.IPSET_CMD_ADD, "203.0.113.255", 2_147_483),
+     (nlipset.IPSET_CMD_DEL, "192.0.2.1", None),
+     (nlipset.IPSET_CMD_DEL, "2001:db8:ffff::1", None),
+     (nlipset.IPSET_CMD_TEST, "192.0.2.9", None)],
+)
+@pytest.mark.parametrize("name", ["sg4", "scanguard6", "x" * 31])
+def test_request_matches_pyroute2_byte_for_byte(cmd: int, ip: str, timeout: int | None,
+                                                name: str) -> None:
+    packed = ipaddress.ip_address(ip).packed
+    assert build_request(cmd, 77, name, packed, timeout) == _pyroute2_encoding(
+        cmd, 77, name, ip, timeout)
+
+
+@pytest.mark.parametrize("name", ["", "x" * 32, "a\0b"])
+def test_bad_set_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError):
+        build_request(nlipset.IPSET_CMD_ADD, 1, name, V4, 1)
+
+
+def test_bad_address_is_refused() -> None:
+    with pytest.raises(ValueError):
+        build_request(nlipset.IPSET_CMD_ADD, 1, "s", b"\1\2\3", 1)
+
+
+def _ack(seq: int, code: int, mtype: int = nlipset.NLMSG_ERROR) -> bytes:
+    body = struct.pack("=i", -code) + b"\0" * 16  # error + the request's header
+    return struct.pack("=IHHII", 16 + len(body), mtype, 0, seq, 0) + body
+
+
+@pytest.mark.parametrize(
+    ("data", "seq", "want"),
+    [(_ack(5, 0), 5, 0), (_ack(5, errno.ENOENT), 5, errno.ENOENT), (_ack(4, 0), 5, None),
+     (_ack(4, 0) + _ack(5, 4352), 5, 4352), (_ack(5, 0, mtype=3), 5, None), (b"", 5, None),
+     (b"\0" * 15, 5, None), (struct.pack("=IHHII", 3, 2, 0, 5, 0), 5, None)],
+)
+def test_parse_ack(data: bytes, seq: int, want: int | None) -> None:
+    assert parse_ack(data, seq) == want
+
+
+# -- against the kernel, in a namespace -----------------------------------------------------
+
+
+def _kernel_roundtrip() -> dict[str, Any]:
+    from pyroute2.ipset import IPSet
+
+    raw = RawIpset()
+    out: dict[str, Any] = {}
+    with IPSet() as ref:
+        ref.create("sgt4", stype="hash:ip", family=socket.AF_INET, timeout=600)
+        ref.create("sgt6", stype="hash:ip", family=socket.AF_INET6, timeout=600)
+        raw.add("sgt4", V4, 120)
+        raw.add("sgt6", V6, 60)
+        raw.add("sgt4", V4, 240)  # present: the timeout is refreshed, no error
+        out["test"] = (raw.test("sgt4", V4), raw.test("sgt6", V6),
+                       raw.test("sgt4", ipaddress.ip_address("198.51.100.8").packed))
+        out["pyroute2_test"] = (bool(ref.test("sgt4", "198.51.100.7")),
+                                bool(ref.test("sgt6", "2001:db8::7", family=socket.AF_INET6)))
+        timeouts = {}
+        for name in ("sgt4", "sgt6"):
+            for msg in ref.list(name):
+                adt = msg.get_attr("IPSET_ATTR_ADT")
+                for data in adt.get_attrs("IPSET_ATTR_DATA") if adt else []:
+                    timeouts[name] = data.get_attr("IPSET_ATTR_TIMEOUT")
+        out["timeouts"] = timeouts
+        raw.delete("sgt4", V4)
+        raw.delete("sgt4", V4)  # absent: still no error
+        out["after_delete"] = raw.test("sgt4", V4)
+        try:
+            raw.add("nosuchset", V4, 10)
+        except NetlinkError as exc:
+            out["missing_set"] = exc.errno
+    raw.close()
+    return out
+
+
+def test_raw_requests_against_the_kernel() -> None:
+    need_root()
+    with namespaces("sgnl") as (ns,):
+        out = run_in_netns(ns.name, _kernel_roundtrip)
+    assert out["test"] == (True, True, False)
+    assert out["pyroute2_test"] == (True, True)
+    assert 230 <= out["timeouts"]["sgt4"] <= 240 and 50 <= out["timeouts"]["sgt6"] <= 60
+    assert out["after_delete"] is False
+    assert out["missing_set"] == errno.ENOENT
+
+
+def _backend_paths(broken: bool) -> dict[str, Any]:
+    b = IpsetBackend(BlockConfig(set_name="sgr", max_set_size=2, clear_conntrack=False))
+    b.start()
+    if broken:  # a raw socket that fails on every request: pyroute2 must take over
+        class Dead:
+            def add(self, *a: Any) -> None:
+                raise OSError(errno.EBADF, "dead")
+
+            delete = add
+
+            def close(self) -> None:
+                pass
+
+        b._raw = Dead()  # type: ignore[assignment]
+    b.block("198.51.100.7", 100)
+    b.block("2001:db8::7", 100)
+    listed = sorted(x.ip for x in b.list())
+    b.unblock("198.51.100.7")
+    b.unblock("198.51.100.7")  # not blocked: fine
+    b.block("198.51.100.8", 100)
+    b.block("198.51.100.9", 100)
+    try:
+        b.block("198.51.100.10", 100)
+        full = "no error"
+    except BackendError as exc:
+        full = str(exc)
+    out = {"listed": listed, "after": sorted(x.ip for x in b.list()), "full": full,
+           "raw_off": b._raw_off}
+    b.remove()
+    try:
+        b.block("198.51.100.7", 100)
+        out["no_set"] = "no error"
+    except BackendError as exc:
+        out["no_set"] = str(exc)
+    b.unblock("198.51.100.7")  # no set: nothing is blocked, no error
+    b.stop()
+    return out
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["raw", "raw-broken"])
+def test_backend_answers_the_same_on_either_path(broken: bool) -> None:
+    need_root()
+    with namespaces("sgnb") as (ns,):
+        out = run_in_netns(ns.name, _backend_paths, broken)
+    assert out["listed"] == ["198.51.100.7", "2001:db8::7"]
+    assert out["after"] == ["198.51.100.8", "198.51.100.9", "2001:db8::7"]
+    assert "is full" in out["full"]
+    assert "does not exist" in out["no_set"]
+    assert out["raw_off"] is broken
