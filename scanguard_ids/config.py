@@ -58,7 +58,7 @@ class EveConfig:
     from_start: bool = False
     checkpoint: str = "/var/lib/scanguard/checkpoint.json"
     poll_interval: float = 1.0  # fallback poll when no file event arrives
-    watch: str = "watchdog"  # what wakes file readers: watchdog | inotify | poll
+    watch: str = "inotify"  # what wakes file readers: inotify | watchdog | poll
     max_line_bytes: int = 1_048_576
     sids: tuple[int, ...] = ()  # SIDs to act on; empty = the core rules 9400000-9400049
 

@@ -46,6 +46,15 @@ def parse_deleted(stderr: str) -> int:
     return int(m.group(1)) if m else 0
 
 
+def _table_empty() -> bool:
+    """This namespace tracks no connection at all: nothing to clear, skip the table walk."""
+    try:
+        with open("/proc/sys/net/netfilter/nf_conntrack_count", "rb") as fh:
+            return fh.read().strip() == b"0"
+    except OSError:  # no conntrack module: nothing tracked either way is unknown; walk
+        return False
+
+
 class ConntrackClearer:
     """``clear(ip)`` deletes tracked flows from/to ip; method "auto", "netlink" or "argv"."""
 
@@ -131,7 +140,7 @@ class ConntrackClearer:
                 addrs.append(normalize_ip(ip))
             except BackendError as exc:
                 log.warning("action=conntrack-clear ip=%s error=%r", ip, str(exc))
-        if not addrs:
+        if not addrs or _table_empty():
             return 0
         with self._lock:
             if not self._netlink_broken:

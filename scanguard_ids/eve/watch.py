@@ -153,20 +153,23 @@ class Watcher:
         return self._inotify.fd if self._inotify is not None else None
 
     def start(self) -> None:
-        try:
-            if self.backend == "inotify":
+        if self.backend == "inotify":
+            try:
                 self._inotify = _Inotify()
-            elif self.backend == "watchdog":
+            except (OSError, AttributeError) as exc:  # AttributeError: no inotify in this libc
+                log.warning("eve_watch_unavailable backend=inotify error=%s fallback=watchdog", exc)
+                self.backend = "watchdog"
+        if self.backend == "watchdog":
+            try:
                 from watchdog.observers import Observer
 
                 self._observer = Observer()
                 self._observer.daemon = True
                 self._observer.start()
-        except (OSError, AttributeError) as exc:  # AttributeError: no inotify in this libc
-            log.warning(
-                "eve_watch_unavailable backend=%s error=%s fallback=poll", self.backend, exc
-            )
-            self._inotify = self._observer = None
+            except (OSError, ImportError) as exc:
+                log.warning("eve_watch_unavailable backend=watchdog error=%s fallback=poll", exc)
+                self._observer = None
+                self.backend = "poll"
         self.refresh()
 
     def consume(self) -> bool:
