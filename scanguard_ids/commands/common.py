@@ -40,6 +40,12 @@ def load_config(args: argparse.Namespace) -> config.Config:
     return cfg
 
 
+def override(cfg: config.Config, section: str, **values: object) -> config.Config:
+    """Apply the command-line options that were given (not None/False/empty) to a section."""
+    changes = {k: v for k, v in values.items() if v not in (None, False, ())}
+    return cfg.replace(section, **changes) if changes else cfg
+
+
 def add_socket(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--socket",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from scanguard_ids.clock import SystemClock
-from scanguard_ids.commands.common import add_config, load_config
+from scanguard_ids.commands.common import add_config, load_config, override
 from scanguard_ids.config import BACKENDS
 
 
@@ -23,14 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def run(args: argparse.Namespace) -> int:
     from scanguard_ids.block import registry
 
-    cfg = load_config(args)
-    changes = {}
-    if args.backend:
-        changes["backend"] = args.backend
-    if args.set_name:
-        changes["set_name"] = args.set_name
-    if changes:
-        cfg = cfg.replace("block", **changes)
+    cfg = override(load_config(args), "block", backend=args.backend, set_name=args.set_name)
     backend = registry.create(cfg.block.backend, cfg.block, SystemClock(),
                               **cfg.sdn.backend_kwargs(cfg.block.backend))
     if args.action == "install":

@@ -7,7 +7,8 @@ import logging
 import threading
 from pathlib import Path
 
-from scanguard_ids.commands.common import add_config, add_thresholds, load_config
+from scanguard_ids import config
+from scanguard_ids.commands.common import add_config, add_thresholds, load_config, override
 from scanguard_ids.config import BACKENDS
 
 
@@ -42,38 +43,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(func=run)
 
 
-def _overrides(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _overrides(args: argparse.Namespace) -> config.Config:
     cfg = load_config(args)
-    eve: dict[str, object] = {}
-    if args.eve:
-        eve["paths"] = tuple(args.eve)
-    if args.eve_socket:
-        eve["socket"] = args.eve_socket
-    if args.eve_socket_type:
-        eve["socket_type"] = args.eve_socket_type
-    if args.from_start:
-        eve["from_start"] = True
-    if args.checkpoint:
-        eve["checkpoint"] = args.checkpoint
-    if eve:
-        cfg = cfg.replace("eve", **eve)
-    block = {}
-    if args.backend:
-        block["backend"] = args.backend
-    if args.set_name:
-        block["set_name"] = args.set_name
-    if block:
-        cfg = cfg.replace("block", **block)
-    if args.control_socket:
-        cfg = cfg.replace("control", socket=args.control_socket)
-    journal = {}
-    if args.journal:
-        journal["path"] = args.journal
-    if args.state:
-        journal["state"] = args.state
-    if journal:
-        cfg = cfg.replace("journal", **journal)
-    return cfg
+    cfg = override(cfg, "eve", paths=tuple(args.eve), socket=args.eve_socket,
+                   socket_type=args.eve_socket_type, from_start=args.from_start,
+                   checkpoint=args.checkpoint)
+    cfg = override(cfg, "block", backend=args.backend, set_name=args.set_name)
+    cfg = override(cfg, "control", socket=args.control_socket)
+    return override(cfg, "journal", path=args.journal, state=args.state)
 
 
 def _log_to(path: str) -> None:
