@@ -26,6 +26,7 @@ from bench.common import (
     NotRun,
     Row,
     Section,
+    child_main,
     emit,
     is_root,
     last_error,
@@ -261,7 +262,4 @@ def run(ctx: Context) -> Section:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(sys.argv[2:])
-    else:
-        print(__doc__)
+    child_main(__doc__, _child)

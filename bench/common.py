@@ -16,7 +16,7 @@ import resource
 import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +143,15 @@ def child(module: str, args: Sequence[str], timeout: float = 300.0) -> dict:
     if "not_run" in out:
         raise NotRun(str(out["not_run"]))
     return out
+
+
+def child_main(doc: str | None, child_fn: Callable[[list[str]], None]) -> None:
+    """`python -m bench.X --child ARGS` runs one measurement (bench.run starts these);
+    anything else prints the module's docstring."""
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child_fn(sys.argv[2:])
+    else:
+        print(doc)
 
 
 def last_error(text: str, limit: int = 300) -> str:

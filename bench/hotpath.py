@@ -9,11 +9,10 @@ from __future__ import annotations
 import cProfile
 import io
 import pstats
-import sys
 from typing import Any
 
 from bench import corpus
-from bench.common import Context, Section, child, emit, pin_one_core, require
+from bench.common import Context, Section, child, child_main, emit, pin_one_core, require
 
 NAME = "profile"
 TITLE = "1b. Profile of the replay hot path"
@@ -80,7 +79,4 @@ def run(ctx: Context) -> Section:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(sys.argv[2:])
-    else:
-        print(__doc__)
+    child_main(__doc__, _child)

@@ -27,6 +27,7 @@ from bench.common import (
     Row,
     Section,
     child,
+    child_main,
     emit,
     pin_one_core,
     require,
@@ -220,7 +221,4 @@ def run(ctx: Context) -> Section:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(sys.argv[2:])
-    else:
-        print(__doc__)
+    child_main(__doc__, _child)

@@ -34,6 +34,7 @@ from bench.common import (
     Row,
     Section,
     child,
+    child_main,
     emit,
     idlest_cpu,
     last_error,
@@ -405,7 +406,4 @@ def run(ctx: Context) -> Section:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(sys.argv[2:])
-    else:
-        print(__doc__)
+    child_main(__doc__, _child)
