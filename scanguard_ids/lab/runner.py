@@ -303,7 +303,9 @@ def _analyse(lab: _Lab, run: RunResult | None, addr: str, packets: list[capture.
 def _protected(lab: _Lab, proto: str, n: int) -> None:
     scanned = scan_ports(lab.ranked[proto], n)
     run_dir = lab.outdir / f"protected-{proto}-{n}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.exists():  # a reused --out: start the protector from scratch (no old strikes)
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
     time.sleep(lab.opts.settle)
     with _protected_session(lab, run_dir) as (pcap, watch, protector):
         res = _nmap(lab, proto, scanned)
