@@ -19,7 +19,7 @@ from scanguard_ids.detect.allowlist import Allowlist
 from scanguard_ids.detect.detector import Detector
 from scanguard_ids.errors import ConfigError
 from scanguard_ids.eve.decode import Decoder
-from scanguard_ids.eve.reader import iter_batches
+from scanguard_ids.eve.reader import iter_blocks
 from scanguard_ids.model import Decision
 from scanguard_ids.timefmt import iso
 
@@ -52,17 +52,18 @@ def replay(
     decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
     detector = Detector(cfg.detect, Allowlist(cfg.detect.allowlist))
     result = ReplayResult()
-    decode_batch, feed = decoder.decode_batch, detector.feed
+    decode_block, feed = decoder.decode_block, detector.feed
+    max_line = cfg.eve.max_line_bytes
     t0 = time.perf_counter()
     for path in paths:
-        for batch in iter_batches(path):
-            result.lines += len(batch)
-            for ev in decode_batch(batch):
+        for buf, start, end in iter_blocks(path, max_line=max_line):
+            for ev in decode_block(buf, start, end):
                 decision = feed(ev)
                 if decision is not None:
                     result.decisions.append(decision)
                     if on_decision is not None:
                         on_decision(decision)
+    result.lines = decoder.stats.lines
     result.seconds = time.perf_counter() - t0
     return result, decoder, detector
 

@@ -11,6 +11,14 @@ Field semantics, checked against Suricata 7 output: an alert's ``src_ip``/``src_
 those of the alerting packet (our host's response) even when ``direction`` is
 ``to_client``; the ``flow`` object carries the flow's direction instead. An ICMP error
 alert's ``payload`` is the quoted probe (IP header + transport header).
+
+The optional C module ``_fast`` (built at install when a compiler is present) runs the same
+byte check over whole buffers (:meth:`Decoder.decode_block`) and reads the fields of an alert
+written in Suricata 7's own layout without a JSON parse. The Python code here is the
+reference: anything the C reader does not recognise takes the path above, and the tests
+compare both paths field by field. What the C reader assumes of Suricata's output: keys in
+its fixed order and each written once, the sensor name (``host``) as the last key. It checks
+the fields it reads and that the line closes with ``}``; the rest of the line is not parsed.
 """
 
 from __future__ import annotations
@@ -27,7 +35,15 @@ from scanguard_ids.eve.packet import PORT_PROTOCOLS, Quoted, quoted_from_frame, 
 from scanguard_ids.model import Kind, ResponseEvent
 from scanguard_ids.timefmt import parse_eve_ts
 
+try:
+    from scanguard_ids.eve import _fast
+except ImportError:  # built without a C compiler: the pure-Python path does everything
+    _fast = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
+
+#: True when the C accelerator is importable (``Decoder(accel=True)`` then uses it).
+ACCELERATED = _fast is not None
 
 _ET_KEY = b'"event_type"'
 _ET_LEN = len(_ET_KEY)
@@ -42,6 +58,7 @@ _ICMP4 = Kind.ICMP4_PORT_UNREACH
 _ICMP6 = Kind.ICMP6_PORT_UNREACH
 
 _fromisoformat = datetime.fromisoformat
+_NO_PROBE = (None, None, None)
 
 
 @dataclass(slots=True)
@@ -67,14 +84,24 @@ class DecodeStats:
 class Decoder:
     """Turns EVE lines into ResponseEvents for the given SIDs."""
 
-    __slots__ = ("_addrs", "_sids", "_warned", "max_line_bytes", "stats")
+    __slots__ = ("_addrs", "_head", "_prefilter", "_sids", "_warned", "max_line_bytes", "stats")
 
-    def __init__(self, sids: frozenset[int], max_line_bytes: int = 1_048_576) -> None:
+    def __init__(
+        self, sids: frozenset[int], max_line_bytes: int = 1_048_576, accel: bool = True
+    ) -> None:
         self._sids = sids
         self.max_line_bytes = max_line_bytes
         self.stats = DecodeStats()
         self._addrs: dict[str, tuple[str, bytes]] = {}
         self._warned = False
+        fast = _fast if accel else None
+        self._prefilter = fast.prefilter if fast is not None else None
+        self._head = fast.head if fast is not None else None
+
+    @property
+    def accelerated(self) -> bool:
+        """Whether this decoder uses the C reader."""
+        return self._head is not None
 
     # -- the cheap byte-level pre-filter -------------------------------------------------
 
@@ -121,6 +148,37 @@ class Decoder:
         stats.skipped_events += skipped
         return events
 
+    def decode_block(
+        self, buf: bytes | bytearray, start: int = 0, end: int = -1
+    ) -> list[ResponseEvent]:
+        """decode_batch() on the lines of ``buf[start:end]`` (end -1: to the end of buf).
+
+        The lines are separated by newlines; a newline at the very end does not start
+        another line. With the C reader, the lines the byte check settles are counted
+        without ever becoming Python objects.
+        """
+        if end < 0:
+            end = len(buf)
+        prefilter = self._prefilter
+        if prefilter is None:
+            if start >= end:
+                return []
+            lines = bytes(buf[start:end]).split(b"\n")
+            if not lines[-1]:
+                lines.pop()
+            return self.decode_batch(lines)
+        n, skipped, cands, kinds = prefilter(buf, start, end, self.max_line_bytes)
+        stats = self.stats
+        stats.lines += n
+        stats.skipped_events += skipped
+        events: list[ResponseEvent] = []
+        alert, decode = self._alert, self._decode
+        for line, kind in zip(cands, kinds, strict=True):
+            ev = alert(line) if kind else decode(line)
+            if ev is not None:
+                events.append(ev)
+        return events
+
     def _decode(self, line: bytes) -> ResponseEvent | None:
         """decode() without counting the line."""
         if len(line) > self.max_line_bytes:
@@ -140,6 +198,14 @@ class Decoder:
 
     def _alert(self, line: bytes) -> ResponseEvent | None:
         """A line whose first ``"event_type"`` is a compact ``"alert"``."""
+        head = self._head
+        if head is not None:
+            f = head(line)
+            if f is not None:
+                if f[7] not in self._sids:
+                    self.stats.foreign_sids += 1
+                    return None
+                return self._event(*f)
         if self._surely_foreign(line):
             self.stats.foreign_sids += 1
             return None
@@ -192,53 +258,79 @@ class Decoder:
             stats.foreign_sids += 1
             return None
 
-        addr = self._addrs.get
-        text = get("src_ip")
-        src = addr(text) if type(text) is str else None
-        if src is None:
-            src = self._addr(text)
-        text = get("dest_ip")
-        dst = addr(text) if type(text) is str else None
-        if dst is None:
-            dst = self._addr(text)
-        ts = _timestamp(get("timestamp"))
-        if src is None or dst is None or ts is None:
-            stats.missing_fields += 1
-            return None
-
-        proto = get("proto")
-        if proto == "TCP":
-            kind = _TCP_RST
-            name = "tcp"
-            port = get("src_port")
-            if type(port) is not int or not 0 <= port <= 0xFFFF:
-                port = None
-        else:
-            itype = get("icmp_type")
-            icode = get("icmp_code")
-            if proto == "ICMP" and itype == 3 and icode == 3 and type(itype) is int:
-                kind = _ICMP4
-            elif proto == "IPv6-ICMP" and itype == 1 and icode == 4 and type(itype) is int:
-                kind = _ICMP6
-            else:
-                stats.unknown_kind += 1
-                return None
-            name = "udp"
-            port = None
-            quoted = self._quoted(doc, sid)
-            if quoted is not None:
-                name = PORT_PROTOCOLS[quoted.proto]
-                port = quoted.dst_port
-                if quoted.src != dst[1]:
-                    stats.remote_mismatch += 1
-        if port is None:
-            stats.no_port += 1
-
         sensor = get("host")
         if type(sensor) is not str:
             sensor = get("in_iface")
             if type(sensor) is not str:
                 sensor = ""
+        quoted = None
+        proto, itype, icode = get("proto"), get("icmp_type"), get("icmp_code")
+        if _icmp_kind(proto, itype, icode) is not None:
+            quoted = self._quoted(doc, sid)
+        return self._event(
+            _timestamp(get("timestamp")),
+            get("src_ip"),
+            get("dest_ip"),
+            proto,
+            get("src_port"),
+            itype,
+            icode,
+            sid,
+            sensor,
+            *((quoted.proto, quoted.src, quoted.dst_port) if quoted is not None else _NO_PROBE),
+        )
+
+    def _event(
+        self,
+        ts: float | None,
+        src_text: object,
+        dst_text: object,
+        proto: object,
+        sport: object,
+        itype: object,
+        icode: object,
+        sid: int,
+        sensor: str,
+        probe_proto: int | None,
+        probe_src: bytes | None,
+        probe_port: int | None,
+    ) -> ResponseEvent | None:
+        """The event of one of our alerts (``sid``), counted in the stats.
+
+        The arguments are the alert's fields, from the full parse or from the C reader
+        (same order as its tuple); ``probe_*`` describe the probe an ICMP error quotes.
+        """
+        stats = self.stats
+        addr = self._addrs.get
+        src = addr(src_text) if type(src_text) is str else None
+        if src is None:
+            src = self._addr(src_text)
+        dst = addr(dst_text) if type(dst_text) is str else None
+        if dst is None:
+            dst = self._addr(dst_text)
+        if src is None or dst is None or ts is None:
+            stats.missing_fields += 1
+            return None
+
+        if proto == "TCP":
+            kind = _TCP_RST
+            name = "tcp"
+            port = sport if type(sport) is int and 0 <= sport <= 0xFFFF else None
+        else:
+            icmp = _icmp_kind(proto, itype, icode)
+            if icmp is None:
+                stats.unknown_kind += 1
+                return None
+            kind = icmp
+            name = "udp"
+            port = None
+            if probe_proto is not None:
+                name = PORT_PROTOCOLS[probe_proto]
+                port = probe_port
+                if probe_src != dst[1]:
+                    stats.remote_mismatch += 1
+        if port is None:
+            stats.no_port += 1
         stats.alerts += 1
         return ResponseEvent(ts, dst[0], src[0], port, name, kind, sid, sensor)
 
@@ -288,6 +380,17 @@ class Decoder:
         return hit
 
 
+def _icmp_kind(proto: object, itype: object, icode: object) -> Kind | None:
+    """The Kind of an ICMP(v6) port-unreachable, None for anything else."""
+    if type(itype) is not int:
+        return None
+    if proto == "ICMP" and itype == 3 and icode == 3:
+        return _ICMP4
+    if proto == "IPv6-ICMP" and itype == 1 and icode == 4:
+        return _ICMP6
+    return None
+
+
 def _timestamp(text: object) -> float | None:
     if type(text) is not str:
         return None
@@ -307,7 +410,7 @@ def _timestamp(text: object) -> float | None:
         return None
 
 
-def _b64(text: str) -> bytes | None:
+def _b64(text: str | bytes) -> bytes | None:
     try:
         return binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):

@@ -1,20 +1,19 @@
-"""Read whole EVE files (plain or gzip) as lines, in large batches: the replay source."""
+"""Read whole EVE files (plain or gzip) in large blocks of whole lines: the replay source."""
 
 from __future__ import annotations
 
 import gzip
+import io
+import sys
 from collections.abc import Iterator
-from typing import BinaryIO
 
 CHUNK = 1 << 20
 
 
-def _open(path: str) -> BinaryIO:
+def _open(path: str) -> io.BufferedIOBase:
     if path == "-":
-        import sys
-
-        return sys.stdin.buffer
-    fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, closed by iter_lines
+        return sys.stdin.buffer  # type: ignore[return-value]
+    fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, closed by iter_blocks
     if fh.read(2) == b"\x1f\x8b":
         fh.close()
         return gzip.open(path, "rb")  # type: ignore[return-value]
@@ -22,23 +21,47 @@ def _open(path: str) -> BinaryIO:
     return fh
 
 
-def iter_batches(path: str, chunk: int = CHUNK) -> Iterator[list[bytes]]:
-    """Yield lists of complete lines (without newlines); a last line without newline counts too."""
+def iter_blocks(
+    path: str, chunk: int = CHUNK, max_line: int = 1 << 20
+) -> Iterator[tuple[bytearray | bytes, int, int]]:
+    """Yield ``(buf, start, end)``: ``buf[start:end]`` holds whole lines, newline-separated.
+
+    ``buf`` is one reused buffer: use a block before asking for the next. A last line without
+    a newline counts too. A line longer than ``max_line`` is passed on cut to ``max_line + 1``
+    bytes (enough to be counted as oversized) and the rest of it is skipped, so memory stays
+    under ``max_line + 2 * chunk`` whatever the input.
+    """
     fh = _open(path)
+    buf = bytearray(2 * chunk)
+    carry = 0  # buf[:carry]: the start of a line whose newline has not been read yet
+    skipping = False  # inside an over-long line that was already passed on
     try:
-        rest = b""
         while True:
-            data = fh.read(chunk)
-            if not data:
+            if len(buf) < carry + chunk:
+                buf.extend(bytes(carry + chunk - len(buf)))
+            with memoryview(buf) as mv, mv[carry : carry + chunk] as room:
+                n = fh.readinto(room)
+            if not n:
                 break
-            if rest:
-                data = rest + data
-            lines = data.split(b"\n")
-            rest = lines.pop()
-            if lines:
-                yield lines
-        if rest:
-            yield [rest]
+            start, hi = 0, carry + n
+            if skipping:
+                nl = buf.find(b"\n", 0, hi)
+                if nl < 0:
+                    continue
+                skipping, start = False, nl + 1
+            last = buf.rfind(b"\n", start, hi)
+            if last >= 0:
+                yield buf, start, last + 1
+                start = last + 1
+            rest = hi - start
+            if rest > max_line:
+                yield bytes(buf[start : start + max_line + 1]), 0, max_line + 1
+                skipping, carry = True, 0
+            else:
+                buf[:rest] = buf[start:hi]
+                carry = rest
+        if carry and not skipping:
+            yield buf, 0, carry
     finally:
         if path != "-":
             fh.close()
