@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(nmap ipset iptables nftables iproute2 tcpdump conntrack ethtool tmux fail2ban jq openvswitch-switch)
+# gcc + python3-dev build the optional C EVE reader (scanguard_ids/eve/_fast.c) at pip install.
+PKGS=(nmap ipset iptables nftables iproute2 tcpdump conntrack ethtool tmux fail2ban jq openvswitch-switch
+      gcc python3-dev)
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 suricata_major() {
@@ -63,11 +65,20 @@ install_venv() {
         log "creating .venv"
         python3 -m venv .venv
     fi
-    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    # Reinstall when the package definition or the C reader changed, or its build is missing.
+    local stale=0 f
+    [ -f "$stamp" ] || stale=1
+    for f in pyproject.toml setup.py scanguard_ids/eve/_fast.c; do
+        [ "$f" -nt "$stamp" ] && stale=1
+    done
+    compgen -G 'scanguard_ids/eve/_fast*.so' >/dev/null || stale=1
+    if [ "$stale" = 1 ]; then
         log "installing scanguard-ids into .venv"
         .venv/bin/pip install -q -e '.[test,lab,sdn]' 2>&1 | grep -v 'is ignored: it is neither' >&2 || true
         .venv/bin/python -c 'import scanguard_ids, orjson, rich, pyroute2, watchdog, pytest' ||
             { log "venv install failed"; exit 1; }
+        .venv/bin/python -c 'import scanguard_ids.eve._fast' 2>/dev/null ||
+            log "the C EVE reader did not build (no gcc/python3-dev?): replay runs pure Python, slower"
         touch "$stamp"
     fi
 }

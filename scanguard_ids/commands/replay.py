@@ -47,9 +47,10 @@ class ReplayResult:
 
 
 def replay(
-    paths: list[str], cfg: config.Config, on_decision=None
+    paths: list[str], cfg: config.Config, on_decision=None, accel: bool = True
 ) -> tuple[ReplayResult, Decoder, Detector]:  # type: ignore[no-untyped-def]
-    decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
+    """Decode and detect every line of ``paths``; accel=False forces the pure-Python reader."""
+    decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes, accel=accel)
     detector = Detector(cfg.detect, Allowlist(cfg.detect.allowlist))
     result = ReplayResult()
     decode_block, feed = decoder.decode_block, detector.feed
@@ -102,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         f"(bad_json={s.bad_json} oversized={s.oversized} binary={s.binary} "
         f"missing_fields={s.missing_fields}) no_port={s.no_port} foreign_sids={s.foreign_sids} "
         f"allowlisted={ds.allowlisted} suppressed={ds.suppressed} too_late={ds.too_late} "
-        f"decisions={len(result.decisions)} seconds={result.seconds:.3f} lines_per_s={rate:.0f}",
+        f"decisions={len(result.decisions)} seconds={result.seconds:.3f} lines_per_s={rate:.0f} "
+        f"reader={'c' if decoder.accelerated else 'python'}",
         file=sys.stderr,
     )
     return 0

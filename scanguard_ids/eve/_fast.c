@@ -1,8 +1,9 @@
 /* Optional C accelerator for scanguard_ids.eve.decode. Two functions, both pure:
  *
- *   prefilter(buf, start, end, max_line) -> (lines, skipped, candidates, kinds)
+ *   prefilter(buf, start, end, max_line, sids) -> (lines, skipped, foreign, items, kinds)
  *       The byte check of Decoder.decode_batch over a whole buffer of EVE lines, without
- *       making a bytes object per line: only the lines the check cannot settle come back.
+ *       making a bytes object per line: only the lines the check cannot settle come back,
+ *       and with sids, our alerts come back already read by head().
  *   head(line) -> tuple | None
  *       The fields the decoder needs, read from the fixed layout Suricata 7 writes for an
  *       alert; None for anything else (the caller then takes the full JSON parse).
@@ -44,57 +45,92 @@ settled(const char *s, Py_ssize_t n, char *kind)
     return memmem(v, (size_t)(end - v), ET_KEY, ET_LEN) == NULL;
 }
 
+static PyObject *fields(const char *line, Py_ssize_t n);
+
+#define KIND_FIELDS 2 /* an alert of ours already read: the item is fields()'s tuple */
+
+static int
+append(PyObject *items, PyObject *kinds, PyObject *item, char kind)
+{
+    int rc = PyList_Append(items, item);
+    Py_DECREF(item);
+    if (rc < 0)
+        return -1;
+    Py_ssize_t k = PyByteArray_GET_SIZE(kinds);
+    if (PyByteArray_Resize(kinds, k + 1) < 0)
+        return -1;
+    PyByteArray_AS_STRING(kinds)[k] = kind;
+    return 0;
+}
+
+/* prefilter(buf, start, end, max_line, sids) -> (lines, skipped, foreign, items, kinds)
+ * sids None: items are the unsettled lines (kinds 0/1). A set of ints: compact alerts are
+ * also read here; ours come back as fields() tuples (kind 2), foreign ones are only
+ * counted, and a line fields() does not recognise comes back as bytes (kind 1). */
 static PyObject *
 prefilter(PyObject *self, PyObject *args)
 {
     Py_buffer view;
     Py_ssize_t start, stop, max_line;
-    if (!PyArg_ParseTuple(args, "y*nnn", &view, &start, &stop, &max_line))
+    PyObject *sids = Py_None;
+    if (!PyArg_ParseTuple(args, "y*nnn|O", &view, &start, &stop, &max_line, &sids))
         return NULL;
-    if (start < 0 || stop > view.len || start > stop) {
+    if (start < 0 || stop > view.len || start > stop ||
+        (sids != Py_None && !PyAnySet_Check(sids))) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "prefilter: bad start/end");
+        PyErr_SetString(PyExc_ValueError, "prefilter: bad start/end or sids");
         return NULL;
     }
     const char *buf = (const char *)view.buf;
-    Py_ssize_t lines = 0, skipped = 0;
-    PyObject *cands = PyList_New(0);
+    Py_ssize_t lines = 0, skipped = 0, foreign = 0;
+    PyObject *items = PyList_New(0);
     PyObject *kinds = PyByteArray_FromStringAndSize(NULL, 0);
-    if (cands == NULL || kinds == NULL)
+    if (items == NULL || kinds == NULL)
         goto fail;
     Py_ssize_t pos = start;
     while (pos < stop) {
         const char *nl = memchr(buf + pos, '\n', (size_t)(stop - pos));
         Py_ssize_t eol = nl ? (Py_ssize_t)(nl - buf) : stop;
         Py_ssize_t len = eol - pos;
+        const char *line = buf + pos;
         char kind = KIND_OTHER;
         lines++;
-        if (len <= max_line && settled(buf + pos, len, &kind)) {
-            skipped++;
-        }
-        else {
-            if (len > max_line)
-                kind = KIND_OTHER; /* _decode counts it as oversized */
-            PyObject *line = PyBytes_FromStringAndSize(buf + pos, len);
-            if (line == NULL)
-                goto fail;
-            int rc = PyList_Append(cands, line);
-            Py_DECREF(line);
-            if (rc < 0)
-                goto fail;
-            Py_ssize_t k = PyByteArray_GET_SIZE(kinds);
-            if (PyByteArray_Resize(kinds, k + 1) < 0)
-                goto fail;
-            PyByteArray_AS_STRING(kinds)[k] = kind;
-        }
         pos = eol + 1;
+        if (len > max_line) {
+            kind = KIND_OTHER; /* _decode counts it as oversized */
+        }
+        else if (settled(line, len, &kind)) {
+            skipped++;
+            continue;
+        }
+        else if (kind == KIND_ALERT && sids != Py_None) {
+            PyObject *f = fields(line, len);
+            if (f == NULL)
+                goto fail;
+            if (f != Py_None) {
+                int ours = PySet_Contains(sids, PyTuple_GET_ITEM(f, 7));
+                if (ours <= 0) {
+                    Py_DECREF(f);
+                    if (ours < 0)
+                        goto fail;
+                    foreign++;
+                    continue;
+                }
+                if (append(items, kinds, f, KIND_FIELDS) < 0)
+                    goto fail;
+                continue;
+            }
+            Py_DECREF(f);
+        }
+        PyObject *bytes = PyBytes_FromStringAndSize(line, len);
+        if (bytes == NULL || append(items, kinds, bytes, kind) < 0)
+            goto fail;
     }
     PyBuffer_Release(&view);
-    PyObject *res = Py_BuildValue("nnNN", lines, skipped, cands, kinds);
-    return res;
+    return Py_BuildValue("nnnNN", lines, skipped, foreign, items, kinds);
 fail:
     PyBuffer_Release(&view);
-    Py_XDECREF(cands);
+    Py_XDECREF(items);
     Py_XDECREF(kinds);
     return NULL;
 }
@@ -373,17 +409,12 @@ sensor_str(const char *s, Py_ssize_t n)
     return o;
 }
 
-/* head(line) -> (ts, src, dst, proto, src_port|None, icmp_type|None, icmp_code|None, sid,
- *               sensor, probe_proto|None, probe_src|None, probe_port|None) or None. */
+/* The fields of one alert line: (ts, src, dst, proto, src_port|None, icmp_type|None,
+ * icmp_code|None, sid, sensor, probe_proto|None, probe_src|None, probe_port|None), or None
+ * when the line is not in Suricata's layout (new references; NULL with an exception set). */
 static PyObject *
-head(PyObject *self, PyObject *arg)
+fields(const char *line, Py_ssize_t n)
 {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "head: bytes expected");
-        return NULL;
-    }
-    const char *line = PyBytes_AS_STRING(arg);
-    Py_ssize_t n = PyBytes_GET_SIZE(arg);
     Cur c = {line, line + n};
     const char *s, *iface = NULL, *src, *dst, *proto;
     Py_ssize_t sn, iface_n = 0, src_n, dst_n, proto_n;
@@ -504,9 +535,19 @@ err:
     return NULL;
 }
 
+static PyObject *
+head(PyObject *self, PyObject *arg)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "head: bytes expected");
+        return NULL;
+    }
+    return fields(PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg));
+}
+
 static PyMethodDef methods[] = {
     {"prefilter", prefilter, METH_VARARGS,
-     "prefilter(buf, start, end, max_line) -> (lines, skipped, candidates, kinds)"},
+     "prefilter(buf, start, end, max_line, sids=None) -> (lines, skipped, foreign, items, kinds)"},
     {"head", head, METH_O, "head(line) -> fields of a Suricata alert line, or None"},
     {NULL, NULL, 0, NULL},
 };

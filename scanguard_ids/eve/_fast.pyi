@@ -2,9 +2,14 @@
 
 from typing_extensions import Buffer
 
+_Fields = tuple[
+    float, str, str, str, int | None, int | None, int | None, int, str,
+    int | None, bytes | None, int | None,
+]
+
 def prefilter(
-    buf: Buffer, start: int, end: int, max_line: int, /
-) -> tuple[int, int, list[bytes], bytearray]: ...
+    buf: Buffer, start: int, end: int, max_line: int, sids: frozenset[int] | None = None, /
+) -> tuple[int, int, int, list[bytes | _Fields], bytearray]: ...
 def head(
     line: bytes, /
 ) -> (

@@ -167,14 +167,24 @@ class Decoder:
             if not lines[-1]:
                 lines.pop()
             return self.decode_batch(lines)
-        n, skipped, cands, kinds = prefilter(buf, start, end, self.max_line_bytes)
+        n, skipped, foreign, items, kinds = prefilter(
+            buf, start, end, self.max_line_bytes, self._sids
+        )
         stats = self.stats
         stats.lines += n
         stats.skipped_events += skipped
+        stats.foreign_sids += foreign
         events: list[ResponseEvent] = []
-        alert, decode = self._alert, self._decode
-        for line, kind in zip(cands, kinds, strict=True):
-            ev = alert(line) if kind else decode(line)
+        event, alert, decode = self._event, self._alert_slow, self._decode
+        for item, kind in zip(items, kinds, strict=True):
+            # 2: the fields of one of our alerts (C reader); 1: a compact alert it did not
+            # recognise; 0: any other line the byte check could not settle.
+            if kind == 2:
+                ev = event(*item)
+            elif kind:
+                ev = alert(item)
+            else:
+                ev = decode(item)
             if ev is not None:
                 events.append(ev)
         return events
@@ -206,6 +216,10 @@ class Decoder:
                     self.stats.foreign_sids += 1
                     return None
                 return self._event(*f)
+        return self._alert_slow(line)
+
+    def _alert_slow(self, line: bytes) -> ResponseEvent | None:
+        """_alert() without the C reader."""
         if self._surely_foreign(line):
             self.stats.foreign_sids += 1
             return None
