@@ -103,11 +103,13 @@ def _q(text: str | Path) -> str:
 
 def render_config(rules_path: str | Path, home_net: Sequence[str], logdir: str | Path,
                   classification_file: str | Path, *, eve_flow: bool = False,
-                  app_layer: bool = True, log_level: str = "warning") -> str:
+                  app_layer: bool = True, log_level: str = "warning",
+                  sensor_name: str | None = None) -> str:
     """The text of a minimal suricata.yaml for one rule file and one HOME_NET.
 
     app_layer=False switches the app-layer parsers off (used for -T only: replays keep them,
     so their EVE looks like a real sensor's, e.g. ``app_proto`` on ICMP alerts).
+    sensor_name sets ``sensor-name`` (EVE then ends every line with ``"host"``).
     """
     types = ["        - alert:\n"
              "            payload: yes\n"
@@ -123,7 +125,8 @@ def render_config(rules_path: str | Path, home_net: Sequence[str], logdir: str |
         '    EXTERNAL_NET: "!$HOME_NET"\n'
         "  port-groups: {}\n"
         f"default-log-dir: {_q(logdir)}\n"
-        f"classification-file: {_q(classification_file)}\n"
+        + ("" if sensor_name is None else f"sensor-name: {_q(sensor_name)}\n")
+        + f"classification-file: {_q(classification_file)}\n"
         f"reference-config-file: {_q(Path(classification_file).with_name('reference.config'))}\n"
         f"default-rule-path: {_q(Path(rules_path).resolve().parent)}\n"
         "rule-files:\n"
@@ -149,7 +152,8 @@ def render_config(rules_path: str | Path, home_net: Sequence[str], logdir: str |
 
 
 def write_config(workdir: str | Path, rules_path: str | Path, home_net: Sequence[str],
-                 logdir: str | Path, *, eve_flow: bool = False, app_layer: bool = True) -> Path:
+                 logdir: str | Path, *, eve_flow: bool = False, app_layer: bool = True,
+                 sensor_name: str | None = None) -> Path:
     """Write suricata.yaml (+ classification/reference files) into workdir; return its path."""
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -158,7 +162,7 @@ def write_config(workdir: str | Path, rules_path: str | Path, home_net: Sequence
     (work / "reference.config").write_text("")
     conf = work / "suricata.yaml"
     conf.write_text(render_config(rules_path, home_net, logdir, classification, eve_flow=eve_flow,
-                                  app_layer=app_layer))
+                                  app_layer=app_layer, sensor_name=sensor_name))
     return conf
 
 
@@ -265,7 +269,7 @@ test_rules.__test__ = False  # type: ignore[attr-defined]  # not a pytest test w
 
 def run_pcap(pcap_path: str | Path, rules_path: str | Path, home_net: Sequence[str],
              logdir: str | Path, *, binary: str | None = None, timeout: float = 120.0,
-             eve_flow: bool = False) -> Path:
+             eve_flow: bool = False, sensor_name: str | None = None) -> Path:
     """Replay one pcap through Suricata (-r, -k none, single runmode); return eve.json's path.
 
     logdir is created if needed; an eve.json already there is replaced.
@@ -283,7 +287,8 @@ def run_pcap(pcap_path: str | Path, rules_path: str | Path, home_net: Sequence[s
     eve = out / "eve.json"
     eve.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="sg-suri-") as tmp:
-        conf = write_config(tmp, rules, home_net, out, eve_flow=eve_flow)
+        conf = write_config(tmp, rules, home_net, out, eve_flow=eve_flow,
+                            sensor_name=sensor_name)
         argv = [exe, "-c", str(conf), "-S", str(rules.resolve()), "-l", str(out),
                 "-r", str(pcap.resolve()), "-k", "none", "--runmode", "single"]
         res = _run(argv, timeout)

@@ -1,19 +1,24 @@
-/* Optional C accelerator for scanguard_ids.eve.decode. Two functions, both pure:
+/* Optional C accelerator for scanguard_ids.eve.decode (built by setup.py when a compiler is
+ * there; without it decode.py does everything itself, slower).
  *
- *   prefilter(buf, start, end, max_line, sids) -> (lines, skipped, foreign, items, kinds)
+ *   prefilter(buf, start, end, max_line, sids=None, ctx=None)
  *       The byte check of Decoder.decode_batch over a whole buffer of EVE lines, without
- *       making a bytes object per line: only the lines the check cannot settle come back,
- *       and with sids, our alerts come back already read by head().
+ *       making a Python object per line: only the lines the check cannot settle come back.
+ *       With sids, our alerts come back already read by head(), foreign ones only counted;
+ *       with ctx, the common ones come back as finished events, as Decoder._event() makes.
  *   head(line) -> tuple | None
- *       The fields the decoder needs, read from the fixed layout Suricata 7 writes for an
- *       alert; None for anything else (the caller then takes the full JSON parse).
+ *       The fields the decoder needs, read from the layout Suricata 7 writes for an alert
+ *       (its key order, ASCII, compact), after checking that the rest of the line is JSON
+ *       that repeats none of those keys; None for anything else: the caller then takes the
+ *       full parse (orjson), which stays the reference.
  *
- * The Python code in decode.py is the reference: tests compare both paths line by line.
- * Every read is bounds-checked against the buffer; nothing here allocates per skipped line.
+ * The tests (tests/eve/test_fast_reader.py) compare both paths on generated lines, mutated
+ * lines and real Suricata output. Every read is bounds-checked against the line.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 static const char ET_KEY[] = "\"event_type\"";
@@ -46,6 +51,124 @@ settled(const char *s, Py_ssize_t n, char *kind)
 }
 
 static PyObject *fields(const char *line, Py_ssize_t n);
+static PyObject *TCP, *ICMP, *ICMP6; /* interned protocol names, set at import */
+
+#define KIND_EVENT 3 /* the item is the finished ResponseEvent */
+
+/* What decode.py's Decoder._event() builds from fields() -- for the common case only: both
+ * addresses already in the decoder's cache, a TCP RST or an ICMP(v6) port unreachable.
+ * ctx = (addrs, ResponseEvent, (TCP_RST, ICMP4, ICMP6), PORT_PROTOCOLS). Returns a new
+ * reference to the event, None (new reference) for "let _event() do it", NULL on error;
+ * counts[0..2] += alerts, no_port, remote_mismatch as _event() would count them. */
+/* A canonical dotted quad (what ipaddress prints: no leading zeros, each part <= 255). */
+static int
+ipv4_canon(PyObject *text, unsigned char *packed)
+{
+    if (!PyUnicode_IS_COMPACT_ASCII(text))
+        return 0;
+    const char *p = (const char *)PyUnicode_DATA(text), *e = p + PyUnicode_GET_LENGTH(text);
+    for (int i = 0; i < 4; i++) {
+        const char *d = p;
+        int v = 0;
+        while (p < e && *p >= '0' && *p <= '9' && p - d < 3)
+            v = v * 10 + (*p++ - '0');
+        if (p == d || (p - d > 1 && *d == '0') || v > 255)
+            return 0;
+        packed[i] = (unsigned char)v;
+        if (i < 3 && (p >= e || *p++ != '.'))
+            return 0;
+    }
+    return p == e;
+}
+
+/* (canonical text, packed) of an address from fields(): IPv4 here, IPv6 from the decoder's
+ * cache (decode.py's _addr() fills it). 0: not known here. Borrowed text. */
+static int
+address(PyObject *addrs, PyObject *text, PyObject **canon, const unsigned char **packed,
+        Py_ssize_t *packed_n, unsigned char *v4)
+{
+    if (ipv4_canon(text, v4)) {
+        *canon = text, *packed = v4, *packed_n = 4;
+        return 1;
+    }
+    PyObject *hit = PyDict_GetItemWithError(addrs, text);
+    if (hit == NULL || !PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 2 ||
+        !PyBytes_Check(PyTuple_GET_ITEM(hit, 1)))
+        return PyErr_Occurred() ? -1 : 0;
+    *canon = PyTuple_GET_ITEM(hit, 0);
+    *packed = (const unsigned char *)PyBytes_AS_STRING(PyTuple_GET_ITEM(hit, 1));
+    *packed_n = PyBytes_GET_SIZE(PyTuple_GET_ITEM(hit, 1));
+    return 1;
+}
+
+/* What decode.py's Decoder._event() builds from fields() -- for the common case only: both
+ * addresses IPv4 or already in the decoder's cache, a TCP RST or an ICMP(v6) port
+ * unreachable. ctx = (addrs, ResponseEvent, (TCP_RST, ICMP4, ICMP6), ("tcp",
+ * PORT_PROTOCOLS)). Returns a new reference to the event, None (new reference) for "let
+ * _event() do it", NULL on error; counts[0..2] += alerts, no_port, remote_mismatch as
+ * _event() would count them. */
+static PyObject *
+event(PyObject *ctx, PyObject *f, Py_ssize_t *counts)
+{
+    PyObject *addrs = PyTuple_GET_ITEM(ctx, 0), *make = PyTuple_GET_ITEM(ctx, 1);
+    PyObject *kinds = PyTuple_GET_ITEM(ctx, 2), *names = PyTuple_GET_ITEM(ctx, 3);
+    PyObject *src, *dst;
+    const unsigned char *src_pk, *dst_pk;
+    Py_ssize_t src_n, dst_n;
+    unsigned char v4s[4], v4d[4];
+    int r = address(addrs, PyTuple_GET_ITEM(f, 1), &src, &src_pk, &src_n, v4s);
+    if (r == 1)
+        r = address(addrs, PyTuple_GET_ITEM(f, 2), &dst, &dst_pk, &dst_n, v4d);
+    if (r <= 0)
+        return r < 0 ? NULL : Py_NewRef(Py_None);
+    PyObject *proto = PyTuple_GET_ITEM(f, 3), *kind, *name, *port;
+    int no_port = 0, mismatch = 0;
+    if (proto == TCP) {
+        kind = PyTuple_GET_ITEM(kinds, 0);
+        name = PyTuple_GET_ITEM(names, 0);
+        port = PyTuple_GET_ITEM(f, 4);
+        if (port != Py_None) {
+            long long v = PyLong_AsLongLong(port); /* fields() gives at most 18 digits */
+            if (v == -1 && PyErr_Occurred())
+                return NULL;
+            if (v < 0 || v > 0xFFFF)
+                port = Py_None;
+        }
+        no_port = port == Py_None;
+    }
+    else {
+        PyObject *it = PyTuple_GET_ITEM(f, 5), *ic = PyTuple_GET_ITEM(f, 6);
+        long long t = it == Py_None ? -1 : PyLong_AsLongLong(it);
+        long long c = ic == Py_None ? -1 : PyLong_AsLongLong(ic);
+        if (PyErr_Occurred())
+            return NULL;
+        if (proto == ICMP && t == 3 && c == 3)
+            kind = PyTuple_GET_ITEM(kinds, 1);
+        else if (proto == ICMP6 && t == 1 && c == 4)
+            kind = PyTuple_GET_ITEM(kinds, 2);
+        else
+            return Py_NewRef(Py_None); /* unknown_kind: counted by _event() */
+        PyObject *qproto = PyTuple_GET_ITEM(f, 9), *qsrc = PyTuple_GET_ITEM(f, 10);
+        name = qproto == Py_None ? NULL
+                                 : PyDict_GetItemWithError(PyTuple_GET_ITEM(names, 1), qproto);
+        if (name == NULL || !PyBytes_Check(qsrc))
+            return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+        port = PyTuple_GET_ITEM(f, 11);
+        mismatch = PyBytes_GET_SIZE(qsrc) != dst_n ||
+                   memcmp(PyBytes_AS_STRING(qsrc), dst_pk, (size_t)dst_n) != 0;
+    }
+    PyObject *args[8] = {
+        PyTuple_GET_ITEM(f, 0), dst, src, port, name, kind, PyTuple_GET_ITEM(f, 7),
+        PyTuple_GET_ITEM(f, 8),
+    };
+    PyObject *ev = PyObject_Vectorcall(make, args, 8, NULL);
+    if (ev != NULL) {
+        counts[0]++;
+        counts[1] += no_port;
+        counts[2] += mismatch;
+    }
+    return ev;
+}
 
 #define KIND_FIELDS 2 /* an alert of ours already read: the item is fields()'s tuple */
 
@@ -63,22 +186,34 @@ append(PyObject *items, PyObject *kinds, PyObject *item, char kind)
     return 0;
 }
 
-/* prefilter(buf, start, end, max_line, sids) -> (lines, skipped, foreign, items, kinds)
+/* prefilter(buf, start, end, max_line, sids=None, ctx=None)
+ *     -> (lines, skipped, foreign, items, kinds, (alerts, no_port, remote_mismatch))
  * sids None: items are the unsettled lines (kinds 0/1). A set of ints: compact alerts are
  * also read here; ours come back as fields() tuples (kind 2), foreign ones are only
- * counted, and a line fields() does not recognise comes back as bytes (kind 1). */
+ * counted, and a line fields() does not recognise comes back as bytes (kind 1). With ctx
+ * (see event()), most of ours come back as finished ResponseEvents (kind 3), counted in the
+ * last tuple. */
 static PyObject *
 prefilter(PyObject *self, PyObject *args)
 {
     Py_buffer view;
     Py_ssize_t start, stop, max_line;
-    PyObject *sids = Py_None;
-    if (!PyArg_ParseTuple(args, "y*nnn|O", &view, &start, &stop, &max_line, &sids))
+    PyObject *sids = Py_None, *ctx = Py_None;
+    Py_ssize_t counts[3] = {0, 0, 0};
+    if (!PyArg_ParseTuple(args, "y*nnn|OO", &view, &start, &stop, &max_line, &sids, &ctx))
         return NULL;
     if (start < 0 || stop > view.len || start > stop ||
-        (sids != Py_None && !PyAnySet_Check(sids))) {
+        (sids != Py_None && !PyAnySet_Check(sids)) ||
+        (ctx != Py_None &&
+         !(PyTuple_CheckExact(ctx) && PyTuple_GET_SIZE(ctx) == 4 &&
+           PyDict_CheckExact(PyTuple_GET_ITEM(ctx, 0)) &&
+           PyTuple_CheckExact(PyTuple_GET_ITEM(ctx, 2)) &&
+           PyTuple_GET_SIZE(PyTuple_GET_ITEM(ctx, 2)) == 3 &&
+           PyTuple_CheckExact(PyTuple_GET_ITEM(ctx, 3)) &&
+           PyTuple_GET_SIZE(PyTuple_GET_ITEM(ctx, 3)) == 2 &&
+           PyDict_CheckExact(PyTuple_GET_ITEM(PyTuple_GET_ITEM(ctx, 3), 1))))) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "prefilter: bad start/end or sids");
+        PyErr_SetString(PyExc_ValueError, "prefilter: bad start/end, sids or ctx");
         return NULL;
     }
     const char *buf = (const char *)view.buf;
@@ -116,6 +251,20 @@ prefilter(PyObject *self, PyObject *args)
                     foreign++;
                     continue;
                 }
+                if (ctx != Py_None) {
+                    PyObject *ev = event(ctx, f, counts);
+                    if (ev == NULL) {
+                        Py_DECREF(f);
+                        goto fail;
+                    }
+                    if (ev != Py_None) {
+                        Py_DECREF(f);
+                        if (append(items, kinds, ev, KIND_EVENT) < 0)
+                            goto fail;
+                        continue;
+                    }
+                    Py_DECREF(ev);
+                }
                 if (append(items, kinds, f, KIND_FIELDS) < 0)
                     goto fail;
                 continue;
@@ -127,7 +276,8 @@ prefilter(PyObject *self, PyObject *args)
             goto fail;
     }
     PyBuffer_Release(&view);
-    return Py_BuildValue("nnnNN", lines, skipped, foreign, items, kinds);
+    return Py_BuildValue("nnnNN(nnn)", lines, skipped, foreign, items, kinds, counts[0], counts[1],
+                         counts[2]);
 fail:
     PyBuffer_Release(&view);
     Py_XDECREF(items);
@@ -181,8 +331,8 @@ str_(Cur *c, const char **s, Py_ssize_t *n, int ip)
     const char *p = c->p;
     while (p < c->end && *p != '"') {
         unsigned char ch = (unsigned char)*p;
-        if (ch == '\\' || ch < 0x20)
-            return 0;
+        if (ch == '\\' || ch < 0x20 || ch >= 0x80)
+            return 0; /* escapes and non-ASCII text: the full parse reads them */
         if (ip && !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
                     (ch >= 'A' && ch <= 'F') || ch == '.' || ch == ':'))
             return 0;
@@ -269,9 +419,304 @@ ts_(const char *s, Py_ssize_t n, double *out)
     return 1;
 }
 
+/* -- the rest of an alert line, validated as JSON --------------------------------------- */
+
+#define MAX_DEPTH 64
+
+typedef struct {
+    const char *host, *payload; /* top-level string values, NULL when absent */
+    Py_ssize_t host_n, payload_n;
+    int seen; /* 1: "host" seen, 2: "payload" seen (as bits) */
+    int payload_escaped;
+} Rest;
+
+/* Top-level keys the head already read: a second copy would win in a JSON parser. */
+static int
+read_key(const char *k, Py_ssize_t n)
+{
+#define IS(name) (n == (Py_ssize_t)sizeof(name) - 1 && memcmp(k, name, sizeof(name) - 1) == 0)
+    switch (n ? k[0] : 0) {
+    case 't':
+        return IS("timestamp");
+    case 'i':
+        return IS("in_iface") || IS("icmp_type") || IS("icmp_code");
+    case 'e':
+        return IS("event_type");
+    case 's':
+        return IS("src_ip") || IS("src_port");
+    case 'd':
+        return IS("dest_ip");
+    case 'p':
+        return IS("proto");
+    case 'a':
+        return IS("alert");
+    default:
+        return 0;
+    }
+#undef IS
+}
+
+static inline void
+ws(Cur *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\r' || *c->p == '\n'))
+        c->p++;
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* None of the 8 bytes needs a look: no quote, backslash, control character or non-ASCII. */
+static inline int
+plain8(const char *p)
+{
+    uint64_t x, q, b;
+    memcpy(&x, p, 8);
+    q = x ^ (ONES * '"');
+    b = x ^ (ONES * '\\');
+    return !((x | ((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS);
+}
+
+static int
+hex4(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char ch = p[i];
+        v <<= 4;
+        if (ch >= '0' && ch <= '9')
+            v |= ch - '0';
+        else if (ch >= 'a' && ch <= 'f')
+            v |= ch - 'a' + 10;
+        else if (ch >= 'A' && ch <= 'F')
+            v |= ch - 'A' + 10;
+        else
+            return -1;
+    }
+    return v;
+}
+
+/* A JSON string at c->p (its opening quote). ASCII only (non-ASCII: the full parse decides,
+ * as it validates UTF-8); *esc tells whether it held escapes. */
+static int
+jstring(Cur *c, const char **s, Py_ssize_t *n, int *esc)
+{
+    const char *p = c->p + 1;
+    *esc = 0;
+    for (;;) {
+        while (c->end - p >= 8 && plain8(p))
+            p += 8;
+        if (p >= c->end)
+            return 0;
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"')
+            break;
+        if (ch < 0x20 || ch >= 0x80)
+            return 0;
+        if (ch == '\\') {
+            *esc = 1;
+            if (c->end - p < 2)
+                return 0;
+            switch (p[1]) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                p += 2;
+                continue;
+            case 'u': {
+                int v;
+                if (c->end - p < 6 || (v = hex4(p + 2)) < 0 || (v >= 0xD800 && v <= 0xDFFF))
+                    return 0; /* surrogates: leave the pairing rules to the full parse */
+                p += 6;
+                continue;
+            }
+            default:
+                return 0;
+            }
+        }
+        p++;
+    }
+    *s = c->p + 1;
+    *n = p - (c->p + 1);
+    c->p = p + 1;
+    return 1;
+}
+
+static int
+jnumber(Cur *c)
+{
+    const char *p = c->p, *e = c->end;
+    if (p < e && *p == '-')
+        p++;
+    const char *d = p;
+    if (p < e && *p == '0')
+        p++;
+    else {
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+        if (p == d || p - d > 18)
+            return 0; /* no digits, or an integer a 64-bit parser may refuse */
+    }
+    if (p < e && *p == '.') {
+        const char *f = ++p;
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+        if (p == f)
+            return 0;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < e && (*p == '+' || *p == '-'))
+            p++;
+        const char *x = p;
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+        if (p == x)
+            return 0;
+    }
+    c->p = p;
+    return 1;
+}
+
+static int jvalue(Cur *c, int depth);
+
+/* Members of an object after its '{' (first = 1) or after a member's ',' (first = 0), up to
+ * and including its '}'. level 1: the top-level object; 2: the alert object (the head read
+ * its signature_id); 0: anything deeper. */
+static int
+jmembers(Cur *c, int depth, int first, int level, Rest *r)
+{
+    ws(c);
+    if (first && c->p < c->end && *c->p == '}') {
+        c->p++;
+        return 1;
+    }
+    for (;;) {
+        const char *k;
+        Py_ssize_t kn;
+        int esc;
+        ws(c);
+        if (c->p >= c->end || *c->p != '"' || !jstring(c, &k, &kn, &esc))
+            return 0;
+        ws(c);
+        if (c->p >= c->end || *c->p != ':')
+            return 0;
+        c->p++;
+        ws(c);
+        if (level && esc)
+            return 0; /* an escaped key could spell one we read */
+        const char **want = NULL;
+        Py_ssize_t *want_n = NULL;
+        int bit = 0;
+        if (level == 2 && kn == 12 && memcmp(k, "signature_id", 12) == 0)
+            return 0;
+        if (level == 1) {
+            if (read_key(k, kn))
+                return 0;
+            if (kn == 4 && memcmp(k, "host", 4) == 0)
+                want = &r->host, want_n = &r->host_n, bit = 1;
+            else if (kn == 7 && memcmp(k, "payload", 7) == 0)
+                want = &r->payload, want_n = &r->payload_n, bit = 2;
+        }
+        if (want != NULL) {
+            const char *v;
+            Py_ssize_t vn;
+            if ((r->seen & bit) || c->p >= c->end || *c->p != '"' || !jstring(c, &v, &vn, &esc))
+                return 0; /* twice or not a string: the full parse decides */
+            r->seen |= bit;
+            if (esc && bit == 1)
+                return 0; /* an escaped sensor name: Python unescapes it */
+            if (esc)
+                r->payload_escaped = 1; /* not base64: only an ICMP error would need it */
+            else
+                *want = v, *want_n = vn;
+        }
+        else if (!jvalue(c, depth + 1))
+            return 0;
+        ws(c);
+        if (c->p >= c->end)
+            return 0;
+        if (*c->p == ',') {
+            c->p++;
+            continue;
+        }
+        if (*c->p == '}') {
+            c->p++;
+            return 1;
+        }
+        return 0;
+    }
+}
+
+static int
+jvalue(Cur *c, int depth)
+{
+    const char *s;
+    Py_ssize_t n;
+    int esc;
+    if (depth > MAX_DEPTH || c->p >= c->end)
+        return 0;
+    switch (*c->p) {
+    case '{':
+        c->p++;
+        return jmembers(c, depth, 1, 0, NULL);
+    case '[':
+        c->p++;
+        ws(c);
+        if (c->p < c->end && *c->p == ']') {
+            c->p++;
+            return 1;
+        }
+        for (;;) {
+            ws(c);
+            if (!jvalue(c, depth + 1))
+                return 0;
+            ws(c);
+            if (c->p >= c->end)
+                return 0;
+            if (*c->p == ',') {
+                c->p++;
+                continue;
+            }
+            if (*c->p == ']') {
+                c->p++;
+                return 1;
+            }
+            return 0;
+        }
+    case '"':
+        return jstring(c, &s, &n, &esc);
+    case 't':
+        return LIT(c, "true");
+    case 'f':
+        return LIT(c, "false");
+    case 'n':
+        return LIT(c, "null");
+    default:
+        return jnumber(c);
+    }
+}
+
+/* c->p: just after the alert object's `"signature_id":N,`. The alert object's remaining
+ * members, then the top-level ones, then the end of the line. */
+static int
+rest_(Cur *c, Rest *r)
+{
+    if (!jmembers(c, 2, 0, 2, r))
+        return 0;
+    ws(c);
+    if (c->p < c->end && *c->p == ',') {
+        c->p++;
+        if (!jmembers(c, 1, 0, 1, r))
+            return 0;
+    }
+    else if (c->p >= c->end || *c->p++ != '}')
+        return 0;
+    ws(c);
+    return c->p == c->end;
+}
+
 /* -- the quoted probe of an ICMP error (decode.py: _b64 + packet.quoted_probe) ---------- */
 
-#define PAYLOAD_MAX 1024
+#define PAYLOAD_MAX 4096
 
 static int
 b64val(unsigned char ch)
@@ -295,7 +740,7 @@ static Py_ssize_t
 b64(const char *s, Py_ssize_t n, unsigned char *out)
 {
     if (n == 0 || n % 4 != 0 || n / 4 * 3 > PAYLOAD_MAX)
-        return -1;
+        return -1; /* longer quotes than any ICMP error carries: the Python path decides */
     Py_ssize_t o = 0;
     for (Py_ssize_t i = 0; i < n; i += 4) {
         int v[4], pad = 0;
@@ -382,7 +827,6 @@ fallback(void)
     Py_RETURN_NONE;
 }
 
-static PyObject *TCP, *ICMP, *ICMP6; /* interned protocol names */
 static PyObject *last_sensor;        /* the sensor name of the previous line, reused */
 
 static PyObject *
@@ -428,12 +872,15 @@ fields(const char *line, Py_ssize_t n)
         !LIT(&c, ","))
         Py_RETURN_NONE;
     if (OPT_UINT(&c, "\"flow_id\":", &ignored) < 0 ||
-        OPT_UINT(&c, "\"parent_id\":", &ignored) < 0)
+        OPT_UINT(&c, "\"parent_id\":", &ignored) < 0 ||
+        OPT_UINT(&c, "\"sensor_id\":", &ignored) < 0)
         Py_RETURN_NONE;
     if (LIT(&c, "\"in_iface\":\"")) {
         if (!str_(&c, &iface, &iface_n, 0) || !LIT(&c, ","))
             Py_RETURN_NONE;
     }
+    if (OPT_UINT(&c, "\"pcap_cnt\":", &ignored) < 0) /* suricata -r */
+        Py_RETURN_NONE;
     if (!LIT(&c, "\"event_type\":\"alert\","))
         Py_RETURN_NONE;
     if (LIT(&c, "\"vlan\":[")) {
@@ -467,38 +914,23 @@ fields(const char *line, Py_ssize_t n)
         !uint_(&c, &sid) || !LIT(&c, ","))
         Py_RETURN_NONE;
 
-    /* The rest of the line is not parsed. Suricata writes the sensor name ("host") as the
-     * last key of the line, and an ICMP error's quoted probe as "payload" (base64). */
-    const char *sensor = iface;
-    Py_ssize_t sensor_n = iface_n;
-    if (c.end - c.p >= 2 && c.end[-2] == '"') {
-        const char *q = c.end - 2; /* closing quote of the last value */
-        const char *o = q;
-        while (o > c.p && o[-1] != '"')
-            o--;
-        if (o - c.p >= 2 && o[-2] == '\\')
-            return fallback(); /* an escaped quote: let the full parse read it */
-        static const char HOST[] = ",\"host\":\"";
-        const Py_ssize_t hl = (Py_ssize_t)(sizeof(HOST) - 1);
-        if (o - c.p >= hl && memcmp(o - hl, HOST, (size_t)hl) == 0) {
-            Cur v = {o, c.end};
-            if (!str_(&v, &s, &sn, 0) || v.p != c.end - 1)
-                return fallback();
-            sensor = s, sensor_n = sn;
-        }
-    }
+    /* The rest of the line: checked as JSON (orjson would reject it otherwise) while
+     * looking for the top-level "host" (sensor name) and "payload" (an ICMP error's quoted
+     * probe), and for keys already read that a later copy would override. */
+    Rest rest = {NULL, NULL, 0, 0, 0, 0};
+    if (!rest_(&c, &rest))
+        return fallback();
+    const char *sensor = rest.host != NULL ? rest.host : iface;
+    Py_ssize_t sensor_n = rest.host != NULL ? rest.host_n : iface_n;
     int qproto = -1, qport = -1;
     const unsigned char *qsrc = NULL;
     Py_ssize_t qsrc_n = 0;
     unsigned char raw[PAYLOAD_MAX];
     if (itype >= 0) {
-        static const char PAY[] = ",\"payload\":\"";
-        const char *pk = memmem(c.p, (size_t)(c.end - c.p), PAY, sizeof(PAY) - 1);
-        if (pk == NULL)
-            return fallback(); /* the full path looks at "packet" and warns */
-        Cur v = {pk + sizeof(PAY) - 1, c.end};
         Py_ssize_t rawn;
-        if (!str_(&v, &s, &sn, 0) || (rawn = b64(s, sn, raw)) < 0 ||
+        if (rest.payload == NULL) /* absent or escaped: the full path looks at "packet" */
+            return fallback();
+        if ((rawn = b64(rest.payload, rest.payload_n, raw)) < 0 ||
             !quoted(raw, rawn, &qproto, &qsrc, &qsrc_n, &qport))
             return fallback();
     }
@@ -530,8 +962,10 @@ fields(const char *line, Py_ssize_t n)
     return t;
 err:
     Py_DECREF(t);
-    if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+    if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
         return fallback(); /* not UTF-8: the full parse counts it */
+    }
     return NULL;
 }
 
@@ -547,7 +981,8 @@ head(PyObject *self, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"prefilter", prefilter, METH_VARARGS,
-     "prefilter(buf, start, end, max_line, sids=None) -> (lines, skipped, foreign, items, kinds)"},
+     "prefilter(buf, start, end, max_line, sids=None, ctx=None) -> (lines, skipped, foreign, "
+     "items, kinds, counts)"},
     {"head", head, METH_O, "head(line) -> fields of a Suricata alert line, or None"},
     {NULL, NULL, 0, NULL},
 };

@@ -1,5 +1,7 @@
 """Types of the optional C accelerator (_fast.c); see scanguard_ids.eve.decode."""
 
+from typing import Any
+
 from typing_extensions import Buffer
 
 _Fields = tuple[
@@ -8,8 +10,14 @@ _Fields = tuple[
 ]
 
 def prefilter(
-    buf: Buffer, start: int, end: int, max_line: int, sids: frozenset[int] | None = None, /
-) -> tuple[int, int, int, list[bytes | _Fields], bytearray]: ...
+    buf: Buffer,
+    start: int,
+    end: int,
+    max_line: int,
+    sids: frozenset[int] | None = None,
+    ctx: tuple[object, ...] | None = None,
+    /,
+) -> tuple[int, int, int, list[Any], bytearray, tuple[int, int, int]]: ...
 def head(
     line: bytes, /
 ) -> (

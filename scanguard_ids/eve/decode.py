@@ -84,7 +84,9 @@ class DecodeStats:
 class Decoder:
     """Turns EVE lines into ResponseEvents for the given SIDs."""
 
-    __slots__ = ("_addrs", "_head", "_prefilter", "_sids", "_warned", "max_line_bytes", "stats")
+    __slots__ = (
+        "_addrs", "_ctx", "_head", "_prefilter", "_sids", "_warned", "max_line_bytes", "stats"
+    )
 
     def __init__(
         self, sids: frozenset[int], max_line_bytes: int = 1_048_576, accel: bool = True
@@ -97,6 +99,10 @@ class Decoder:
         fast = _fast if accel else None
         self._prefilter = fast.prefilter if fast is not None else None
         self._head = fast.head if fast is not None else None
+        # What the C reader needs to build the common events itself, as _event() would.
+        self._ctx = (
+            self._addrs, ResponseEvent, (_TCP_RST, _ICMP4, _ICMP6), ("tcp", PORT_PROTOCOLS)
+        )
 
     @property
     def accelerated(self) -> bool:
@@ -167,18 +173,25 @@ class Decoder:
             if not lines[-1]:
                 lines.pop()
             return self.decode_batch(lines)
-        n, skipped, foreign, items, kinds = prefilter(
-            buf, start, end, self.max_line_bytes, self._sids
+        n, skipped, foreign, items, kinds, counts = prefilter(
+            buf, start, end, self.max_line_bytes, self._sids, self._ctx
         )
         stats = self.stats
         stats.lines += n
         stats.skipped_events += skipped
         stats.foreign_sids += foreign
+        stats.alerts += counts[0]
+        stats.no_port += counts[1]
+        stats.remote_mismatch += counts[2]
         events: list[ResponseEvent] = []
         event, alert, decode = self._event, self._alert_slow, self._decode
         for item, kind in zip(items, kinds, strict=True):
-            # 2: the fields of one of our alerts (C reader); 1: a compact alert it did not
-            # recognise; 0: any other line the byte check could not settle.
+            # 3: one of our alerts, already an event (counted above); 2: its fields, for
+            # _event(); 1: a compact alert the C reader did not recognise; 0: any other line
+            # the byte check could not settle.
+            if kind == 3:
+                events.append(item)  # type: ignore[arg-type]
+                continue
             if kind == 2:
                 ev = event(*item)
             elif kind:

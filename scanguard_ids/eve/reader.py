@@ -5,9 +5,16 @@ from __future__ import annotations
 import gzip
 import io
 import sys
+import zlib
 from collections.abc import Iterator
 
+from scanguard_ids.errors import ScanguardError
+
 CHUNK = 1 << 20
+
+
+class ReaderError(ScanguardError):
+    """An EVE file that cannot be read to its end (a truncated or corrupt gzip stream)."""
 
 
 def _open(path: str) -> io.BufferedIOBase:
@@ -27,9 +34,10 @@ def iter_blocks(
     """Yield ``(buf, start, end)``: ``buf[start:end]`` holds whole lines, newline-separated.
 
     ``buf`` is one reused buffer: use a block before asking for the next. A last line without
-    a newline counts too. A line longer than ``max_line`` is passed on cut to ``max_line + 1``
-    bytes (enough to be counted as oversized) and the rest of it is skipped, so memory stays
-    under ``max_line + 2 * chunk`` whatever the input.
+    a newline counts too. A line longer than ``max_line`` is passed on once either way, for
+    the decoder to count as oversized: whole if its newline comes within the same read, else
+    cut to ``max_line + 1`` bytes with the rest skipped, so memory stays under
+    ``max_line + 2 * chunk`` whatever the input. A damaged gzip stream raises ReaderError.
     """
     fh = _open(path)
     buf = bytearray(2 * chunk)
@@ -39,8 +47,11 @@ def iter_blocks(
         while True:
             if len(buf) < carry + chunk:
                 buf.extend(bytes(carry + chunk - len(buf)))
-            with memoryview(buf) as mv, mv[carry : carry + chunk] as room:
-                n = fh.readinto(room)
+            try:
+                with memoryview(buf) as mv, mv[carry : carry + chunk] as room:
+                    n = fh.readinto(room)
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                raise ReaderError(f"{path}: damaged gzip data ({exc})") from None
             if not n:
                 break
             start, hi = 0, carry + n
