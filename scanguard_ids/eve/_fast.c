@@ -20,6 +20,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
 
 static const char ET_KEY[] = "\"event_type\"";
 #define ET_LEN 12
@@ -60,6 +61,70 @@ static PyObject *TCP, *ICMP, *ICMP6; /* interned protocol names, set at import *
  * ctx = (addrs, ResponseEvent, (TCP_RST, ICMP4, ICMP6), PORT_PROTOCOLS). Returns a new
  * reference to the event, None (new reference) for "let _event() do it", NULL on error;
  * counts[0..2] += alerts, no_port, remote_mismatch as _event() would count them. */
+/* -- making ResponseEvents ------------------------------------------------------------ */
+
+/* model.ResponseEvent is a slots dataclass whose __init__ only stores its eight fields, in
+ * this order. Calling it costs more than reading a line here, so when the class is exactly
+ * that (checked once per class: __dataclass_fields__, no __post_init__, each field a
+ * writable object slot) the event is allocated and its slots filled directly, as __init__
+ * would; otherwise it is called. The tests compare such events with Python-made ones. */
+static const char *const EVENT_FIELDS[8] = {
+    "ts", "remote", "local", "local_port", "proto", "kind", "sid", "sensor",
+};
+static PyTypeObject *event_type; /* the class the offsets belong to (borrowed: a module global) */
+static Py_ssize_t event_offsets[8];
+static int event_direct; /* 1: fill the slots, 0: call the class */
+
+static void
+prepare_event(PyObject *cls)
+{
+    event_type = (PyTypeObject *)cls;
+    event_direct = 0;
+    if (!PyType_Check(cls) || PyObject_HasAttrString(cls, "__post_init__"))
+        return;
+    PyObject *fields = PyObject_GetAttrString(cls, "__dataclass_fields__");
+    if (fields == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    int ok = PyDict_Check(fields) && PyDict_GET_SIZE(fields) == 8;
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *key, *value;
+    while (ok && PyDict_Next(fields, &pos, &key, &value)) {
+        ok = PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, EVENT_FIELDS[i]) == 0;
+        PyObject *d = ok ? PyObject_GetAttr(cls, key) : NULL;
+        if (d == NULL) {
+            PyErr_Clear();
+            ok = 0;
+            break;
+        }
+        PyMemberDef *m = Py_IS_TYPE(d, &PyMemberDescr_Type) ? ((PyMemberDescrObject *)d)->d_member
+                                                            : NULL;
+        ok = m != NULL && m->type == T_OBJECT_EX && !(m->flags & READONLY);
+        if (ok)
+            event_offsets[i++] = m->offset;
+        Py_DECREF(d);
+    }
+    Py_DECREF(fields);
+    event_direct = ok && i == 8;
+}
+
+static PyObject *
+new_event(PyObject *cls, PyObject *const *args)
+{
+    if ((PyTypeObject *)cls != event_type)
+        prepare_event(cls);
+    if (!event_direct)
+        return PyObject_Vectorcall(cls, args, 8, NULL);
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    PyObject *ev = tp->tp_alloc(tp, 0);
+    if (ev == NULL)
+        return NULL;
+    for (int i = 0; i < 8; i++)
+        *(PyObject **)((char *)ev + event_offsets[i]) = Py_NewRef(args[i]);
+    return ev;
+}
+
 /* A canonical dotted quad (what ipaddress prints: no leading zeros, each part <= 255). */
 static int
 ipv4_canon(PyObject *text, unsigned char *packed)
@@ -161,7 +226,7 @@ event(PyObject *ctx, PyObject *f, Py_ssize_t *counts)
         PyTuple_GET_ITEM(f, 0), dst, src, port, name, kind, PyTuple_GET_ITEM(f, 7),
         PyTuple_GET_ITEM(f, 8),
     };
-    PyObject *ev = PyObject_Vectorcall(make, args, 8, NULL);
+    PyObject *ev = new_event(make, args);
     if (ev != NULL) {
         counts[0]++;
         counts[1] += no_port;

@@ -984,3 +984,35 @@ def test_real_suricata_alerts_take_the_fast_path(sensor_eves: dict[str, list[byt
                    if _fast.head(re.sub(rb'"pcap_cnt":\d+,', b"", ln)) is None]
     assert not missed, (f"{len(missed)}/{len(ours)} alerts not read by _fast.head, "
                         f"{len(without_cnt)} without pcap_cnt; first: {missed[0]!r}")
+
+
+def test_events_made_in_c_are_response_events() -> None:
+    """The C reader fills a ResponseEvent's slots itself only for the plain dataclass; any
+    other class (here one with __post_init__, and a plain function) is called instead."""
+    import dataclasses
+
+    want = Decoder(SIDS, accel=False).decode(RST)
+    ctx = Decoder(SIDS)._ctx
+    got = _fast.prefilter(RST, 0, len(RST), 10**6, SIDS, ctx)[3]
+    assert got == [want] and type(got[0]) is ResponseEvent
+
+    calls: list[tuple[object, ...]] = []
+
+    @dataclasses.dataclass(slots=True)
+    class Checked(ResponseEvent):
+        def __post_init__(self) -> None:
+            calls.append((self.remote, self.local_port))
+
+    def factory(*args: object) -> tuple[object, ...]:
+        return ("made", *args)
+
+    for cls in (Checked, factory, ResponseEvent):
+        items = _fast.prefilter(RST, 0, len(RST), 10**6, SIDS, (ctx[0], cls, *ctx[2:]))[3]
+        assert len(items) == 1
+        if cls is factory:
+            assert items[0] == ("made", want.ts, want.remote, want.local, want.local_port,
+                                want.proto, want.kind, want.sid, want.sensor)
+        else:
+            assert type(items[0]) is cls
+            assert dataclasses.astuple(items[0]) == dataclasses.astuple(want)
+    assert calls == [(want.remote, want.local_port)]
