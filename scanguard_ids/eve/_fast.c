@@ -374,14 +374,12 @@ uint_(Cur *c, long long *out)
     const char *p = c->p;
     long long v = 0;
     int n = 0;
-    while (p < c->end && *p >= '0' && *p <= '9' && n < 19) {
-        v = v * 10 + (*p - '0');
-        p++;
-        n++;
+    while (p < c->end && *p >= '0' && *p <= '9') {
+        if (++n > 18)
+            return 0; /* would overflow, and a 64-bit JSON parser may refuse it */
+        v = v * 10 + (*p++ - '0');
     }
-    if (n == 0 || n > 18 || (n > 1 && c->p[0] == '0'))
-        return 0;
-    if (p < c->end && *p >= '0' && *p <= '9')
+    if (n == 0 || (n > 1 && c->p[0] == '0'))
         return 0;
     c->p = p;
     *out = v;
