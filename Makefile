@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SG := $(VENV)/bin/scanguard
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test sanitize lint bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -13,6 +13,11 @@ demo: setup
 
 test: setup
 	@$(PY) -m pytest -q -p no:cacheprovider tests
+	@bash scripts/sanitize.sh
+
+# The C EVE reader under AddressSanitizer + UBSan (part of `make test`, ~25 s).
+sanitize: setup
+	@bash scripts/sanitize.sh
 
 lint: setup
 	@$(VENV)/bin/ruff check scanguard_ids tests bench

@@ -7,12 +7,29 @@ the scenario builders as ``from pcaps import SCENARIOS``.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from scanguard_ids import suricata
+
+def _load_fast_build(path: str) -> None:
+    """scripts/sanitize.sh: use this build of the C EVE reader (ASan/UBSan) instead of the
+    installed one; it must be in place before anything imports scanguard_ids.eve.decode."""
+    spec = importlib.util.spec_from_file_location("scanguard_ids.eve._fast", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["scanguard_ids.eve._fast"] = module
+
+
+if os.environ.get("SCANGUARD_FAST_SO"):
+    _load_fast_build(os.environ["SCANGUARD_FAST_SO"])
+
+from scanguard_ids import suricata  # noqa: E402 - after the optional C reader swap
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "rules" / "scanguard.rules"
