@@ -96,6 +96,7 @@ class Daemon:
                     from_start=cfg.eve.from_start,
                     max_line_bytes=cfg.eve.max_line_bytes,
                     checkpoint=self.checkpoint,
+                    checkpoint_interval=None,  # saved by housekeeping(), off the reader
                     poll_interval=cfg.eve.poll_interval,
                     watch=cfg.eve.watch,
                     clock=self.clock,
@@ -140,6 +141,8 @@ class Daemon:
         last_save = self.clock.monotonic()
         while not self.stop_event.wait(HOUSEKEEPING_S):
             try:
+                if self.checkpoint is not None:
+                    self.checkpoint.save()  # if a reader moved on; fsync here, not in the reader
                 self.engine.sync()
                 if self._reload.is_set():
                     self._reload.clear()

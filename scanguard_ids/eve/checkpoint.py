@@ -13,6 +13,8 @@ the file so a recycled inode number is not mistaken for the old file.
 
 Writes go to a temporary file in the same directory, are fsync'ed and then renamed over
 the old checkpoint (``os.replace``), so a crash leaves either the old or the new state.
+The fsyncs happen outside the lock that ``set()`` takes: a reader thread recording its
+position never waits for a slow disk (the daemon saves from its housekeeping thread).
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ class Checkpoint:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the positions; never held across I/O
+        self._save_lock = threading.Lock()  # one write at a time, in order
         self._files: dict[str, Position] = {}
         self._dirty = False
         self.save_errors = 0
@@ -122,17 +125,20 @@ class Checkpoint:
     def save(self, *, force: bool = False) -> bool:
         """Write the checkpoint if it changed (or force). Returns False on an I/O error
         (logged and counted; the previous checkpoint file stays intact)."""
-        with self._lock:
-            if not (self._dirty or force):
-                return True
-            doc = {"version": VERSION, "files": {k: asdict(v) for k, v in self._files.items()}}
+        with self._save_lock:
+            with self._lock:
+                if not (self._dirty or force):
+                    return True
+                doc = {"version": VERSION, "files": {k: asdict(v) for k, v in self._files.items()}}
+                self._dirty = False  # a set() from now on makes it dirty again
             try:
                 self._write(json.dumps(doc, sort_keys=True).encode())
             except OSError as exc:
+                with self._lock:
+                    self._dirty = True
                 self.save_errors += 1
                 log.warning("checkpoint_save_failed path=%s error=%s", self.path, exc.strerror)
                 return False
-            self._dirty = False
             return True
 
     def _write(self, data: bytes) -> None:

@@ -333,7 +333,9 @@ class TailSource:
     Offsets are committed to the checkpoint only after sink() returned for the batch,
     and the checkpoint is written at most every `checkpoint_interval` seconds and at
     stop, so after a crash at most that many seconds of lines are delivered twice, and
-    after a clean stop none. ``watch`` picks the Watcher backend ("inotify", "watchdog",
+    after a clean stop none. `checkpoint_interval` None: the owner saves the checkpoint
+    (the daemon does, from its housekeeping thread, so that a slow fsync never delays
+    this thread's reading). ``watch`` picks the Watcher backend ("inotify", "watchdog",
     "poll"); the poll interval is always the fallback. An event after a quiet spell is
     read at once (~0.1 ms); while the file is busy, reads are at least
     `min_read_interval` apart so lines arrive in batches.
@@ -349,7 +351,7 @@ class TailSource:
         max_line_bytes: int = DEFAULT_MAX_LINE,
         checkpoint: Checkpoint | None = None,
         poll_interval: float = 1.0,
-        checkpoint_interval: float = 1.0,
+        checkpoint_interval: float | None = 1.0,
         watch: str = "inotify",
         min_read_interval: float = 0.0005,
         clock: Clock | None = None,
@@ -435,9 +437,10 @@ class TailSource:
                 self._drain()
                 now = self._clock.monotonic()
                 self._rate.sample(now, self.tail.stats.lines)
-                if self.checkpoint is not None and now >= next_save:
+                interval = self.checkpoint_interval
+                if self.checkpoint is not None and interval is not None and now >= next_save:
                     self.checkpoint.save()
-                    next_save = now + self.checkpoint_interval
+                    next_save = now + interval
                 if now >= next_refresh:
                     self._watcher.refresh()
                     next_refresh = now + self.poll_interval
