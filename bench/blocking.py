@@ -235,7 +235,7 @@ def run(ctx: Context) -> Section:
             else rate("nftables") > rate("fork-nft"),
         ),
         Row(
-            f"ipset backend: list() of {n:,} blocks (housekeeping runs it every second)",
+            f"ipset backend: list() of {n:,} blocks (the daemon's kernel sync, every 15 s)",
             _list_ms(results.get("ipset")),
             "ms",
             "forked `ipset list` of both sets",

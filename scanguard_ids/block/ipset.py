@@ -4,7 +4,8 @@ Sets ``<set_name>4`` (inet) and ``<set_name>6`` (inet6) are created with ``timeo
 and ``maxelem = block.max_set_size``, so the kernel expires every block even if the
 daemon dies. block/unblock/list talk to the kernel over netlink, no process per block:
 the per-block add/delete on a hand-built raw netlink request (block/nlipset.py, ~20 us),
-everything else - and any add/delete the raw path fails - with pyroute2's IPSet.
+the list on a raw LIST dump (its own socket, so a block never waits for a list),
+everything else - and any request the raw path fails - with pyroute2's IPSet.
 Requests go without NLM_F_EXCL - ipset's ``-exist`` - so an add of a present entry
 refreshes its timeout and a delete of a missing one succeeds; a create of a present set
 succeeds when its type and parameters match.
@@ -13,6 +14,7 @@ The iptables rules that reference the sets live in iptables.py.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import logging
 import socket
@@ -77,6 +79,8 @@ class IpsetBackend:
         self._lock = threading.Lock()  # the pyroute2 socket
         self._raw: RawIpset | None = None  # has its own lock: a block never waits for a list
         self._raw_off = False
+        self._lister: RawIpset | None = None  # another raw socket, for list()
+        self._lister_off = False
         self._conntrack = conntrack if conntrack is not None else (
             ConntrackClearer(runner=runner) if self.cfg.clear_conntrack else None)
         self.info = BackendInfo("ipset", f"ipset sets {self.sets[4]}/{self.sets[6]}, "
@@ -198,6 +202,11 @@ class IpsetBackend:
         if raw is not None:
             raw.close()
 
+    def _close_lister(self) -> None:
+        lister, self._lister = self._lister, None
+        if lister is not None:
+            lister.close()
+
     def block(self, ip: str, ttl: int) -> None:
         addr = normalize_ip(ip)
         ttl = check_ttl(ttl)
@@ -230,6 +239,10 @@ class IpsetBackend:
 
     # -- state -------------------------------------------------------------
     def list(self) -> list[Block]:
+        if not self._lister_off:
+            listed = self._raw_list()
+            if listed is not None:
+                return listed
         blocks: list[Block] = []
         with self._lock:
             sock = self._ipset()
@@ -243,6 +256,39 @@ class IpsetBackend:
                     raise BackendError(f"listing ipset {name}: {exc}") from None
                 blocks.extend(parse_members(msgs, v, now))
         return blocks
+
+    def _raw_list(self) -> builtins.list[Block] | None:
+        """Both sets' members through raw LIST dumps; None: pyroute2 must list them.
+
+        A missing set lists as empty, as on the pyroute2 path. Any other refusal is asked
+        again through pyroute2; a failing socket turns this path off for good.
+        """
+        try:
+            with self._lock:  # made once, in the namespace of the first list
+                if self._lister is None:
+                    self._lister = RawIpset()
+                lister = self._lister
+            now = self.clock.now()
+            blocks: builtins.list[Block] = []
+            for v, name in self.sets.items():
+                try:
+                    members = lister.list(name)
+                except NetlinkError as exc:
+                    if exc.errno == errno.ENOENT:
+                        continue  # not installed: nothing is blocked
+                    log.debug("ipset raw list refused set=%s error=%s", name, exc)
+                    return None
+                family = _FAMILY[v]
+                blocks.extend(
+                    Block(socket.inet_ntop(family, packed), now + left if left else None)
+                    for packed, left in members
+                )
+            return blocks
+        except (OSError, ValueError) as exc:
+            log.warning("action=ipset-raw-list-off error=%r; pyroute2 lists the sets now", exc)
+            self._lister_off = True
+            self._close_lister()
+            return None
 
     def show(self) -> str:
         lines = []
@@ -264,6 +310,7 @@ class IpsetBackend:
                 self._sock.close()
             self._sock = None
         self._close_raw()
+        self._close_lister()
         if self._conntrack is not None:
             self._conntrack.close()
 

@@ -16,7 +16,14 @@ from nsutil import run_in_netns
 
 from scanguard_ids.block import nlipset
 from scanguard_ids.block.ipset import IpsetBackend
-from scanguard_ids.block.nlipset import NetlinkError, RawIpset, build_request, parse_ack
+from scanguard_ids.block.nlipset import (
+    NetlinkError,
+    RawIpset,
+    build_list_request,
+    build_request,
+    parse_ack,
+    parse_list,
+)
 from scanguard_ids.config import BlockConfig
 from scanguard_ids.errors import BackendError
 from scanguard_ids.lab.netns import namespaces
@@ -95,7 +102,93 @@ def test_parse_ack(data: bytes, seq: int, want: int | None) -> None:
     assert parse_ack(data, seq) == want
 
 
+def _nlmsg(mtype: int, seq: int, body: bytes) -> bytes:
+    return struct.pack("=IHHII", 16 + len(body), mtype, 0, seq, 0) + body + b"\0" * (-len(body) % 4)
+
+
+def _nla(kind: int, payload: bytes) -> bytes:
+    return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
+
+
+def _member(packed: bytes, timeout: int | None) -> bytes:
+    ip = _nla(nlipset.NLA_F_NESTED | nlipset.IPSET_ATTR_IP,
+              _nla(nlipset.NLA_F_NET_BYTEORDER | (1 if len(packed) == 4 else 2), packed))
+    if timeout is not None:
+        ip += _nla(nlipset.NLA_F_NET_BYTEORDER | nlipset.IPSET_ATTR_TIMEOUT,
+                   struct.pack("!I", timeout))
+    return _nla(nlipset.NLA_F_NESTED | nlipset.IPSET_ATTR_DATA, ip)
+
+
+def test_parse_list_reads_members_and_stops_at_done() -> None:
+    reply = (nlipset.NFNL_SUBSYS_IPSET << 8) | nlipset.IPSET_CMD_LIST
+    body = (struct.pack("=BBH", socket.AF_INET, 0, 0)
+            + _nla(nlipset.IPSET_ATTR_SETNAME, b"sg4\0")
+            + _nla(nlipset.NLA_F_NESTED | nlipset.IPSET_ATTR_ADT,
+                   _member(V4, 120) + _member(V6, None) + _member(b"\1\2\3", 5)))
+    out: list[tuple[bytes, int | None]] = []
+    # another request's ack first, then our members, then DONE
+    data = _nlmsg(nlipset.NLMSG_ERROR, 6, struct.pack("=i", 0)) + _nlmsg(reply, 7, body)
+    assert parse_list(data, 7, out) is False
+    assert out == [(V4, 120), (V6, None)]  # a 3-byte address is not one
+    assert parse_list(_nlmsg(nlipset.NLMSG_DONE, 7, struct.pack("=i", 0)), 7, out) is True
+    with pytest.raises(NetlinkError) as exc:
+        parse_list(_nlmsg(nlipset.NLMSG_ERROR, 8, struct.pack("=i", -errno.ENOENT)), 8, [])
+    assert exc.value.errno == errno.ENOENT
+    with pytest.raises(NetlinkError):
+        parse_list(_nlmsg(reply, 7, body)[:-8], 7, [])  # cut short
+    assert build_list_request(3, "sg4")[4:6] == struct.pack("=H", reply)
+    with pytest.raises(ValueError):
+        build_list_request(3, "x" * 40)
+
+
 # -- against the kernel, in a namespace -----------------------------------------------------
+
+
+def _list_both_ways(n: int) -> dict[str, Any]:
+    """n IPv4 and n/10 IPv6 members with assorted timeouts, listed raw and by pyroute2."""
+    from pyroute2.ipset import IPSet
+
+    raw = RawIpset()
+    out: dict[str, Any] = {}
+    with IPSet() as ref:
+        ref.create("sgl4", stype="hash:ip", family=socket.AF_INET, timeout=600, maxelem=n * 2)
+        ref.create("sgl6", stype="hash:ip", family=socket.AF_INET6, timeout=600)
+        base4 = int(ipaddress.ip_address("198.18.0.0"))
+        base6 = int(ipaddress.ip_address("2001:db8::"))
+        for i in range(n):
+            raw.add("sgl4", ipaddress.ip_address(base4 + i).packed, 100 + i % 500)
+        for i in range(n // 10):
+            raw.add("sgl6", ipaddress.ip_address(base6 + i).packed, 50 + i)
+        for name, family in (("sgl4", socket.AF_INET), ("sgl6", socket.AF_INET6)):
+            mine = {(socket.inet_ntop(family, p), t) for p, t in raw.list(name)}
+            theirs = set()
+            addr = "IPSET_ATTR_IPADDR_IPV" + ("4" if family == socket.AF_INET else "6")
+            for msg in ref.list(name):
+                adt = msg.get_attr("IPSET_ATTR_ADT")
+                for data in adt.get_attrs("IPSET_ATTR_DATA") if adt else []:
+                    theirs.add((data.get_attr("IPSET_ATTR_IP_FROM").get_attr(addr),
+                                data.get_attr("IPSET_ATTR_TIMEOUT")))
+            out[name] = (len(mine), len(theirs),
+                         {ip for ip, _ in mine} == {ip for ip, _ in theirs},
+                         # listed a moment apart: a timeout may have ticked once
+                         max(abs(t - dict(theirs)[ip]) for ip, t in mine) if mine else 0)
+        ref.create("sgl0", stype="hash:ip", family=socket.AF_INET, timeout=600)
+        out["empty"] = raw.list("sgl0")
+        try:
+            raw.list("nosuchset")
+        except NetlinkError as exc:
+            out["missing"] = exc.errno
+    raw.close()
+    return out
+
+
+def test_raw_list_matches_pyroute2() -> None:
+    need_root()
+    with namespaces("sgnl") as (ns,):
+        out = run_in_netns(ns.name, _list_both_ways, 3000)
+    assert out["sgl4"][:3] == (3000, 3000, True) and out["sgl4"][3] <= 1
+    assert out["sgl6"][:3] == (300, 300, True) and out["sgl6"][3] <= 1
+    assert out["empty"] == [] and out["missing"] == errno.ENOENT
 
 
 def _kernel_roundtrip() -> dict[str, Any]:
@@ -156,6 +249,15 @@ def _backend_paths(broken: bool) -> dict[str, Any]:
                 pass
 
         b._raw = Dead()  # type: ignore[assignment]
+
+        class DeadLister:
+            def list(self, *a: Any) -> None:
+                raise OSError(errno.EBADF, "dead")
+
+            def close(self) -> None:
+                pass
+
+        b._lister = DeadLister()  # type: ignore[assignment]
     b.block("198.51.100.7", 100)
     b.block("2001:db8::7", 100)
     listed = sorted(x.ip for x in b.list())
@@ -169,7 +271,8 @@ def _backend_paths(broken: bool) -> dict[str, Any]:
     except BackendError as exc:
         full = str(exc)
     out = {"listed": listed, "after": sorted(x.ip for x in b.list()), "full": full,
-           "raw_off": b._raw_off}
+           "raw_off": b._raw_off, "lister_off": b._lister_off,
+           "expiry": sorted(round(x.expires - b.clock.now()) for x in b.list())}
     b.remove()
     try:
         b.block("198.51.100.7", 100)
@@ -191,3 +294,5 @@ def test_backend_answers_the_same_on_either_path(broken: bool) -> None:
     assert "is full" in out["full"]
     assert "does not exist" in out["no_set"]
     assert out["raw_off"] is broken
+    assert out["lister_off"] is broken
+    assert all(95 <= left <= 100 for left in out["expiry"]), out["expiry"]
