@@ -120,13 +120,15 @@ class Daemon:
             self.control = ControlServer(cfg.control.socket, self.handle, cfg.control.mode)
             self.control.start()
         log.info(
-            "scanguard running sources=%d count=%d ports=%d window=%s ttl=%d policy=%s",
+            "scanguard running sources=%d count=%d ports=%d window=%s ttl=%d policy=%s "
+            "eve_reader=%s",
             len(self.sources),
             cfg.detect.count,
             cfg.detect.ports,
             cfg.detect.window,
             cfg.detect.ttl,
             cfg.detect.policy,
+            "c" if engine.decoder.accelerated else "python (no C reader built)",
         )
         return engine
 
