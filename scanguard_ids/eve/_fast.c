@@ -6,6 +6,8 @@
  *       making a Python object per line: only the lines the check cannot settle come back.
  *       With sids, our alerts come back already read by head(), foreign ones only counted;
  *       with ctx, the common ones come back as finished events, as Decoder._event() makes.
+ *   prefilter_lines(lines, max_line, sids=None, ctx=None)
+ *       The same over a list of lines (the live daemon's batches).
  *   head(line) -> tuple | None
  *       The fields the decoder needs, read from the layout Suricata 7 writes for an alert
  *       (its key order, ASCII, compact), after checking that the rest of the line is JSON
@@ -251,8 +253,95 @@ append(PyObject *items, PyObject *kinds, PyObject *item, char kind)
     return 0;
 }
 
+/* What one prefilter call gathers. */
+typedef struct {
+    Py_ssize_t max_line;
+    PyObject *sids, *ctx; /* borrowed; Py_None when not given */
+    Py_ssize_t lines, skipped, foreign, counts[3];
+    PyObject *items, *kinds;
+} Scan;
+
+static int
+scan_init(Scan *sc, Py_ssize_t max_line, PyObject *sids, PyObject *ctx)
+{
+    memset(sc, 0, sizeof(*sc));
+    sc->max_line = max_line, sc->sids = sids, sc->ctx = ctx;
+    if ((sids != Py_None && !PyAnySet_Check(sids)) ||
+        (ctx != Py_None &&
+         !(PyTuple_CheckExact(ctx) && PyTuple_GET_SIZE(ctx) == 4 &&
+           PyDict_CheckExact(PyTuple_GET_ITEM(ctx, 0)) &&
+           PyTuple_CheckExact(PyTuple_GET_ITEM(ctx, 2)) &&
+           PyTuple_GET_SIZE(PyTuple_GET_ITEM(ctx, 2)) == 3 &&
+           PyTuple_CheckExact(PyTuple_GET_ITEM(ctx, 3)) &&
+           PyTuple_GET_SIZE(PyTuple_GET_ITEM(ctx, 3)) == 2 &&
+           PyDict_CheckExact(PyTuple_GET_ITEM(PyTuple_GET_ITEM(ctx, 3), 1))))) {
+        PyErr_SetString(PyExc_ValueError, "prefilter: bad sids or ctx");
+        return -1;
+    }
+    sc->items = PyList_New(0);
+    sc->kinds = PyByteArray_FromStringAndSize(NULL, 0);
+    return sc->items && sc->kinds ? 0 : -1;
+}
+
+static PyObject *
+scan_result(Scan *sc)
+{
+    return Py_BuildValue("nnnNN(nnn)", sc->lines, sc->skipped, sc->foreign, sc->items, sc->kinds,
+                         sc->counts[0], sc->counts[1], sc->counts[2]);
+}
+
+/* One line: settled lines are only counted; the rest become items. ``obj`` is the line as a
+ * bytes object when the caller has one (reused), else NULL (one is made if needed). */
+static int
+scan_line(Scan *sc, const char *line, Py_ssize_t len, PyObject *obj)
+{
+    char kind = KIND_OTHER;
+    sc->lines++;
+    if (len > sc->max_line) {
+        kind = KIND_OTHER; /* _decode counts it as oversized */
+    }
+    else if (settled(line, len, &kind)) {
+        sc->skipped++;
+        return 0;
+    }
+    else if (kind == KIND_ALERT && sc->sids != Py_None) {
+        PyObject *f = fields(line, len);
+        if (f == NULL)
+            return -1;
+        if (f != Py_None) {
+            int ours = PySet_Contains(sc->sids, PyTuple_GET_ITEM(f, 7));
+            if (ours <= 0) {
+                Py_DECREF(f);
+                if (ours < 0)
+                    return -1;
+                sc->foreign++;
+                return 0;
+            }
+            if (sc->ctx != Py_None) {
+                PyObject *ev = event(sc->ctx, f, sc->counts);
+                if (ev == NULL) {
+                    Py_DECREF(f);
+                    return -1;
+                }
+                if (ev != Py_None) {
+                    Py_DECREF(f);
+                    return append(sc->items, sc->kinds, ev, KIND_EVENT);
+                }
+                Py_DECREF(ev);
+            }
+            return append(sc->items, sc->kinds, f, KIND_FIELDS);
+        }
+        Py_DECREF(f);
+    }
+    PyObject *bytes = obj ? Py_NewRef(obj) : PyBytes_FromStringAndSize(line, len);
+    if (bytes == NULL)
+        return -1;
+    return append(sc->items, sc->kinds, bytes, kind);
+}
+
 /* prefilter(buf, start, end, max_line, sids=None, ctx=None)
  *     -> (lines, skipped, foreign, items, kinds, (alerts, no_port, remote_mismatch))
+ * The newline-separated lines of buf[start:end] (a newline at the very end starts no line).
  * sids None: items are the unsettled lines (kinds 0/1). A set of ints: compact alerts are
  * also read here; ours come back as fields() tuples (kind 2), foreign ones are only
  * counted, and a line fields() does not recognise comes back as bytes (kind 1). With ctx
@@ -264,89 +353,63 @@ prefilter(PyObject *self, PyObject *args)
     Py_buffer view;
     Py_ssize_t start, stop, max_line;
     PyObject *sids = Py_None, *ctx = Py_None;
-    Py_ssize_t counts[3] = {0, 0, 0};
+    Scan sc;
     if (!PyArg_ParseTuple(args, "y*nnn|OO", &view, &start, &stop, &max_line, &sids, &ctx))
         return NULL;
-    if (start < 0 || stop > view.len || start > stop ||
-        (sids != Py_None && !PyAnySet_Check(sids)) ||
-        (ctx != Py_None &&
-         !(PyTuple_CheckExact(ctx) && PyTuple_GET_SIZE(ctx) == 4 &&
-           PyDict_CheckExact(PyTuple_GET_ITEM(ctx, 0)) &&
-           PyTuple_CheckExact(PyTuple_GET_ITEM(ctx, 2)) &&
-           PyTuple_GET_SIZE(PyTuple_GET_ITEM(ctx, 2)) == 3 &&
-           PyTuple_CheckExact(PyTuple_GET_ITEM(ctx, 3)) &&
-           PyTuple_GET_SIZE(PyTuple_GET_ITEM(ctx, 3)) == 2 &&
-           PyDict_CheckExact(PyTuple_GET_ITEM(PyTuple_GET_ITEM(ctx, 3), 1))))) {
+    if (start < 0 || stop > view.len || start > stop) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "prefilter: bad start/end, sids or ctx");
+        PyErr_SetString(PyExc_ValueError, "prefilter: bad start/end");
         return NULL;
     }
-    const char *buf = (const char *)view.buf;
-    Py_ssize_t lines = 0, skipped = 0, foreign = 0;
-    PyObject *items = PyList_New(0);
-    PyObject *kinds = PyByteArray_FromStringAndSize(NULL, 0);
-    if (items == NULL || kinds == NULL)
+    if (scan_init(&sc, max_line, sids, ctx) < 0)
         goto fail;
+    const char *buf = (const char *)view.buf;
     Py_ssize_t pos = start;
     while (pos < stop) {
         const char *nl = memchr(buf + pos, '\n', (size_t)(stop - pos));
         Py_ssize_t eol = nl ? (Py_ssize_t)(nl - buf) : stop;
-        Py_ssize_t len = eol - pos;
-        const char *line = buf + pos;
-        char kind = KIND_OTHER;
-        lines++;
-        pos = eol + 1;
-        if (len > max_line) {
-            kind = KIND_OTHER; /* _decode counts it as oversized */
-        }
-        else if (settled(line, len, &kind)) {
-            skipped++;
-            continue;
-        }
-        else if (kind == KIND_ALERT && sids != Py_None) {
-            PyObject *f = fields(line, len);
-            if (f == NULL)
-                goto fail;
-            if (f != Py_None) {
-                int ours = PySet_Contains(sids, PyTuple_GET_ITEM(f, 7));
-                if (ours <= 0) {
-                    Py_DECREF(f);
-                    if (ours < 0)
-                        goto fail;
-                    foreign++;
-                    continue;
-                }
-                if (ctx != Py_None) {
-                    PyObject *ev = event(ctx, f, counts);
-                    if (ev == NULL) {
-                        Py_DECREF(f);
-                        goto fail;
-                    }
-                    if (ev != Py_None) {
-                        Py_DECREF(f);
-                        if (append(items, kinds, ev, KIND_EVENT) < 0)
-                            goto fail;
-                        continue;
-                    }
-                    Py_DECREF(ev);
-                }
-                if (append(items, kinds, f, KIND_FIELDS) < 0)
-                    goto fail;
-                continue;
-            }
-            Py_DECREF(f);
-        }
-        PyObject *bytes = PyBytes_FromStringAndSize(line, len);
-        if (bytes == NULL || append(items, kinds, bytes, kind) < 0)
+        if (scan_line(&sc, buf + pos, eol - pos, NULL) < 0)
             goto fail;
+        pos = eol + 1;
     }
     PyBuffer_Release(&view);
-    return Py_BuildValue("nnnNN(nnn)", lines, skipped, foreign, items, kinds, counts[0], counts[1],
-                         counts[2]);
+    return scan_result(&sc);
 fail:
     PyBuffer_Release(&view);
-    Py_XDECREF(items);
-    Py_XDECREF(kinds);
+    Py_XDECREF(sc.items);
+    Py_XDECREF(sc.kinds);
+    return NULL;
+}
+
+/* prefilter_lines(lines, max_line, sids=None, ctx=None): prefilter() on a list of lines
+ * (bytes objects, one line each, as decode_batch takes them); unsettled lines come back as
+ * the same objects. */
+static PyObject *
+prefilter_lines(PyObject *self, PyObject *args)
+{
+    PyObject *list, *sids = Py_None, *ctx = Py_None;
+    Py_ssize_t max_line;
+    Scan sc;
+    if (!PyArg_ParseTuple(args, "O!n|OO", &PyList_Type, &list, &max_line, &sids, &ctx))
+        return NULL;
+    if (scan_init(&sc, max_line, sids, ctx) < 0)
+        goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        PyObject *line = PyList_GET_ITEM(list, i);
+        if (!PyBytes_Check(line)) {
+            PyErr_SetString(PyExc_TypeError, "prefilter_lines: a list of bytes expected");
+            goto fail;
+        }
+        Py_INCREF(line); /* the list may change under Python code that event() runs */
+        int rc = scan_line(&sc, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), line);
+        Py_DECREF(line);
+        if (rc < 0)
+            goto fail;
+    }
+    return scan_result(&sc);
+fail:
+    Py_XDECREF(sc.items);
+    Py_XDECREF(sc.kinds);
     return NULL;
 }
 
@@ -1046,6 +1109,8 @@ static PyMethodDef methods[] = {
     {"prefilter", prefilter, METH_VARARGS,
      "prefilter(buf, start, end, max_line, sids=None, ctx=None) -> (lines, skipped, foreign, "
      "items, kinds, counts)"},
+    {"prefilter_lines", prefilter_lines, METH_VARARGS,
+     "prefilter_lines(lines, max_line, sids=None, ctx=None) -> as prefilter()"},
     {"head", head, METH_O, "head(line) -> fields of a Suricata alert line, or None"},
     {NULL, NULL, 0, NULL},
 };

@@ -28,6 +28,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import ip_address
+from typing import Any
 
 import orjson
 
@@ -85,7 +86,15 @@ class Decoder:
     """Turns EVE lines into ResponseEvents for the given SIDs."""
 
     __slots__ = (
-        "_addrs", "_ctx", "_head", "_prefilter", "_sids", "_warned", "max_line_bytes", "stats"
+        "_addrs",
+        "_ctx",
+        "_head",
+        "_prefilter",
+        "_prefilter_lines",
+        "_sids",
+        "_warned",
+        "max_line_bytes",
+        "stats",
     )
 
     def __init__(
@@ -98,6 +107,7 @@ class Decoder:
         self._warned = False
         fast = _fast if accel else None
         self._prefilter = fast.prefilter if fast is not None else None
+        self._prefilter_lines = fast.prefilter_lines if fast is not None else None
         self._head = fast.head if fast is not None else None
         # What the C reader needs to build the common events itself, as _event() would.
         self._ctx = (
@@ -119,10 +129,15 @@ class Decoder:
     def decode_batch(self, lines: list[bytes]) -> list[ResponseEvent]:
         """The events of ``decode()`` on every line, in order, with the same stats.
 
-        decode()'s byte check runs inline here: the common line (another event type,
-        written compactly, ``event_type`` once) costs two finds, a slice and a startswith,
-        and no call; a compact alert goes straight to the SID check.
+        With the C reader, its prefilter_lines() does all of it (~0.2 us a skipped line).
+        Otherwise decode()'s byte check runs inline here: the common line (another event
+        type, written compactly, ``event_type`` once) costs two finds, a slice and a
+        startswith, and no call; a compact alert goes straight to the SID check.
         """
+        if self._prefilter_lines is not None and type(lines) is list:
+            return self._collect(
+                *self._prefilter_lines(lines, self.max_line_bytes, self._sids, self._ctx)
+            )
         stats = self.stats
         stats.lines += len(lines)
         events: list[ResponseEvent] = []
@@ -173,9 +188,20 @@ class Decoder:
             if not lines[-1]:
                 lines.pop()
             return self.decode_batch(lines)
-        n, skipped, foreign, items, kinds, counts = prefilter(
-            buf, start, end, self.max_line_bytes, self._sids, self._ctx
+        return self._collect(
+            *prefilter(buf, start, end, self.max_line_bytes, self._sids, self._ctx)
         )
+
+    def _collect(
+        self,
+        n: int,
+        skipped: int,
+        foreign: int,
+        items: list[Any],
+        kinds: bytearray,
+        counts: tuple[int, int, int],
+    ) -> list[ResponseEvent]:
+        """The events of a C prefilter's result, counted."""
         stats = self.stats
         stats.lines += n
         stats.skipped_events += skipped

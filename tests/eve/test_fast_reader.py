@@ -95,6 +95,10 @@ def assert_same(line: bytes, max_line_bytes: int = 1_048_576) -> ResponseEvent |
     got, want, fast, ref = both(line, max_line_bytes)
     assert got == want, line
     assert fast.stats == ref.stats, (line, fast.stats, ref.stats)
+    # decode_batch on the C path (the live daemon's): the same, line kept whole
+    batch = Decoder(SIDS, max_line_bytes, accel=True)
+    assert batch.decode_batch([line]) == ([] if want is None else [want]), line
+    assert batch.stats == ref.stats, (line, batch.stats, ref.stats)
     # The block path too, where the C reader builds the event itself: cold, then with the
     # address cache warm (IPv6 addresses come from it). A newline would make it two lines.
     if b"\n" in line:
@@ -521,6 +525,13 @@ def test_decode_block_equals_decode_batch(lines: list[bytes], newline: bool, bef
     plain = Decoder(SIDS, max_line, accel=False)  # and the Python decode_block itself
     assert plain.decode_block(buf, start, end) == want
     assert _stats(plain) == _stats(ref)
+
+    # decode_batch with the C reader (prefilter_lines: the live daemon's path), twice so
+    # that the second run reads IPv6 addresses from the warm address cache
+    batch = Decoder(SIDS, max_line, accel=True)
+    assert batch.decode_batch(list(lines)) == want
+    assert _stats(batch) == _stats(ref)
+    assert batch.decode_batch(list(lines)) == want
     if not before and not after:
         whole = Decoder(SIDS, max_line, accel=True)
         assert whole.decode_block(bytes(buf)) == want and _stats(whole) == _stats(ref)
@@ -703,6 +714,12 @@ def test_prefilter_edges() -> None:
     assert _fast.prefilter(buf, 0, 0, 100) == (0, 0, 0, [], bytearray(), (0, 0, 0))
     assert _fast.prefilter(buf, 5, 5, 100)[0] == 0
     assert _fast.prefilter(buf, 1, 2, 100) == (1, 0, 0, [b""], bytearray(b"\0"), (0, 0, 0))
+    # the list form hands back the very objects it was given
+    given = [b"x", RST]
+    got = _fast.prefilter_lines(given, 100)
+    assert got[:3] == (2, 0, 0) and got[3][0] is given[0] and got[3][1] is given[1]
+    with pytest.raises(TypeError):
+        _fast.prefilter_lines([b"x", "text"], 100)  # type: ignore[list-item]
     two = FLOW + b"\n" + RST
     none = (0, 0, 0)
     assert _fast.prefilter(two, 0, len(two), -1) == (
