@@ -268,18 +268,22 @@ def _protected_session(lab: _Lab, run_dir: Path) -> Iterator[tuple[Path, Path, p
             _reset(lab)
 
 
-def _await_blocks(watch: Path, protector: protect.Protector, limit: float) -> None:
+def _await_blocks(watch: Path, protector: protect.Protector, limit: float,
+                  also: str | None = None) -> None:
     """Wait (at most ``limit`` s) until every address the protector decided to block
-    shows up in the block watch: a Faucet reload takes ~0.5 s or more, so a decision
-    taken at the end of a session would otherwise be cut off by the protector's stop."""
+    (and ``also``, decided or not yet) shows up in the block watch: a Faucet reload takes
+    ~0.5 s or more, so a decision taken at the end of a session would otherwise be cut off
+    by the protector's stop."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         decided = {str(d.get("ip")) for d in protector.decisions()}
+        if also is not None:
+            decided.add(also)
         seen = {str(e.get("ip", "")).split("/", 1)[0] for e in setwatch.read_events(watch)
                 if e.get("event") == "add"}
         if decided <= seen:
             return
-        time.sleep(0.1)
+        time.sleep(0.05)
 
 
 Analysis = tuple[analysis.Reaction, analysis.LeakReport, int]
@@ -335,6 +339,9 @@ def _latency_trials(lab: _Lab) -> list[analysis.Reaction]:
         for i, addr in enumerate(addrs):
             base = 30_000 + 10 * i
             probe.send(lab.topo.scanner, lab.topo.victim4, addr, tcp=range(base, base + 6))
+            # One trial at a time: the next one must not run into this one's block being
+            # installed (a Faucet reload rewrites the switch's tables for ~0.5-1 s).
+            _await_blocks(watch, protector, BLOCK_WAIT_S if lab.topo.switch else 1.0, addr)
     packets, events = capture.read_pcap(pcap), setwatch.read_events(watch)
     decisions = protector.decisions()
     for addr in addrs:
