@@ -27,4 +27,4 @@ bench: setup
 	@$(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache scanguard_ids/eve/_fast*.so
