@@ -704,6 +704,25 @@ jnumber(Cur *c)
 
 static int jvalue(Cur *c, int depth);
 
+/* After an object member or an array element: 1 on ',' (another one follows), 2 on
+ * ``close`` (the container ends there), 0 on anything else. */
+static int
+next_item(Cur *c, char close)
+{
+    ws(c);
+    if (c->p >= c->end)
+        return 0;
+    if (*c->p == ',') {
+        c->p++;
+        return 1;
+    }
+    if (*c->p == close) {
+        c->p++;
+        return 2;
+    }
+    return 0;
+}
+
 /* Members of an object after its '{' (first = 1) or after a member's ',' (first = 0), up to
  * and including its '}'. level 1: the top-level object; 2: the alert object (the head read
  * its signature_id); 0: anything deeper. */
@@ -757,18 +776,9 @@ jmembers(Cur *c, int depth, int first, int level, Rest *r)
         }
         else if (!jvalue(c, depth + 1))
             return 0;
-        ws(c);
-        if (c->p >= c->end)
-            return 0;
-        if (*c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (*c->p == '}') {
-            c->p++;
-            return 1;
-        }
-        return 0;
+        int step = next_item(c, '}');
+        if (step != 1)
+            return step == 2;
     }
 }
 
@@ -795,18 +805,9 @@ jvalue(Cur *c, int depth)
             ws(c);
             if (!jvalue(c, depth + 1))
                 return 0;
-            ws(c);
-            if (c->p >= c->end)
-                return 0;
-            if (*c->p == ',') {
-                c->p++;
-                continue;
-            }
-            if (*c->p == ']') {
-                c->p++;
-                return 1;
-            }
-            return 0;
+            int step = next_item(c, ']');
+            if (step != 1)
+                return step == 2;
         }
     case '"':
         return jstring(c, &s, &n, &esc);

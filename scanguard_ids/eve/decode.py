@@ -13,7 +13,8 @@ those of the alerting packet (our host's response) even when ``direction`` is
 alert's ``payload`` is the quoted probe (IP header + transport header).
 
 The optional C module ``_fast`` (built at install when a compiler is present) runs the same
-byte check over whole buffers (:meth:`Decoder.decode_block`) and reads the fields of an alert
+byte check over whole buffers (:meth:`Decoder.decode_block`, replay) and over the readers'
+batches (:meth:`Decoder.decode_batch`, the daemon), and reads the fields of an alert
 written in Suricata 7's own layout without a JSON parse. The Python code here is the
 reference: anything the C reader does not recognise takes the path above, and the tests
 compare both paths field by field. What the C reader assumes of Suricata's output: keys in
@@ -184,7 +185,7 @@ class Decoder:
         if prefilter is None:
             if start >= end:
                 return []
-            lines = bytes(buf[start:end]).split(b"\n")
+            lines = bytes(memoryview(buf)[start:end]).split(b"\n")  # one copy, bytes lines
             if not lines[-1]:
                 lines.pop()
             return self.decode_batch(lines)
