@@ -60,7 +60,6 @@ _ICMP4 = Kind.ICMP4_PORT_UNREACH
 _ICMP6 = Kind.ICMP6_PORT_UNREACH
 
 _fromisoformat = datetime.fromisoformat
-_NO_PROBE = (None, None, None)
 
 
 @dataclass(slots=True)
@@ -317,21 +316,20 @@ class Decoder:
             sensor = get("in_iface")
             if type(sensor) is not str:
                 sensor = ""
-        quoted = None
-        proto, itype, icode = get("proto"), get("icmp_type"), get("icmp_code")
-        if _icmp_kind(proto, itype, icode) is not None:
-            quoted = self._quoted(doc, sid)
         return self._event(
             _timestamp(get("timestamp")),
             get("src_ip"),
             get("dest_ip"),
-            proto,
+            get("proto"),
             get("src_port"),
-            itype,
-            icode,
+            get("icmp_type"),
+            get("icmp_code"),
             sid,
             sensor,
-            *((quoted.proto, quoted.src, quoted.dst_port) if quoted is not None else _NO_PROBE),
+            None,
+            None,
+            None,
+            doc,
         )
 
     def _event(
@@ -348,11 +346,14 @@ class Decoder:
         probe_proto: int | None,
         probe_src: bytes | None,
         probe_port: int | None,
+        doc: dict[str, object] | None = None,
     ) -> ResponseEvent | None:
         """The event of one of our alerts (``sid``), counted in the stats.
 
-        The arguments are the alert's fields, from the full parse or from the C reader
-        (same order as its tuple); ``probe_*`` describe the probe an ICMP error quotes.
+        The arguments are the alert's fields, from the C reader (same order as its tuple,
+        ``probe_*`` describing the probe an ICMP error quotes) or from the full parse, which
+        passes the parsed ``doc`` instead: the quote is then read from it here, only for a
+        usable ICMP error, so that ``bad_packet`` stays a sub-count of ``alerts``.
         """
         stats = self.stats
         addr = self._addrs.get
@@ -378,6 +379,10 @@ class Decoder:
             kind = icmp
             name = "udp"
             port = None
+            if doc is not None:
+                quoted = self._quoted(doc, sid)
+                if quoted is not None:
+                    probe_proto, probe_src, probe_port = quoted.proto, quoted.src, quoted.dst_port
             if probe_proto is not None:
                 name = PORT_PROTOCOLS[probe_proto]
                 port = probe_port

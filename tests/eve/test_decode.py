@@ -641,3 +641,18 @@ def test_shared_samples_decode_as_expected(sample: Path) -> None:
     assert dec.stats.bad_json == dec.stats.missing_fields == dec.stats.binary == 0
     assert dec.stats.remote_mismatch == dec.stats.no_port == 0
     assert counts == expect
+
+
+@pytest.mark.parametrize("accel", [True, False], ids=["c-reader", "python"])
+@pytest.mark.parametrize("missing", ["src_ip", "dest_ip", "timestamp"])
+def test_bad_quote_of_an_unusable_alert_is_not_counted(accel: bool, missing: str) -> None:
+    """no_port / bad_packet / remote_mismatch are sub-counts of alerts: an alert dropped for
+    a missing field does not also count its (bad) quoted probe."""
+    doc = json.loads(ICMP4)
+    del doc[missing]
+    doc["payload"] = base64.b64encode(b"\x45garbage").decode()
+    doc.pop("packet", None)
+    d = Decoder(SIDS, accel=accel)
+    assert d.decode(orjson.dumps(doc)) is None
+    assert d.stats.missing_fields == 1
+    assert (d.stats.alerts, d.stats.bad_packet, d.stats.no_port) == (0, 0, 0)
