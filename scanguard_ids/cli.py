@@ -26,6 +26,7 @@ COMMANDS = {
     "firewall": "firewall",
     "rules": "rules",
     "lab": "lab",
+    "config": "config_cmd",
 }
 
 

@@ -27,6 +27,7 @@ from scanguard_ids.eve.checkpoint import Checkpoint
 from scanguard_ids.eve.socket import SocketSource
 from scanguard_ids.eve.tail import TailSource
 from scanguard_ids.journal import Journal, load_json, save_json
+from scanguard_ids.model import parse_ip
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +163,11 @@ class Daemon:
         except ScanguardError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             return
-        # Sources and backend are fixed at start; thresholds, allowlist and valves reload.
-        cfg = config.Config(
-            detect=cfg.detect,
-            eve=self.cfg.eve,
-            block=self.cfg.block,
-            control=self.cfg.control,
-            journal=self.cfg.journal,
-        )
+        # Sources, backend and files are fixed at start (keys marked restart); the rest reloads.
+        later = config.restart_keys(self.cfg, cfg)
+        if later:
+            log.warning("reload: restart to apply keys=%s", ",".join(later))
+        cfg = config.reloadable(self.cfg, cfg)
         self.cfg = cfg
         self.engine.allowlist = build_allowlist(cfg)
         self.engine.reconfigure(cfg)
@@ -227,9 +225,9 @@ class Daemon:
             ip = _valid_ip(req.get("ip"))
             ttl = req.get("ttl")
             if ttl is not None and (
-                not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 < ttl <= 2_147_483
+                not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 < ttl <= config.MAX_TTL
             ):
-                raise ControlError("ttl must be an integer between 1 and 2147483")
+                raise ControlError(f"ttl must be an integer between 1 and {config.MAX_TTL}")
             return engine.manual_block(ip, ttl).to_dict()
         if cmd == "unblock":
             return engine.manual_unblock(_valid_ip(req.get("ip"))).to_dict()
@@ -237,9 +235,7 @@ class Daemon:
 
 
 def _valid_ip(value: Any) -> str:
-    import ipaddress
-
     try:
-        return str(ipaddress.ip_address(str(value)))
-    except ValueError:
-        raise ControlError(f"not an IP address: {value!r}") from None
+        return str(parse_ip(value))
+    except ValueError as exc:
+        raise ControlError(str(exc)) from None

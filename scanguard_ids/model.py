@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_ip(text: object) -> IPAddress:
+    """The one address parser: an IPv4-mapped IPv6 address becomes its IPv4 address.
+
+    Raises ValueError ("not an IP address: ...") for anything else; callers turn it into
+    their own error (argument, control request, backend).
+    """
+    try:
+        addr = ipaddress.ip_address(str(text).strip())
+    except ValueError:
+        raise ValueError(f"not an IP address: {text!r}") from None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
 
 
 class Kind(StrEnum):

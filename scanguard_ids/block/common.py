@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
 import subprocess
 from collections.abc import Sequence
 from typing import Protocol
 
+from scanguard_ids.config import MAX_TTL
 from scanguard_ids.errors import BackendError
-
-#: ipset's (and so our) largest timeout, in seconds.
-MAX_TTL = 2_147_483
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from scanguard_ids.model import IPAddress, parse_ip
 
 
 def normalize_ip(ip: str) -> IPAddress:
-    """Parse one address; an IPv4-mapped IPv6 address becomes its IPv4 address."""
+    """:func:`scanguard_ids.model.parse_ip`, failing with BackendError."""
     try:
-        addr = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        raise BackendError(f"not an IP address: {ip!r}") from None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped
-    return addr
+        return parse_ip(ip)
+    except ValueError as exc:
+        raise BackendError(str(exc)) from None
 
 
 def check_ttl(ttl: int) -> int:

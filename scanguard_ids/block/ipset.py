@@ -21,6 +21,8 @@ import socket
 import threading
 from typing import Any
 
+from pyroute2.netlink.exceptions import NetlinkError as PyrouteNetlinkError
+
 from scanguard_ids.block.base import BackendInfo
 from scanguard_ids.block.common import IPAddress, Runner, check_ttl, normalize_ip, run_argv
 from scanguard_ids.block.conntrack import ConntrackClearer
@@ -41,9 +43,14 @@ _FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
 _ADDR_ATTR = {4: "IPSET_ATTR_IPADDR_IPV4", 6: "IPSET_ATTR_IPADDR_IPV6"}
 
 
-def _code(exc: Exception) -> int | None:
-    code = getattr(exc, "code", None)
-    return code if isinstance(code, int) else getattr(exc, "errno", None)
+#: What the kernel boundary raises: pyroute2's NetlinkError (IPSetError, NoSuchObject are
+#: subclasses, with the netlink error in ``code``) or an OSError from the socket itself.
+KernelError = (PyrouteNetlinkError, OSError)
+
+
+def _code(exc: PyrouteNetlinkError | OSError) -> int | None:
+    """The netlink / errno code of a kernel-boundary error."""
+    return exc.code if isinstance(exc, PyrouteNetlinkError) else exc.errno
 
 
 def parse_members(msgs: Any, version: int, now: float) -> list[Block]:
@@ -93,8 +100,8 @@ class IpsetBackend:
                 from pyroute2.ipset import IPSet
 
                 self._sock = IPSet()
-            except Exception as exc:  # noqa: BLE001 - no ip_set netlink on this host
-                raise BackendError(f"ipset netlink unavailable: {exc!r}") from None
+            except KernelError as exc:  # no ip_set netlink on this host
+                raise BackendError(f"ipset netlink unavailable: {exc!r}") from exc
         return self._sock
 
     def rules(self) -> IptablesRules:
@@ -114,9 +121,9 @@ class IpsetBackend:
                 try:
                     sock.create(name, stype="hash:ip", family=_FAMILY[v], exclusive=False,
                                 timeout=self.default_timeout, maxelem=self.cfg.max_set_size)
-                except Exception as exc:  # noqa: BLE001 - pyroute2 IPSetError and friends
+                except KernelError as exc:
                     if _code(exc) != errno.EEXIST:
-                        raise BackendError(f"creating ipset {name}: {exc}") from None
+                        raise BackendError(f"creating ipset {name}: {exc}") from exc
                     self._adopt(sock, name, v)
         rules = self.rules()
         changes = rules.install()
@@ -128,10 +135,10 @@ class IpsetBackend:
     def _header(self, sock: Any, name: str) -> dict[str, Any] | None:
         try:
             msgs = list(sock.list(name, flags=IPSET_FLAG_LIST_HEADER))
-        except Exception as exc:  # noqa: BLE001
+        except KernelError as exc:
             if _code(exc) == errno.ENOENT:
                 return None
-            raise BackendError(f"reading ipset {name}: {exc}") from None
+            raise BackendError(f"reading ipset {name}: {exc}") from exc
         if not msgs:
             return None
         msg = msgs[0]
@@ -159,7 +166,7 @@ class IpsetBackend:
                     "'scanguard firewall remove' re-creates it")
 
     # -- per block ---------------------------------------------------------
-    def _fail(self, what: str, addr: IPAddress, exc: Exception) -> BackendError:
+    def _fail(self, what: str, addr: IPAddress, exc: PyrouteNetlinkError | OSError) -> BackendError:
         name, code = self.sets[addr.version], _code(exc)
         if code == IPSET_ERR_HASH_FULL:
             return BackendError(f"{what} {addr}: ipset {name} is full "
@@ -217,8 +224,8 @@ class IpsetBackend:
                 try:
                     sock.add(name, str(addr), family=_FAMILY[addr.version], exclusive=False,
                              timeout=ttl)
-                except Exception as exc:  # noqa: BLE001 - pyroute2 IPSetError
-                    raise self._fail("block", addr, exc) from None
+                except KernelError as exc:
+                    raise self._fail("block", addr, exc) from exc
         log.info("action=block ip=%s ttl=%d backend=ipset set=%s", addr, ttl, name)
         if self._conntrack is not None:
             self._conntrack.submit(str(addr))
@@ -232,9 +239,9 @@ class IpsetBackend:
                 try:
                     sock.delete(name, str(addr), family=_FAMILY[addr.version],
                                 exclusive=False)
-                except Exception as exc:  # noqa: BLE001
+                except KernelError as exc:
                     if _code(exc) != errno.ENOENT:  # no set: nothing is blocked
-                        raise self._fail("unblock", addr, exc) from None
+                        raise self._fail("unblock", addr, exc) from exc
         log.info("action=unblock ip=%s backend=ipset set=%s", addr, name)
 
     # -- state -------------------------------------------------------------
@@ -250,10 +257,10 @@ class IpsetBackend:
             for v, name in self.sets.items():
                 try:
                     msgs = list(sock.list(name))
-                except Exception as exc:  # noqa: BLE001
+                except KernelError as exc:
                     if _code(exc) == errno.ENOENT:
                         continue  # not installed: nothing is blocked
-                    raise BackendError(f"listing ipset {name}: {exc}") from None
+                    raise BackendError(f"listing ipset {name}: {exc}") from exc
                 blocks.extend(parse_members(msgs, v, now))
         return blocks
 
@@ -322,13 +329,13 @@ class IpsetBackend:
             for name in self.sets.values():
                 try:
                     sock.destroy(name)
-                except Exception as exc:  # noqa: BLE001
+                except KernelError as exc:
                     if _code(exc) == errno.ENOENT:
                         continue
                     if _code(exc) in (IPSET_ERR_BUSY, IPSET_ERR_REFERENCED):
                         raise BackendError(f"ipset {name} is still referenced by other "
-                                           "rules; remove those first") from None
-                    raise BackendError(f"destroying ipset {name}: {exc}") from None
+                                           "rules; remove those first") from exc
+                    raise BackendError(f"destroying ipset {name}: {exc}") from exc
         log.info("action=remove backend=ipset sets=%s,%s chain=%s rule_changes=%d",
                  self.sets[4], self.sets[6], self.chain, changes)
         self.stop()

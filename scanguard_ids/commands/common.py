@@ -23,9 +23,9 @@ def add_thresholds(p: argparse.ArgumentParser) -> None:
     g.add_argument("--policy", choices=("default", "paper"), help="repeat-offender policy")
 
 
-def load_config(args: argparse.Namespace) -> config.Config:
-    """Config file, then command-line overrides; errors name the key."""
-    cfg = config.load(getattr(args, "config", None))
+def load_config(args: argparse.Namespace, path: str | None = None) -> config.Config:
+    """Config file (``path``, default --config), then threshold overrides; errors name the key."""
+    cfg = config.load(path if path is not None else getattr(args, "config", None))
     overrides = {
         k: getattr(args, k)
         for k in ("count", "ports", "window", "ttl", "policy")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 import time
 
@@ -11,14 +10,16 @@ import orjson
 
 from scanguard_ids import control
 from scanguard_ids.commands.common import add_socket, control_path
+from scanguard_ids.config import MAX_TTL
 from scanguard_ids.errors import ConfigError
+from scanguard_ids.model import parse_ip
 
 
 def _ip(text: str) -> str:
     try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
+        return str(parse_ip(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _ttl(text: str) -> int:
@@ -26,8 +27,8 @@ def _ttl(text: str) -> int:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 < v <= 2_147_483:
-        raise argparse.ArgumentTypeError("must be between 1 and 2147483 seconds")
+    if not 0 < v <= MAX_TTL:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_TTL} seconds")
     return v
 
 

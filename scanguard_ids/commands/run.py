@@ -14,6 +14,18 @@ from scanguard_ids.config import BACKENDS
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="run the daemon (foreground)", description=__doc__)
+    add_options(p)
+    p.add_argument("--tui", action="store_true", help="show the live monitor in this terminal")
+    p.add_argument(
+        "--log-file",
+        metavar="PATH",
+        help="log here instead of stderr (with --tui default: scanguard.log next to the journal)",
+    )
+    p.set_defaults(func=run)
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    """The options that override config keys (`run` and `config show` share them)."""
     add_config(p)
     add_thresholds(p)
     p.add_argument(
@@ -25,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--eve-socket-type",
         choices=("unix_dgram", "unix_stream"),
-        help="Suricata eve-log filetype of --eve-socket (default unix_dgram)",
+        help="Suricata eve-log filetype of --eve-socket (default unix_stream)",
     )
     p.add_argument("--from-start", action="store_true", help="read EVE files from their start")
     p.add_argument("--backend", choices=BACKENDS)
@@ -34,17 +46,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--journal", metavar="PATH", help="decision journal (JSON lines)")
     p.add_argument("--state", metavar="PATH", help="offender-history state file")
     p.add_argument("--checkpoint", metavar="PATH", help="EVE file position checkpoint")
-    p.add_argument("--tui", action="store_true", help="show the live monitor in this terminal")
-    p.add_argument(
-        "--log-file",
-        metavar="PATH",
-        help="log here instead of stderr (with --tui default: scanguard.log next to the journal)",
-    )
-    p.set_defaults(func=run)
 
 
-def _overrides(args: argparse.Namespace) -> config.Config:
-    cfg = load_config(args)
+def effective_config(args: argparse.Namespace, path: str | None = None) -> config.Config:
+    """The config file (``path``, default --config), then the command-line options."""
+    cfg = load_config(args, path if path is not None else args.config)
     cfg = override(cfg, "eve", paths=tuple(args.eve), socket=args.eve_socket,
                    socket_type=args.eve_socket_type, from_start=args.from_start,
                    checkpoint=args.checkpoint)
@@ -65,18 +71,17 @@ def _log_to(path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scanguard_ids.commands.common import load_config as reload
     from scanguard_ids.daemon import Daemon
 
-    cfg = _overrides(args)
+    cfg = effective_config(args)
     log_file = args.log_file or (
         str(Path(cfg.journal.path).parent / "scanguard.log") if args.tui else None
     )
     if log_file:
         _log_to(log_file)
 
-    def reload_config(_path: str | None):  # type: ignore[no-untyped-def]
-        return _overrides(args) if args.config else reload(args)
+    def reload_config(path: str | None) -> config.Config:
+        return effective_config(args, path)
 
     daemon = Daemon(cfg, args.config, reload_config=reload_config)
     daemon.install_signals()
