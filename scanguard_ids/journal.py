@@ -17,6 +17,10 @@ from scanguard_ids.model import Decision
 
 log = logging.getLogger(__name__)
 
+#: Version of the journal's record layout (docs/journal.md), written in every record as "v".
+#: Adding a field or an action keeps it; renaming or removing one bumps it.
+SCHEMA_VERSION = 1
+
 
 class Journal:
     def __init__(self, path: str) -> None:
@@ -42,7 +46,7 @@ class Journal:
     def write(self, decision: Decision, **extra: object) -> None:
         if not self.path:
             return
-        record = decision.to_dict()
+        record = {"v": SCHEMA_VERSION, **decision.to_dict()}
         record.update(extra)
         try:
             if self._fh is None or self._rotated():  # logrotate `create` or removed

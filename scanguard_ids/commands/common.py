@@ -13,14 +13,15 @@ def add_config(p: argparse.ArgumentParser) -> None:
 
 
 def add_thresholds(p: argparse.ArgumentParser) -> None:
+    d = config.DetectConfig()
     g = p.add_argument_group("detection overrides (win over the config file)")
-    g.add_argument("--count", type=int, help="responses needed (default 3)")
-    g.add_argument("--ports", type=int, help="distinct local ports needed (default 2)")
-    g.add_argument(
-        "--window", type=float, help="seconds the responses must fall within (default 60)"
-    )
-    g.add_argument("--ttl", type=int, help="first block length in seconds (default 300)")
-    g.add_argument("--policy", choices=("default", "paper"), help="repeat-offender policy")
+    g.add_argument("--count", type=int, help=f"responses needed (default {d.count})")
+    g.add_argument("--ports", type=int, help=f"distinct local ports needed (default {d.ports})")
+    g.add_argument("--window", type=float,
+                   help=f"seconds the responses must fall within (default {d.window:g})")
+    g.add_argument("--ttl", type=int, help=f"first block length in seconds (default {d.ttl})")
+    g.add_argument("--policy", choices=("default", "paper"),
+                   help=f"repeat-offender policy (default {d.policy})")
 
 
 def load_config(args: argparse.Namespace, path: str | None = None) -> config.Config:
@@ -51,7 +52,8 @@ def add_socket(p: argparse.ArgumentParser) -> None:
         "--socket",
         metavar="PATH",
         dest="control_socket",
-        help="control socket of the daemon (default from config: /run/scanguard/control.sock)",
+        help="control socket of the daemon (default from config: "
+             f"{config.ControlConfig().socket})",
     )
     add_config(p)
 

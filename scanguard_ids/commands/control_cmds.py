@@ -40,14 +40,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         p.set_defaults(func=globals()[f"cmd_{name}"])
     p = sub.add_parser("block", help="block an address now (same backend and journal)")
     add_socket(p)
-    p.add_argument("ip", type=_ip)
+    p.add_argument("ip", type=_ip, help="the address to block")
     p.add_argument("--ttl", type=_ttl, help="seconds (default: detect.ttl)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(func=cmd_block)
     p = sub.add_parser("unblock", help="lift a block now")
     add_socket(p)
-    p.add_argument("ip", type=_ip)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("ip", type=_ip, help="the address to unblock")
+    p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(func=cmd_unblock)
 
 

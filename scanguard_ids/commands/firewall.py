@@ -13,9 +13,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "firewall", help="install, remove or show the blocking sets and rules", description=__doc__
     )
-    p.add_argument("action", choices=("install", "remove", "show"))
+    p.add_argument("action", choices=("install", "remove", "show"),
+                   help="install: create the sets and rules; remove: delete them (and every "
+                        "block); show: print what is installed")
     add_config(p)
-    p.add_argument("--backend", choices=BACKENDS)
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="enforcement backend (default: from the config, auto)")
     p.add_argument("--set-name", help="ipset set / nftables table name (default scanguard)")
     p.set_defaults(func=run)
 

@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     lst.set_defaults(func=run_list)
 
     show = rs.add_parser("show", help="a rule's text and what it detects")
-    show.add_argument("sid", type=int, metavar="SID")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("sid", type=int, metavar="SID", help="the rule's SID, e.g. 9400000")
+    show.add_argument("--json", action="store_true", help="one JSON object")
     _add_pack(show)
     show.set_defaults(func=run_show)
 
@@ -59,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         action="store_true",
         help="record new SIDs, rev bumps and retirements in sid-registry.tsv",
     )
-    chk.add_argument("--json", action="store_true")
+    chk.add_argument("--json", action="store_true", help="problems as one JSON object")
     _add_pack(chk)
     chk.set_defaults(func=run_check)
 

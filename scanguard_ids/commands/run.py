@@ -37,15 +37,20 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--eve-socket-type",
         choices=("unix_dgram", "unix_stream"),
-        help="Suricata eve-log filetype of --eve-socket (default unix_stream)",
+        help="Suricata eve-log filetype of --eve-socket "
+             f"(default {config.EveConfig().socket_type})",
     )
     p.add_argument("--from-start", action="store_true", help="read EVE files from their start")
-    p.add_argument("--backend", choices=BACKENDS)
-    p.add_argument("--set-name", help="ipset set / nftables table name (default scanguard)")
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="enforcement backend (default auto: ipset where the host has it)")
+    p.add_argument("--set-name", help="ipset set / nftables table name "
+                   f"(default {config.BlockConfig().set_name})")
     p.add_argument("--socket", dest="control_socket", metavar="PATH", help="control socket path")
     p.add_argument("--journal", metavar="PATH", help="decision journal (JSON lines)")
     p.add_argument("--state", metavar="PATH", help="offender-history state file")
     p.add_argument("--checkpoint", metavar="PATH", help="EVE file position checkpoint")
+    p.add_argument("--metrics", metavar="ADDR:PORT",
+                   help="serve Prometheus /metrics here, e.g. 127.0.0.1:9477 (default: off)")
 
 
 def effective_config(args: argparse.Namespace, path: str | None = None) -> config.Config:
@@ -56,6 +61,7 @@ def effective_config(args: argparse.Namespace, path: str | None = None) -> confi
                    checkpoint=args.checkpoint)
     cfg = override(cfg, "block", backend=args.backend, set_name=args.set_name)
     cfg = override(cfg, "control", socket=args.control_socket)
+    cfg = override(cfg, "metrics", listen=args.metrics)
     return override(cfg, "journal", path=args.journal, state=args.state)
 
 

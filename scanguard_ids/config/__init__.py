@@ -13,6 +13,7 @@ from scanguard_ids.config.load import (
     reloadable,
     restart_keys,
     sid_set,
+    split_listen,
     validate,
 )
 from scanguard_ids.config.schema import (
@@ -29,6 +30,7 @@ from scanguard_ids.config.schema import (
     DetectConfig,
     EveConfig,
     JournalConfig,
+    MetricsConfig,
     SdnConfig,
 )
 
@@ -46,11 +48,13 @@ __all__ = [
     "DetectConfig",
     "EveConfig",
     "JournalConfig",
+    "MetricsConfig",
     "SdnConfig",
     "from_dict",
     "load",
     "reloadable",
     "restart_keys",
     "sid_set",
+    "split_listen",
     "validate",
 ]

@@ -143,9 +143,24 @@ def validate(cfg: Config) -> None:
     for i, sid in enumerate(cfg.eve.sids):
         if sid <= 0:
             raise ConfigError(f"eve.sids[{i}]", f"must be > 0, got {sid}")
+    if cfg.metrics.listen:
+        try:
+            host, _ = split_listen(cfg.metrics.listen)
+            ipaddress.ip_address(host)
+        except ValueError as exc:
+            raise ConfigError("metrics.listen",
+                              f"{exc} (an address, e.g. 127.0.0.1:9477)") from None
     name = cfg.block.set_name
     if not name or len(name) > 28 or not name.replace("_", "").replace("-", "").isalnum():
         raise ConfigError("block.set_name", "1-28 characters of letters, digits, '-' and '_'")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``"127.0.0.1:9477"`` / ``"[::1]:9477"`` -> (host, port); ValueError when malformed."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
 
 
 def sid_set(cfg: Config) -> frozenset[int]:

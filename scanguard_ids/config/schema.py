@@ -218,6 +218,15 @@ class JournalConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Prometheus metrics (scanguard_* counters, gauges and the reaction-time histogram)."""
+
+    listen: str = key("", """Serve /metrics on this ADDRESS:PORT, e.g. "127.0.0.1:9477"
+        ("[::1]:9477" for IPv6). Empty: off. Anything but a loopback address exposes the
+        counters to that network.""", restart=True)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     detect: DetectConfig = field(default_factory=DetectConfig)
     eve: EveConfig = field(default_factory=EveConfig)
@@ -225,6 +234,7 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
     sdn: SdnConfig = field(default_factory=SdnConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def replace(self, section: str, **changes: Any) -> Config:
         """A copy with some keys of one section changed (CLI overrides), validated."""
@@ -245,4 +255,5 @@ SECTIONS: dict[str, type] = {
     "control": ControlConfig,
     "journal": JournalConfig,
     "sdn": SdnConfig,
+    "metrics": MetricsConfig,
 }
