@@ -10,7 +10,7 @@
 #     (--backend ipset) or nftables (--backend nftables; auto: nftables unless one is there);
 #   - a virtualenv in PREFIX (default /opt/scanguard) with this checkout pip-installed
 #     (the C EVE reader is built when gcc and python3-dev happen to be there);
-#   - the rule pack in PREFIX/rules/ (scanguard.rules for Suricata);
+#   - the rule pack in PREFIX/rules/ (scanguard.rules for Suricata), README and docs in PREFIX/doc/;
 #   - /etc/systemd/system/scanguard.service, /etc/logrotate.d/scanguard and
 #     /etc/scanguard/scanguard.toml, each only if absent (a changed one is left alone and the new
 #     version written next to it as *.dist).
@@ -96,6 +96,8 @@ install_files() {
     local tmp=$TMP
     mkdir -p "$PREFIX/rules"
     install -m 0644 "$SRC"/rules/*.rules "$SRC/rules/VERSION" "$SRC/rules/CHANGELOG.md" "$PREFIX/rules/"
+    mkdir -p "$PREFIX/doc"  # the unit's Documentation=
+    install -m 0644 "$SRC/README.md" "$SRC/docs/suricata.md" "$SRC/LICENSE" "$PREFIX/doc/"
     sed "s|/opt/scanguard/|$PREFIX/|g" "$SRC/examples/scanguard.service" > "$tmp/scanguard.service"
     install_file "$tmp/scanguard.service" "$ETC/systemd/system/scanguard.service" 0644
     install_file "$SRC/examples/scanguard.logrotate" "$ETC/logrotate.d/scanguard" 0644
