@@ -1,12 +1,20 @@
-# Two entry points for people: `make demo` and `make test`. Both install what is missing first.
+# Two entry points for people: `make demo` and `make test`. Both install what is missing first
+# (scripts/setup.sh: lab and test tools). On a sensor use `make install-sensor` instead.
 VENV := .venv
 PY := $(VENV)/bin/python
 SG := $(VENV)/bin/scanguard
 
-.PHONY: setup demo test sanitize lint bench clean
+PREFIX ?= /opt/scanguard
+BACKEND ?= auto
+
+.PHONY: setup install-sensor demo test sanitize lint bench clean
 
 setup:
 	@bash scripts/setup.sh
+
+# The daemon only, into a venv in $(PREFIX); starts, stops and reconfigures nothing.
+install-sensor:
+	@bash scripts/install-sensor.sh --prefix $(PREFIX) --backend $(BACKEND)
 
 demo: setup
 	@bash scripts/demo.sh

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Installs what scanguard-ids needs on a Debian 12/13 machine, as root; quiet and
-# idempotent when everything is already there.
+# Installs what `make test` and `make demo` need on a Debian 12/13 lab or CI machine, as root;
+# quiet and idempotent when everything is already there. NOT for a sensor: use
+# scripts/install-sensor.sh there (this one adds bookworm-backports for Suricata 7 and installs
+# lab tools, scanners, compilers and redis-server, which Debian starts on 127.0.0.1).
+# It never stops or disables a service: the tests run their own Suricata, ovsdb-server and
+# ovs-vswitchd with their own configs inside network namespaces.
 #   scripts/setup.sh            system packages + .venv
 #   scripts/setup.sh --venv     only the .venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # gcc + python3-dev build the optional C EVE reader (scanguard_ids/eve/_fast.c) at pip install.
+# masscan, zmap, redis-server: the scanners and the fleet store of the lab scenarios.
 PKGS=(nmap ipset iptables nftables iproute2 tcpdump conntrack ethtool tmux fail2ban jq openvswitch-switch
-      gcc python3-dev)
+      gcc python3-dev masscan zmap redis-server)
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 suricata_major() {
@@ -51,11 +56,6 @@ SRC
             apt-get install -y -qq --no-install-recommends suricata suricata-update >/dev/null
         fi
     fi
-    # The packaged service would sniff the host's own interfaces; we run Suricata ourselves.
-    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        systemctl disable --now suricata >/dev/null 2>&1 || true
-        systemctl disable --now openvswitch-switch >/dev/null 2>&1 || true
-    fi
     [ "$(suricata_major)" -ge 7 ] || { log "Suricata 7 is required, got: $(suricata -V 2>&1 | head -n1)"; exit 1; }
 }
 
@@ -74,7 +74,7 @@ install_venv() {
     compgen -G 'scanguard_ids/eve/_fast*.so' >/dev/null || stale=1
     if [ "$stale" = 1 ]; then
         log "installing scanguard-ids into .venv"
-        .venv/bin/pip install -q -e '.[test,lab,sdn]' 2>&1 | grep -v 'is ignored: it is neither' >&2 || true
+        .venv/bin/pip install -q -e '.[test,lab,sdn,iptables]' 2>&1 | grep -v 'is ignored: it is neither' >&2 || true
         .venv/bin/python -c 'import scanguard_ids, orjson, rich, pyroute2, watchdog, pytest' ||
             { log "venv install failed"; exit 1; }
         .venv/bin/python -c 'import scanguard_ids.eve._fast' 2>/dev/null ||

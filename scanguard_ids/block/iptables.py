@@ -11,7 +11,9 @@ Two writers, picked by the iptables variant the admin's ``iptables`` is:
   ``iptables -S`` cannot see them, so ``iptables-nft-restore --noflush`` gets a
   generated ruleset on stdin (argv only, no shell); the state is read back with
   ``iptables-nft-save -t filter``.
-- legacy: python-iptables (``iptc``), committed once per table.
+- legacy: python-iptables (``iptc``), committed once per table. It is the optional
+  extra ``scanguard-ids[iptables]`` (it needs a compiler to install), imported only
+  here; without it the legacy path uses ``iptables-legacy-restore``.
 Both read the current state, plan the missing changes (pure), and apply them only if
 there are any: start() twice adds nothing. This forks only at install time; per-block
 work never touches iptables.
@@ -34,6 +36,21 @@ log = logging.getLogger(__name__)
 
 BASE_CHAINS = ("INPUT", "FORWARD", "OUTPUT")
 State = dict[str, list[str]]  # chain -> rule specs as iptables-save prints them after "-A CHAIN"
+
+
+#: How to get python-iptables, for the messages that need it.
+IPTC_HINT = "pip install 'scanguard-ids[iptables]'"
+
+
+def import_iptc() -> Any:
+    """python-iptables, imported only when the legacy path is taken."""
+    try:
+        import iptc
+    except ImportError as exc:
+        raise BackendError(
+            f"python-iptables is not installed ({exc}); it is the optional extra: {IPTC_HINT}"
+        ) from exc
+    return iptc
 
 
 def chain_name(set_name: str) -> str:
@@ -97,11 +114,12 @@ def unusable_reason(variant: str, which: Callable[[str], str | None] = shutil.wh
     """Why rules cannot be installed with this variant (None: they can)."""
     if variant == "legacy":
         try:
-            import iptc  # noqa: F401
-        except Exception as exc:  # noqa: BLE001 - libiptc/xtables missing or broken
+            import_iptc()
+        except Exception as exc:  # noqa: BLE001 - not installed, or libiptc/xtables broken
             if _tool(which, False, "legacy", "restore") and _tool(which, True, "legacy", "restore"):
                 return None
-            return f"python-iptables unusable ({exc}) and no iptables-legacy-restore"
+            why = exc if isinstance(exc, BackendError) else f"python-iptables unusable ({exc})"
+            return f"{why}; and no iptables-legacy-restore"
         return None
     for v6 in (False, True):
         for kind in ("save", "restore"):
@@ -240,9 +258,7 @@ class IptcWriter:
     via = "python-iptables"
 
     def __init__(self, v6: bool) -> None:
-        import iptc
-
-        self._iptc = iptc
+        self._iptc = import_iptc()
         self.v6 = v6
 
     def _table(self) -> Any:
