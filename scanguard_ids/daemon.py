@@ -25,6 +25,7 @@ from scanguard_ids.engine import Engine
 from scanguard_ids.errors import ConfigError, ControlError, ScanguardError
 from scanguard_ids.eve.checkpoint import Checkpoint
 from scanguard_ids.eve.socket import SocketSource
+from scanguard_ids.eve.source import Source
 from scanguard_ids.eve.tail import TailSource
 from scanguard_ids.journal import Journal, load_json, save_json
 
@@ -53,7 +54,7 @@ class Daemon:
         self._reload = threading.Event()
         self.engine: Engine | None = None
         self.backend: Backend | None = None
-        self.sources: list[Any] = []
+        self.sources: list[Source] = []
         self.checkpoint: Checkpoint | None = None
         self.control: ControlServer | None = None
 
