@@ -219,7 +219,7 @@ class IpsetBackend:
                              timeout=ttl)
                 except Exception as exc:  # noqa: BLE001 - pyroute2 IPSetError
                     raise self._fail("block", addr, exc) from None
-        log.info("action=block ip=%s ttl=%d backend=ipset set=%s", addr, ttl, name)
+        log.debug("action=block ip=%s ttl=%d backend=ipset set=%s", addr, ttl, name)
         if self._conntrack is not None:
             self._conntrack.submit(str(addr))
 
@@ -235,7 +235,7 @@ class IpsetBackend:
                 except Exception as exc:  # noqa: BLE001
                     if _code(exc) != errno.ENOENT:  # no set: nothing is blocked
                         raise self._fail("unblock", addr, exc) from None
-        log.info("action=unblock ip=%s backend=ipset set=%s", addr, name)
+        log.debug("action=unblock ip=%s backend=ipset set=%s", addr, name)
 
     # -- state -------------------------------------------------------------
     def list(self) -> list[Block]:
