@@ -139,7 +139,8 @@ class Daemon:
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
 
     def housekeeping(self) -> None:
-        """Runs until stop_event: kernel sync, checkpoint and offender history saves, reloads."""
+        """Runs until stop_event: kernel sync, checkpoint and offender history saves (which
+        also prune forgotten offenders), reloads."""
         assert self.engine is not None
         last_save = self.clock.monotonic()
         while not self.stop_event.wait(HOUSEKEEPING_S):
@@ -192,6 +193,10 @@ class Daemon:
                 log.error("checkpoint save failed: %s", exc)
         try:
             with self.engine.lock:
+                # Forget offenders past strike_memory. Offences are in event time: take the
+                # earlier of the newest event and the wall clock, so neither a replay of old
+                # files nor one event stamped in the future forgets history too early.
+                self.engine.offenders.prune(min(self.engine.detector.newest, self.clock.now()))
                 data = {"offenders": self.engine.offenders.dump()}
             save_json(self.cfg.journal.state, data)
         except OSError as exc:
