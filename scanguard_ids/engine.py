@@ -21,7 +21,7 @@ from scanguard_ids.detect.detector import Detector
 from scanguard_ids.detect.offenders import Offenders
 from scanguard_ids.errors import ScanguardError
 from scanguard_ids.eve.decode import Decoder
-from scanguard_ids.eve.source import Source, SourceHealth
+from scanguard_ids.eve.source import Source, health_of
 from scanguard_ids.journal import Journal
 from scanguard_ids.model import Block, Decision
 from scanguard_ids.snapshot import DecisionRow, Snapshot
@@ -69,7 +69,6 @@ class Engine:
         self.ports: Counter[tuple[int, str]] = Counter()
         self._history: deque[int] = deque([0] * HISTORY_SECONDS, maxlen=HISTORY_SECONDS)
         self._history_sec = int(clock.now())
-        self._lines_by_source: Counter[str] = Counter()
         self.sources: list[Source] = []
         self._last_full_sync = float("-inf")
 
@@ -77,7 +76,6 @@ class Engine:
     def process(self, lines: list[bytes], source: str = "") -> None:
         with self.lock:
             self.counters["events"] += len(lines)
-            self._lines_by_source[source] += len(lines)
             for ev in self.decoder.decode_batch(lines):
                 self.counters["responses"] += 1
                 self._tick(1)
@@ -115,19 +113,15 @@ class Engine:
         self.active[d.ip] = Block(d.ip, now + d.ttl)
         self.evidence[d.ip] = Evidence(d.ttl, now, d.ports, d.count, d.strikes, d.manual, d.reason)
         self.counters["blocks"] += 1
+        self._record(d)
+        log.info("action=block ip=%s ttl=%d count=%d ports=%s strikes=%d manual=%s reason=%r",
+                 d.ip, d.ttl, d.count, ",".join(map(str, d.ports)), d.strikes, d.manual, d.reason)
+        return True
+
+    def _record(self, d: Decision) -> None:
+        """Every decision: kept for the UI, written to the journal (never raises)."""
         self.recent.append(DecisionRow.of(d))
         self.journal.write(d)
-        log.info(
-            "action=block ip=%s ttl=%d count=%d ports=%s strikes=%d manual=%s reason=%r",
-            d.ip,
-            d.ttl,
-            d.count,
-            ",".join(map(str, d.ports)),
-            d.strikes,
-            d.manual,
-            d.reason,
-        )
-        return True
 
     # -- operator actions -----------------------------------------------------------
     def manual_block(self, ip: str, ttl: int | None = None) -> Decision:
@@ -135,21 +129,12 @@ class Engine:
         if ip in self.allowlist:
             raise BlockRefused(f"{ip} is allowlisted (detect.allowlist or an address of this host)")
         now = self.clock.now()
-        d = Decision(
-            ts=now,
-            action="block",
-            ip=ip,
-            ttl=ttl,
-            reason="manual block",
-            manual=True,
-            first_seen=now,
-            last_seen=now,
-        )
+        d = Decision(ts=now, action="block", ip=ip, ttl=ttl, reason="manual block", manual=True,
+                     first_seen=now, last_seen=now)
         with self.lock:
             if not self._enforce(d):
-                raise BlockRefused(
-                    f"block of {ip} refused (safety valve or backend error; see log)"
-                )
+                raise BlockRefused(f"block of {ip} refused (safety valve or backend error; "
+                                   "see log)")
             self.detector.adopt(ip, now + ttl)
         return d
 
@@ -162,8 +147,7 @@ class Engine:
             self.active.pop(ip, None)
             self.evidence.pop(ip, None)
             self.counters["unblocks"] += 1
-            self.recent.append(DecisionRow.of(d))
-            self.journal.write(d)
+            self._record(d)
         log.info("action=unblock ip=%s reason=%r", ip, reason)
         return d
 
@@ -174,12 +158,8 @@ class Engine:
         now = self.clock.now()
         with self.lock:
             for b in blocks:
-                until = b.expires if b.expires is not None else now + self.cfg.detect.ttl
-                self.detector.adopt(b.ip, until)
+                self._take_over(b, now, "adopted")
                 self.active[b.ip] = b
-                self.evidence.setdefault(
-                    b.ip, Evidence(int(max(0, until - now)), now, reason="adopted")
-                )
         if blocks:
             log.info("adopted blocks from the kernel count=%d", len(blocks))
         return len(blocks)
@@ -214,14 +194,16 @@ class Engine:
                 self._expired(ip, wall)
             for ip, b in current.items():
                 if ip not in self.active:  # added behind our back (another tool, adoption race)
-                    until = b.expires if b.expires is not None else wall + self.cfg.detect.ttl
-                    self.detector.adopt(ip, until)
-                    self.evidence.setdefault(
-                        ip, Evidence(int(max(0, until - wall)), wall, reason="external")
-                    )
+                    self._take_over(b, wall, "external")
             self.active = current
             self.detector.expire(wall)
             self._tick(0)
+
+    def _take_over(self, b: Block, now: float, reason: str) -> None:
+        """Track a block we did not make (held at start, or added by another tool)."""
+        until = b.expires if b.expires is not None else now + self.cfg.detect.ttl
+        self.detector.adopt(b.ip, until)
+        self.evidence.setdefault(b.ip, Evidence(int(max(0, until - now)), now, reason=reason))
 
     def _expired(self, ip: str, now: float) -> None:
         self.detector.release(ip)
@@ -229,8 +211,7 @@ class Engine:
         self.counters["expired"] += 1
         d = Decision(ts=now, action="expire", ip=ip, ttl=ev.ttl if ev else 0,
                      reason="block timed out in the kernel")
-        self.recent.append(DecisionRow.of(d))
-        self.journal.write(d)
+        self._record(d)
         log.info("action=expire ip=%s", ip)
 
     def reconfigure(self, cfg: config.Config) -> None:
@@ -239,13 +220,12 @@ class Engine:
             self.cfg = cfg
             self.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
             self.detector.reconfigure(cfg.detect, self.allowlist)
-            self.valve = SafetyValve(
-                cfg.block.max_blocks_per_second, cfg.block.max_set_size, self.clock
-            )
+            self.valve = SafetyValve(cfg.block.max_blocks_per_second, cfg.block.max_set_size,
+                                     self.clock)
 
     # -- what the UI and status read ------------------------------------------------
     def snapshot(self, watch_limit: int = 200, block_limit: int = 500) -> Snapshot:
-        sources = tuple(_health(src) for src in self.sources)
+        sources = tuple(health_of(src) for src in self.sources)
         now = self.clock.now()
         with self.lock:
             self._tick(0)
@@ -272,11 +252,3 @@ class Engine:
         """Lines the decoder could not use (the one "bad lines" figure)."""
         s = self.decoder.stats
         return s.bad_json + s.oversized + s.binary + s.missing_fields
-
-
-def _health(src: Source) -> SourceHealth:
-    try:
-        return src.health()
-    except Exception as exc:  # a broken source must not break the snapshot
-        log.error("source health failed: %s", exc)
-        return SourceHealth(name=str(src), kind="?", ok=False, detail=str(exc))

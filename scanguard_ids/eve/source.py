@@ -9,8 +9,11 @@ apply to its kind.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +59,13 @@ class Source(Protocol):
 
     def health(self) -> SourceHealth:
         """A report on itself; cheap, callable from any thread."""
+
+
+def health_of(src: Source) -> SourceHealth:
+    """``src.health()``, or a DOWN record saying why it failed: a broken source must not
+    break the snapshot that reports on all of them."""
+    try:
+        return src.health()
+    except Exception as exc:  # any failure of one source's report
+        log.error("source health failed source=%s error=%s", src, exc)
+        return SourceHealth(name=str(src), kind="?", ok=False, detail=str(exc))
