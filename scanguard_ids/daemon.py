@@ -25,6 +25,7 @@ from scanguard_ids.engine import Engine
 from scanguard_ids.errors import ConfigError, ControlError, ScanguardError
 from scanguard_ids.eve.checkpoint import Checkpoint
 from scanguard_ids.eve.socket import SocketSource
+from scanguard_ids.eve.source import Source
 from scanguard_ids.eve.tail import TailSource
 from scanguard_ids.journal import Journal, load_json, save_json
 from scanguard_ids.model import parse_ip
@@ -54,7 +55,7 @@ class Daemon:
         self._reload = threading.Event()
         self.engine: Engine | None = None
         self.backend: Backend | None = None
-        self.sources: list[Any] = []
+        self.sources: list[Source] = []
         self.checkpoint: Checkpoint | None = None
         self.control: ControlServer | None = None
 
@@ -139,7 +140,8 @@ class Daemon:
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
 
     def housekeeping(self) -> None:
-        """Runs until stop_event: kernel sync, checkpoint and offender history saves, reloads."""
+        """Runs until stop_event: kernel sync, checkpoint and offender history saves (which
+        also prune forgotten offenders), reloads."""
         assert self.engine is not None
         last_save = self.clock.monotonic()
         while not self.stop_event.wait(HOUSEKEEPING_S):
@@ -189,6 +191,10 @@ class Daemon:
                 log.error("checkpoint save failed: %s", exc)
         try:
             with self.engine.lock:
+                # Forget offenders past strike_memory. Offences are in event time: take the
+                # earlier of the newest event and the wall clock, so neither a replay of old
+                # files nor one event stamped in the future forgets history too early.
+                self.engine.offenders.prune(min(self.engine.detector.newest, self.clock.now()))
                 data = {"offenders": self.engine.offenders.dump()}
             save_json(self.cfg.journal.state, data)
         except OSError as exc:

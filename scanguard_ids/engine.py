@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
-from dataclasses import dataclass
-from typing import Any
 
 from scanguard_ids import config
 from scanguard_ids.block.base import Backend
@@ -23,9 +21,11 @@ from scanguard_ids.detect.detector import Detector
 from scanguard_ids.detect.offenders import Offenders
 from scanguard_ids.errors import ScanguardError
 from scanguard_ids.eve.decode import Decoder
+from scanguard_ids.eve.source import Source, health_of
 from scanguard_ids.journal import Journal
 from scanguard_ids.model import Block, Decision
-from scanguard_ids.snapshot import BlockRow, PortRow, Snapshot, SourceHealth, WatchRow
+from scanguard_ids.snapshot import DecisionRow, Snapshot
+from scanguard_ids.snapshot_build import Evidence, build
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,6 @@ FULL_SYNC_S = 15.0  # ~40 us through pyroute2 or ~0.7 ms per call for an empty s
 
 class BlockRefused(ScanguardError):
     """A manual block was refused (allowlisted address, safety valve...)."""
-
-
-@dataclass(slots=True)
-class Evidence:
-    ttl: int
-    since: float
-    ports: tuple[int, ...] = ()
-    responses: int = 0
-    strikes: int = 1
-    manual: bool = False
-    reason: str = ""
 
 
 class Engine:
@@ -76,19 +65,17 @@ class Engine:
         self.counters: Counter[str] = Counter()
         self.active: dict[str, Block] = {}  # last view of the kernel, refreshed by sync()
         self.evidence: dict[str, Evidence] = {}
-        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
+        self.recent: deque[DecisionRow] = deque(maxlen=RECENT_DECISIONS)
         self.ports: Counter[tuple[int, str]] = Counter()
         self._history: deque[int] = deque([0] * HISTORY_SECONDS, maxlen=HISTORY_SECONDS)
         self._history_sec = int(clock.now())
-        self._lines_by_source: Counter[str] = Counter()
-        self.sources: list[Any] = []  # objects with health() -> SourceHealth
+        self.sources: list[Source] = []
         self._last_full_sync = float("-inf")
 
     # -- hot path -----------------------------------------------------------------
     def process(self, lines: list[bytes], source: str = "") -> None:
         with self.lock:
             self.counters["events"] += len(lines)
-            self._lines_by_source[source] += len(lines)
             for ev in self.decoder.decode_batch(lines):
                 self.counters["responses"] += 1
                 self._tick(1)
@@ -126,20 +113,15 @@ class Engine:
         self.active[d.ip] = Block(d.ip, now + d.ttl)
         self.evidence[d.ip] = Evidence(d.ttl, now, d.ports, d.count, d.strikes, d.manual, d.reason)
         self.counters["blocks"] += 1
-        record = d.to_dict()
-        self.recent.append(record)
-        self.journal.write(d)
-        log.info(
-            "action=block ip=%s ttl=%d count=%d ports=%s strikes=%d manual=%s reason=%r",
-            d.ip,
-            d.ttl,
-            d.count,
-            ",".join(map(str, d.ports)),
-            d.strikes,
-            d.manual,
-            d.reason,
-        )
+        self._record(d)
+        log.info("action=block ip=%s ttl=%d count=%d ports=%s strikes=%d manual=%s reason=%r",
+                 d.ip, d.ttl, d.count, ",".join(map(str, d.ports)), d.strikes, d.manual, d.reason)
         return True
+
+    def _record(self, d: Decision) -> None:
+        """Every decision: kept for the UI, written to the journal (never raises)."""
+        self.recent.append(DecisionRow.of(d))
+        self.journal.write(d)
 
     # -- operator actions -----------------------------------------------------------
     def manual_block(self, ip: str, ttl: int | None = None) -> Decision:
@@ -147,21 +129,12 @@ class Engine:
         if ip in self.allowlist:
             raise BlockRefused(f"{ip} is allowlisted (detect.allowlist or an address of this host)")
         now = self.clock.now()
-        d = Decision(
-            ts=now,
-            action="block",
-            ip=ip,
-            ttl=ttl,
-            reason="manual block",
-            manual=True,
-            first_seen=now,
-            last_seen=now,
-        )
+        d = Decision(ts=now, action="block", ip=ip, ttl=ttl, reason="manual block", manual=True,
+                     first_seen=now, last_seen=now)
         with self.lock:
             if not self._enforce(d):
-                raise BlockRefused(
-                    f"block of {ip} refused (safety valve or backend error; see log)"
-                )
+                raise BlockRefused(f"block of {ip} refused (safety valve or backend error; "
+                                   "see log)")
             self.detector.adopt(ip, now + ttl)
         return d
 
@@ -174,8 +147,7 @@ class Engine:
             self.active.pop(ip, None)
             self.evidence.pop(ip, None)
             self.counters["unblocks"] += 1
-            self.recent.append(d.to_dict())
-            self.journal.write(d)
+            self._record(d)
         log.info("action=unblock ip=%s reason=%r", ip, reason)
         return d
 
@@ -186,12 +158,8 @@ class Engine:
         now = self.clock.now()
         with self.lock:
             for b in blocks:
-                until = b.expires if b.expires is not None else now + self.cfg.detect.ttl
-                self.detector.adopt(b.ip, until)
+                self._take_over(b, now, "adopted")
                 self.active[b.ip] = b
-                self.evidence.setdefault(
-                    b.ip, Evidence(int(max(0, until - now)), now, reason="adopted")
-                )
         if blocks:
             log.info("adopted blocks from the kernel count=%d", len(blocks))
         return len(blocks)
@@ -226,14 +194,16 @@ class Engine:
                 self._expired(ip, wall)
             for ip, b in current.items():
                 if ip not in self.active:  # added behind our back (another tool, adoption race)
-                    until = b.expires if b.expires is not None else wall + self.cfg.detect.ttl
-                    self.detector.adopt(ip, until)
-                    self.evidence.setdefault(
-                        ip, Evidence(int(max(0, until - wall)), wall, reason="external")
-                    )
+                    self._take_over(b, wall, "external")
             self.active = current
             self.detector.expire(wall)
             self._tick(0)
+
+    def _take_over(self, b: Block, now: float, reason: str) -> None:
+        """Track a block we did not make (held at start, or added by another tool)."""
+        until = b.expires if b.expires is not None else now + self.cfg.detect.ttl
+        self.detector.adopt(b.ip, until)
+        self.evidence.setdefault(b.ip, Evidence(int(max(0, until - now)), now, reason=reason))
 
     def _expired(self, ip: str, now: float) -> None:
         self.detector.release(ip)
@@ -241,8 +211,7 @@ class Engine:
         self.counters["expired"] += 1
         d = Decision(ts=now, action="expire", ip=ip, ttl=ev.ttl if ev else 0,
                      reason="block timed out in the kernel")
-        self.recent.append(d.to_dict())
-        self.journal.write(d)
+        self._record(d)
         log.info("action=expire ip=%s", ip)
 
     def reconfigure(self, cfg: config.Config) -> None:
@@ -251,103 +220,35 @@ class Engine:
             self.cfg = cfg
             self.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
             self.detector.reconfigure(cfg.detect, self.allowlist)
-            self.valve = SafetyValve(
-                cfg.block.max_blocks_per_second, cfg.block.max_set_size, self.clock
-            )
+            self.valve = SafetyValve(cfg.block.max_blocks_per_second, cfg.block.max_set_size,
+                                     self.clock)
 
     # -- what the UI and status read ------------------------------------------------
     def snapshot(self, watch_limit: int = 200, block_limit: int = 500) -> Snapshot:
+        sources = tuple(health_of(src) for src in self.sources)
         now = self.clock.now()
         with self.lock:
             self._tick(0)
-            dsnap = self.detector.snapshot(now, limit=watch_limit)
-            watching = tuple(
-                WatchRow(
-                    ip=w.ip,
-                    responses=w.responses,
-                    ports=w.ports,
-                    count_needed=self.cfg.detect.count,
-                    ports_needed=self.cfg.detect.ports,
-                    window_left=w.window_left,
-                    first_seen=w.first_seen,
-                    last_seen=w.last_seen,
-                    kinds=tuple(w.kinds),
-                )
-                for w in dsnap.watching
+            return build(
+                now=now,
+                started=self.started,
+                backend=self.backend.info.name,
+                detect=self.cfg.detect,
+                watch=self.detector.snapshot(now, limit=watch_limit),
+                active=self.active,
+                evidence=self.evidence,
+                counters=self.counters,
+                bad_lines=self._bad_lines(),
+                no_port=self.decoder.stats.no_port,
+                journal_errors=self.journal.errors,
+                history=self._history,
+                ports=self.ports,
+                decisions=self.recent,
+                sources=sources,
+                block_limit=block_limit,
             )
-            rows = []
-            for ip, b in self.active.items():
-                ev = self.evidence.get(ip)
-                remaining = None if b.expires is None else max(0.0, b.expires - now)
-                rows.append(
-                    BlockRow(
-                        ip=ip,
-                        remaining=remaining,
-                        ttl=ev.ttl if ev else 0,
-                        ports=ev.ports if ev else (),
-                        responses=ev.responses if ev else 0,
-                        strikes=ev.strikes if ev else 1,
-                        manual=ev.manual if ev else False,
-                        since=ev.since if ev else 0.0,
-                        reason=ev.reason if ev else "",
-                    )
-                )
-            rows.sort(key=lambda r: -r.since)
-            history = tuple(float(x) for x in self._history)
-            counters = dict(self.counters)
-            s = self.decoder.stats
-            counters["decode_errors"] = s.bad_json + s.oversized + s.binary + s.missing_fields
-            counters["no_port"] = s.no_port
-            ds = self.detector.stats
-            counters["allowlisted"] = ds.allowlisted
-            counters["suppressed"] = ds.suppressed
-            counters["too_late"] = ds.too_late
-            counters["tracked"] = ds.tracked
-            counters["journal_errors"] = self.journal.errors
-            top = tuple(PortRow(p, proto, n) for (p, proto), n in self.ports.most_common(10))
-            recent = tuple(self.recent)
-        sources = tuple(self._health(s) for s in self.sources)
-        last10 = history[-11:-1] if len(history) > 10 else history
-        return Snapshot(
-            taken=now,
-            started=self.started,
-            backend=self.backend.info.name,
-            count=self.cfg.detect.count,
-            ports=self.cfg.detect.ports,
-            window=self.cfg.detect.window,
-            policy=self.cfg.detect.policy,
-            sources=sources,
-            counters=counters,
-            events_per_s=sum(h.lines_per_s for h in sources),
-            responses_per_s=sum(last10) / max(1, len(last10)),
-            watching=watching,
-            watching_total=dsnap.total,
-            blocked=tuple(rows[:block_limit]),
-            blocked_total=len(rows),
-            history=history,
-            top_ports=top,
-            decisions=recent,
-        )
 
-    @staticmethod
-    def _health(src: Any) -> SourceHealth:
-        try:
-            h = src.health()
-        except Exception as exc:  # a broken source must not break the snapshot
-            log.error("source health failed: %s", exc)
-            return SourceHealth(name=str(src), kind="?", ok=False, detail=str(exc))
-        if h["kind"] == "file":
-            detail = f"watch={h.get('watch')}" if h.get("exists") else "waiting for file"
-            if h.get("rotations"):
-                detail += f" rotations={h['rotations']}"
-        else:
-            detail = f"{h.get('connections', 0)} clients" if h["kind"] == "unix_stream" else "bound"
-        return SourceHealth(
-            name=str(h.get("path", "")),
-            kind=h["kind"],
-            ok=bool(h.get("exists")) and h.get("running", True) is not False,
-            lines=int(h.get("lines", 0)),
-            lines_per_s=float(h.get("lines_per_s", 0.0)),
-            lag_bytes=int(h.get("lag_bytes", 0)),
-            detail=detail,
-        )
+    def _bad_lines(self) -> int:
+        """Lines the decoder could not use (the one "bad lines" figure)."""
+        s = self.decoder.stats
+        return s.bad_json + s.oversized + s.binary + s.missing_fields

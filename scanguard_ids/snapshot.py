@@ -7,18 +7,14 @@ The daemon builds one of these on demand; it crosses the control socket as JSON
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from scanguard_ids.eve.source import SourceHealth
 
-@dataclass(frozen=True, slots=True)
-class SourceHealth:
-    name: str  # path or socket path
-    kind: str  # "file" | "unix_dgram" | "unix_stream"
-    ok: bool
-    lines: int = 0
-    lines_per_s: float = 0.0
-    lag_bytes: int = 0  # file sources: bytes written but not yet read
-    detail: str = ""  # e.g. "waiting for file", "2 clients"
+if TYPE_CHECKING:
+    from scanguard_ids.model import Decision
+
+__all__ = ["BlockRow", "DecisionRow", "PortRow", "Snapshot", "SourceHealth", "WatchRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +53,29 @@ class PortRow:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """One recent decision as the journal writes it (Decision.to_dict(): ISO times)."""
+
+    ts: str
+    action: str  # "block" | "unblock" | "expire"
+    ip: str
+    ttl: int = 0
+    count: int = 0
+    ports: tuple[int, ...] = ()
+    reason: str = ""
+    first_seen: str | None = None
+    last_seen: str | None = None
+    strikes: int = 1
+    sensors: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    manual: bool = False
+
+    @classmethod
+    def of(cls, d: Decision) -> DecisionRow:
+        return _row(cls, d.to_dict())
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     taken: float  # wall clock when built
     started: float  # daemon start (wall clock)
@@ -75,7 +94,7 @@ class Snapshot:
     blocked_total: int = 0
     history: tuple[float, ...] = ()  # responses/s, one value per second, oldest first
     top_ports: tuple[PortRow, ...] = ()
-    decisions: tuple[dict[str, Any], ...] = ()  # Decision.to_dict(), newest last
+    decisions: tuple[DecisionRow, ...] = ()  # newest last
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,7 +109,7 @@ class Snapshot:
         kw["blocked"] = tuple(_row(BlockRow, r) for r in kw.get("blocked", ()))
         kw["top_ports"] = tuple(_row(PortRow, r) for r in kw.get("top_ports", ()))
         kw["history"] = tuple(kw.get("history", ()))
-        kw["decisions"] = tuple(kw.get("decisions", ()))
+        kw["decisions"] = tuple(_row(DecisionRow, r) for r in kw.get("decisions", ()))
         return cls(**kw)
 
 

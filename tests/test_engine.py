@@ -2,87 +2,135 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import orjson
 import pytest
+from harness import T0, Rig, make_rig, rig_fixture, rst  # noqa: F401 - rig_fixture: `rig`
 
 from scanguard_ids import config
-from scanguard_ids.block.dryrun import DryRunBackend
-from scanguard_ids.clock import FixedClock
-from scanguard_ids.detect.allowlist import Allowlist
-from scanguard_ids.engine import BlockRefused, Engine
+from scanguard_ids.engine import BlockRefused
+from scanguard_ids.eve.source import SourceHealth
 from scanguard_ids.journal import Journal
-from scanguard_ids.snapshot import Snapshot
+from scanguard_ids.model import Decision
+from scanguard_ids.snapshot import DecisionRow, Snapshot
 
 SAMPLE = Path(__file__).parent / "data" / "eve" / "mixed_scan.eve.json"
 
 
-def make(tmp_path: Path, **block: object) -> tuple[Engine, FixedClock]:
-    cfg = config.Config()
-    if block:
-        cfg = cfg.replace("block", **block)
-    clock = FixedClock(1_768_489_200.0)  # the sample's capture time, 2026-01-15 15:00 UTC
-    backend = DryRunBackend(cfg.block, clock)
-    engine = Engine(cfg, backend, clock, Allowlist(cfg.detect.allowlist),
-                    Journal(str(tmp_path / "j.jsonl")))
-    return engine, clock
-
-
-def journal(tmp_path: Path) -> list[dict]:
-    return [orjson.loads(x) for x in (tmp_path / "j.jsonl").read_bytes().splitlines()]
-
-
-def test_lines_to_blocks_journal_and_snapshot(tmp_path: Path) -> None:
-    engine, clock = make(tmp_path)
-    engine.process(SAMPLE.read_bytes().splitlines() + [b"garbage", b"{}"], "test")
-    blocked = {b.ip for b in engine.backend.list()}
-    assert blocked == {"203.0.113.77", "2001:db8:1::77"}
-    assert [r["action"] for r in journal(tmp_path)] == ["block", "block"]
-    snap = engine.snapshot()
+def test_lines_to_blocks_journal_and_snapshot(rig: Rig) -> None:
+    rig.feed(*SAMPLE.read_bytes().splitlines(), b"garbage", b"{}")
+    assert rig.blocked() == {"203.0.113.77", "2001:db8:1::77"}
+    assert [r["action"] for r in rig.journal()] == ["block", "block"]
+    snap = rig.engine.snapshot()
     assert snap.blocked_total == 2 and snap.counters["blocks"] == 2
     assert snap.counters["decode_errors"] >= 1
     assert Snapshot.from_dict(orjson.loads(orjson.dumps(snap.to_dict()))) == snap
     assert sum(p.responses for p in snap.top_ports) == snap.counters["responses"]
 
 
-def test_expiry_is_noticed_and_journalled(tmp_path: Path) -> None:
-    engine, clock = make(tmp_path)
-    engine.process(SAMPLE.read_bytes().splitlines(), "test")
-    clock.advance(301)
-    engine.sync()
-    assert engine.active == {}
-    assert [r["action"] for r in journal(tmp_path)].count("expire") == 2
+def test_threshold_from_the_event_factory(rig: Rig) -> None:
+    rig.feed(rst("198.51.100.7", 22), rst("198.51.100.7", 22, T0 + 1))
+    assert rig.blocked() == set()  # 2 responses, 1 port
+    rig.feed(rst("198.51.100.7", 80, T0 + 2))
+    assert rig.blocked() == {"198.51.100.7"}
+    (row,) = rig.engine.snapshot().blocked
+    assert (row.ports, row.responses, row.ttl) == ((22, 80), 3, 300)
+
+
+def test_decisions_are_typed_rows_with_the_journal_shape(rig: Rig) -> None:
+    rig.feed(rst("198.51.100.7", 22), rst("198.51.100.7", 23), rst("198.51.100.7", 24))
+    rig.engine.manual_unblock("198.51.100.7")
+    snap = rig.engine.snapshot()
+    assert all(isinstance(d, DecisionRow) for d in snap.decisions)
+    assert [d.action for d in snap.decisions] == ["block", "unblock"]
+    # `scanguard status --json` shows each decision as the journal writes it
+    shown = orjson.loads(orjson.dumps(snap.to_dict()))["decisions"]
+    assert shown == rig.journal()
+    assert list(shown[0]) == list(Decision(0.0, "block", "x").to_dict())
+
+
+def test_bad_lines_are_one_figure(rig: Rig) -> None:
+    rig.feed(b"garbage", b"{}", b"\x00\xff", b"x" * (config.EveConfig().max_line_bytes + 1))
+    s = rig.engine.decoder.stats
+    assert rig.engine.snapshot().counters["decode_errors"] == (
+        s.bad_json + s.oversized + s.binary + s.missing_fields
+    ) >= 2
+
+
+def test_expiry_is_noticed_and_journalled(rig: Rig) -> None:
+    rig.feed(*SAMPLE.read_bytes().splitlines())
+    rig.clock.advance(301)
+    rig.engine.sync()
+    assert rig.engine.active == {}
+    assert [r["action"] for r in rig.journal()].count("expire") == 2
     # between full kernel reads, the engine's own timeouts tell what ended
-    engine.manual_block("198.51.100.9", ttl=10)
-    clock.advance(11)
-    engine.sync(full=False)
-    assert "198.51.100.9" not in engine.active
+    rig.engine.manual_block("198.51.100.9", ttl=10)
+    rig.clock.advance(11)
+    rig.engine.sync(full=False)
+    assert "198.51.100.9" not in rig.engine.active
 
 
-def test_manual_block_refuses_allowlisted_and_unblock_releases(tmp_path: Path) -> None:
-    engine, _ = make(tmp_path)
+def test_manual_block_refuses_allowlisted_and_unblock_releases(rig: Rig) -> None:
     with pytest.raises(BlockRefused, match="allowlisted"):
-        engine.manual_block("127.0.0.1")
-    d = engine.manual_block("198.51.100.9", ttl=60)
+        rig.engine.manual_block("127.0.0.1")
+    d = rig.engine.manual_block("198.51.100.9", ttl=60)
     assert d.manual and d.ttl == 60
-    assert "198.51.100.9" in {b.ip for b in engine.backend.list()}
-    engine.manual_unblock("198.51.100.9")
-    assert engine.backend.list() == []
-    assert [r["action"] for r in journal(tmp_path)] == ["block", "unblock"]
+    assert rig.blocked() == {"198.51.100.9"}
+    rig.engine.manual_unblock("198.51.100.9")
+    assert rig.blocked() == set()
+    assert [r["action"] for r in rig.journal()] == ["block", "unblock"]
 
 
 def test_safety_valve_counts_refusals(tmp_path: Path) -> None:
-    engine, _ = make(tmp_path, max_set_size=1)
-    engine.process(SAMPLE.read_bytes().splitlines(), "test")
-    assert len(engine.backend.list()) == 1
-    assert engine.counters["valve_drops"] >= 1
+    rig = make_rig(tmp_path, config.Config().replace("block", max_set_size=1))
+    rig.feed(*SAMPLE.read_bytes().splitlines())
+    assert len(rig.blocked()) == 1
+    assert rig.engine.counters["valve_drops"] >= 1
 
 
-def test_a_failing_journal_never_stops_blocking(tmp_path: Path) -> None:
-    engine, _ = make(tmp_path)
+def test_a_failing_journal_never_stops_blocking(rig: Rig, tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
-    engine.journal = Journal(str(tmp_path / "file" / "journal.jsonl"))  # parent is a file
-    engine.process(SAMPLE.read_bytes().splitlines(), "test")
-    assert len(engine.backend.list()) == 2
-    assert engine.journal.errors >= 1
+    rig.engine.journal = Journal(str(tmp_path / "file" / "journal.jsonl"))  # parent is a file
+    rig.feed(*SAMPLE.read_bytes().splitlines())
+    assert len(rig.blocked()) == 2
+    assert rig.engine.journal.errors >= 1
+
+
+def test_each_block_is_logged_once(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    rig.feed(rst("198.51.100.7", 22), rst("198.51.100.7", 23), rst("198.51.100.7", 24))
+    rig.engine.manual_unblock("198.51.100.7")
+    lines = [r.getMessage() for r in caplog.records]
+    blocks = [m for m in lines if m.startswith("action=block ")]
+    assert len(blocks) == 1 and "ports=22,23,24" in blocks[0]  # the engine's, with evidence
+    assert len([m for m in lines if m.startswith("action=unblock ")]) == 1
+
+
+class _Source:
+    def __init__(self, health: SourceHealth | Exception) -> None:
+        self._health = health
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def health(self) -> SourceHealth:
+        if isinstance(self._health, Exception):
+            raise self._health
+        return self._health
+
+    def __str__(self) -> str:
+        return "broken-source"
+
+
+def test_sources_report_their_own_health(rig: Rig) -> None:
+    up = SourceHealth("/var/log/suricata/eve.json", "file", True, 10, 2.5, detail="watch=poll")
+    rig.engine.sources = [_Source(up), _Source(RuntimeError("boom")),
+                          _Source(SourceHealth("/run/eve.sock", "unix_dgram", True, 1, 1.0))]
+    snap = rig.engine.snapshot()
+    assert snap.sources[0] == up and snap.events_per_s == 3.5
+    assert snap.sources[1] == SourceHealth("broken-source", "?", False, detail="boom")

@@ -29,12 +29,12 @@ class DryRunBackend:
         addr = str(normalize_ip(ip))
         ttl = check_ttl(ttl)
         self._blocks[addr] = self.clock.now() + ttl
-        log.info("action=block ip=%s ttl=%d backend=dry-run", addr, ttl)
+        log.debug("action=block ip=%s ttl=%d backend=dry-run", addr, ttl)
 
     def unblock(self, ip: str) -> None:
         addr = str(normalize_ip(ip))
         self._blocks.pop(addr, None)
-        log.info("action=unblock ip=%s backend=dry-run", addr)
+        log.debug("action=unblock ip=%s backend=dry-run", addr)
 
     def list(self) -> list[Block]:
         now = self.clock.now()

@@ -226,7 +226,7 @@ class IpsetBackend:
                              timeout=ttl)
                 except KernelError as exc:
                     raise self._fail("block", addr, exc) from exc
-        log.info("action=block ip=%s ttl=%d backend=ipset set=%s", addr, ttl, name)
+        log.debug("action=block ip=%s ttl=%d backend=ipset set=%s", addr, ttl, name)
         if self._conntrack is not None:
             self._conntrack.submit(str(addr))
 
@@ -242,7 +242,7 @@ class IpsetBackend:
                 except KernelError as exc:
                     if _code(exc) != errno.ENOENT:  # no set: nothing is blocked
                         raise self._fail("unblock", addr, exc) from exc
-        log.info("action=unblock ip=%s backend=ipset set=%s", addr, name)
+        log.debug("action=unblock ip=%s backend=ipset set=%s", addr, name)
 
     # -- state -------------------------------------------------------------
     def list(self) -> list[Block]:

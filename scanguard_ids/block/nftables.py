@@ -248,8 +248,8 @@ class NftablesBackend:
                     raise self._error("block", addr, exc) from None
             else:
                 self._nft(self.layout.refresh(addr, ttl), f"block {addr}")
-        log.info("action=block ip=%s ttl=%d backend=nftables set=%s", addr, ttl,
-                 SETS[addr.version])
+        log.debug("action=block ip=%s ttl=%d backend=nftables set=%s", addr, ttl,
+                  SETS[addr.version])
         if self._conntrack is not None:
             self._conntrack.submit(str(addr))
 
@@ -265,7 +265,7 @@ class NftablesBackend:
                         raise self._error("unblock", addr, exc) from None
             else:
                 self._nft(self.layout.drop(addr), f"unblock {addr}")
-        log.info("action=unblock ip=%s backend=nftables", addr)
+        log.debug("action=unblock ip=%s backend=nftables", addr)
 
     def _error(self, what: str, addr: IPAddress, exc: Exception) -> BackendError:
         code = _code(exc)

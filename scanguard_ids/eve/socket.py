@@ -33,11 +33,11 @@ import socket
 import stat
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from scanguard_ids.clock import Clock, SystemClock
 from scanguard_ids.errors import ScanguardError
 from scanguard_ids.eve.lines import DEFAULT_MAX_LINE, LineSplitter, RateMeter, Sink
+from scanguard_ids.eve.source import SourceHealth
 
 log = logging.getLogger(__name__)
 
@@ -153,29 +153,31 @@ class SocketSource:
             return False
         return self._ident == (st.st_dev, st.st_ino) and stat.S_ISSOCK(st.st_mode)
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> SourceHealth:
         st = self.stats
-        now = self._clock.monotonic()
-        return {
-            "source": self.name,
-            "kind": self.kind,
-            "path": self.path,
-            "exists": self.bound,
-            "lines": st.lines,
-            "lines_per_s": round(self._rate.rate(now, st.lines), 1),
-            "bytes": st.bytes,
-            "datagrams": st.datagrams,
-            "oversized": st.oversized,
-            "unterminated": st.unterminated,
-            "connections": st.connections,
-            "connections_total": st.connections_total,
-            "rejected": st.rejected,
-            "read_errors": st.read_errors,
-            "sink_errors": self.sink_errors,
-            "last_read": self.last_read,
-            "max_dgram_qlen": self._qlen,
-            "running": self._thread.is_alive(),
-        }
+        exists = self.bound
+        running = self._thread.is_alive()
+        return SourceHealth(
+            name=self.path,
+            kind=self.kind,
+            ok=exists and running,
+            lines=st.lines,
+            lines_per_s=round(self._rate.rate(self._clock.monotonic(), st.lines), 1),
+            detail=f"{st.connections} clients" if self.kind == "unix_stream" else "bound",
+            exists=exists,
+            running=running,
+            bytes=st.bytes,
+            oversized=st.oversized,
+            unterminated=st.unterminated,
+            sink_errors=self.sink_errors,
+            last_read=self.last_read,
+            datagrams=st.datagrams,
+            connections=st.connections,
+            connections_total=st.connections_total,
+            rejected=st.rejected,
+            read_errors=st.read_errors,
+            max_dgram_qlen=self._qlen,
+        )
 
     # -- binding ------------------------------------------------------------------------
 

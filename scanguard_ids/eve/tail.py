@@ -30,11 +30,11 @@ import os
 import selectors
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from scanguard_ids.clock import Clock, SystemClock
 from scanguard_ids.eve.checkpoint import HEAD_BYTES, Checkpoint, Position, head_digest
 from scanguard_ids.eve.lines import DEFAULT_MAX_LINE, LineSplitter, RateMeter, Sink
+from scanguard_ids.eve.source import SourceHealth
 from scanguard_ids.eve.watch import Wakeup, Watcher
 
 log = logging.getLogger(__name__)
@@ -398,31 +398,37 @@ class TailSource:
         """Ask for a read now (tests, or a caller that knows the file changed)."""
         self._wakeup.set()
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> SourceHealth:
         st = self.tail.stats
         inode, offset = self.tail.position()
-        now = self._clock.monotonic()
-        return {
-            "source": self.name,
-            "kind": "file",
-            "path": self.tail.path,
-            "exists": self.tail.exists,
-            "inode": inode,
-            "offset": offset,
-            "lag_bytes": st.lag_bytes,
-            "lines": st.lines,
-            "lines_per_s": round(self._rate.rate(now, st.lines), 1),
-            "bytes": st.bytes,
-            "rotations": st.rotations,
-            "truncations": st.truncations,
-            "oversized": st.oversized,
-            "unterminated": st.unterminated,
-            "reopen_errors": st.reopen_errors,
-            "sink_errors": self.sink_errors,
-            "last_read": self.last_read,
-            "watch": self._watcher.mode,
-            "running": self._thread.is_alive(),
-        }
+        exists = self.tail.exists
+        running = self._thread.is_alive()
+        watch = self._watcher.mode
+        detail = f"watch={watch}" if exists else "waiting for file"
+        if st.rotations:
+            detail += f" rotations={st.rotations}"
+        return SourceHealth(
+            name=self.tail.path,
+            kind="file",
+            ok=exists and running,
+            lines=st.lines,
+            lines_per_s=round(self._rate.rate(self._clock.monotonic(), st.lines), 1),
+            lag_bytes=st.lag_bytes,
+            detail=detail,
+            exists=exists,
+            running=running,
+            bytes=st.bytes,
+            oversized=st.oversized,
+            unterminated=st.unterminated,
+            sink_errors=self.sink_errors,
+            last_read=self.last_read,
+            watch=watch,
+            inode=inode,
+            offset=offset,
+            rotations=st.rotations,
+            truncations=st.truncations,
+            reopen_errors=st.reopen_errors,
+        )
 
     def _run(self) -> None:
         sel = selectors.DefaultSelector()

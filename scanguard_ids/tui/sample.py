@@ -9,7 +9,14 @@ import math
 import random
 
 from scanguard_ids.model import Decision
-from scanguard_ids.snapshot import BlockRow, PortRow, Snapshot, SourceHealth, WatchRow
+from scanguard_ids.snapshot import (
+    BlockRow,
+    DecisionRow,
+    PortRow,
+    Snapshot,
+    SourceHealth,
+    WatchRow,
+)
 
 _COMMON_PORTS = (
     21,
@@ -103,7 +110,7 @@ def demo_snapshot(
         PortRow(53, "udp", 97),
     )
     decs = tuple(
-        Decision(
+        DecisionRow.of(Decision(
             now - 600 + 20 * k,
             "unblock" if k % 5 == 4 else "block",
             blocks[k].ip,
@@ -114,7 +121,7 @@ def demo_snapshot(
             if k % 5 == 4
             else f"{blocks[k].responses} responses on {len(blocks[k].ports)} ports in 60s",
             strikes=blocks[k].strikes,
-        ).to_dict()
+        ))
         for k in range(min(30, n_blocked))
     )
     return Snapshot(

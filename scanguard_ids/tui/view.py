@@ -376,15 +376,11 @@ def activity(snap: Snapshot, max_ports: int = 5) -> Panel:
     return _panel(Group(*parts), "activity")
 
 
-def _decision_ts(value: Any) -> float | None:
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return parse_eve_ts(value)
-        except ValueError:
-            return None
-    return None
+def _decision_ts(value: str) -> float | None:
+    try:
+        return parse_eve_ts(value)
+    except ValueError:
+        return None
 
 
 def decisions(snap: Snapshot, max_rows: int | None = None) -> Panel:
@@ -401,22 +397,20 @@ def decisions(snap: Snapshot, max_rows: int | None = None) -> Panel:
         ("count", "right"),
         ("ports", "left"),
         ("reason", "left"),
-        min_address=_address_width(str(d.get("ip", "?")) for d in latest[:shown]),
+        min_address=_address_width(d.ip for d in latest[:shown]),
         flex=("ports", "reason"),
     )
     for d in latest[:shown]:
-        ts = _decision_ts(d.get("ts"))
-        action = str(d.get("action", "?"))
-        style = {"block": "bold red", "unblock": "green"}.get(action, "bold")
-        ttl = d.get("ttl") or 0
+        ts = _decision_ts(d.ts)
+        style = {"block": "bold red", "unblock": "green"}.get(d.action, "bold")
         table.add_row(
-            fmt_duration(snap.taken - ts) if ts is not None else str(d.get("ts", "?")),
-            Text(action + (" (manual)" if d.get("manual") else ""), style=style),
-            Text(str(d.get("ip", "?")), style="bold"),
-            fmt_ttl(ttl) if ttl else "",
-            str(d.get("count") or ""),
-            Ports(tuple(d.get("ports") or ())),
-            str(d.get("reason", "")),
+            fmt_duration(snap.taken - ts) if ts is not None else d.ts,
+            Text(d.action + (" (manual)" if d.manual else ""), style=style),
+            Text(d.ip, style="bold"),
+            fmt_ttl(d.ttl) if d.ttl else "",
+            str(d.count or ""),
+            Ports(d.ports),
+            d.reason,
         )
     return _panel(table, f"decisions (latest {shown} of {len(latest)})")
 

@@ -16,7 +16,7 @@ from scanguard_ids.model import Block
 def test_dry_run_keeps_blocks_until_they_expire(caplog: pytest.LogCaptureFixture) -> None:
     clock = FixedClock(1000.0)
     b = DryRunBackend(BlockConfig(), clock)
-    caplog.set_level(logging.INFO, "scanguard_ids.block.dryrun")
+    caplog.set_level(logging.DEBUG, "scanguard_ids.block.dryrun")  # block lines are DEBUG
     b.start()
     b.block("192.0.2.9", 10)
     b.block("2001:DB8::0:9", 20)

@@ -62,7 +62,7 @@ def started(path: Path, kind: str, sink: Collector, **kw: object) -> SocketSourc
 def stopped(src: SocketSource) -> None:
     src.stop()
     src.join(5)
-    assert not src.health()["running"]
+    assert not src.health().running
 
 
 # -- unix_dgram -----------------------------------------------------------------------
@@ -90,8 +90,9 @@ def test_dgram_one_record_per_datagram(sockdir: Path) -> None:
         assert got.lines == [*sent, b"\x00\xffgarbage", b"a", b"b"]
         assert got.names == {"eve-dgram"}
         h = src.health()
-        assert h["datagrams"] == 303 and h["exists"] and h["kind"] == "unix_dgram"
-        assert h["max_dgram_qlen"] is None or h["max_dgram_qlen"] > 0
+        assert h.datagrams == 303 and h.exists and h.kind == "unix_dgram"
+        assert h.ok and h.detail == "bound" and h.name == str(path)
+        assert h.max_dgram_qlen is None or h.max_dgram_qlen > 0
     finally:
         stopped(src)
     assert not path.exists()  # removed at stop
@@ -112,7 +113,7 @@ def test_dgram_oversized_datagram_is_counted(sockdir: Path) -> None:
         c.close()
         assert wait_for(lambda: got.count() == 3)
         assert got.lines == [b"x" * 1024, b"w" * 1024, b"ok"]
-        assert src.health()["oversized"] == 2
+        assert src.health().oversized == 2
     finally:
         stopped(src)
 
@@ -167,7 +168,8 @@ def test_stream_several_connections_partial_lines_and_reconnect(sockdir: Path) -
                 b'{"from":"b","n":2}',
             ]
         )
-        assert wait_for(lambda: src.health()["connections"] == 2)
+        assert wait_for(lambda: src.health().connections == 2)
+        assert src.health().detail == "2 clients"
         a.sendall(b"cut-off")
         a.close()  # a connection's unterminated tail is delivered once it closes
         assert wait_for(lambda: got.count() == 5) and got.lines[-1] == b"cut-off"
@@ -179,8 +181,8 @@ def test_stream_several_connections_partial_lines_and_reconnect(sockdir: Path) -
         assert wait_for(lambda: got.count() == 10_005)
         assert got.lines[5:] == [b"%d" % i for i in range(10_000)]
         h = src.health()
-        assert h["connections_total"] == 3 and h["unterminated"] == 1
-        assert wait_for(lambda: src.health()["connections"] == 0)
+        assert h.connections_total == 3 and h.unterminated == 1
+        assert wait_for(lambda: src.health().connections == 0)
     finally:
         stopped(src)
     assert not path.exists()
@@ -197,11 +199,11 @@ def test_stream_oversized_line_and_connection_limit(sockdir: Path) -> None:
         assert wait_for(lambda: got.count() == 1) and got.lines == [b"fine"]
         b = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         b.connect(str(path))
-        assert wait_for(lambda: src.health()["rejected"] == 1)
+        assert wait_for(lambda: src.health().rejected == 1)
         assert b.recv(10) == b""  # closed by the source
         b.close()
         a.close()
-        assert src.health()["oversized"] == 1
+        assert src.health().oversized == 1
     finally:
         stopped(src)
 
@@ -275,7 +277,7 @@ def test_real_suricata_delivers_every_alert(tmp_path: Path, sockdir: Path, kind:
     assert all(line.startswith(b'{"timestamp":') and line.endswith(b"}") for line in got.lines)
     assert all(b'"signature_id":1,' in line for line in got.lines)
     if kind == "unix_stream":
-        assert src.health()["connections_total"] == 1 and src.health()["unterminated"] == 0
+        assert src.health().connections_total == 1 and src.health().unterminated == 0
 
 
 def test_unbindable_path_is_a_scanguard_error(sockdir: Path) -> None:

@@ -282,7 +282,7 @@ def test_rename_rotation_under_a_live_writer_loses_and_repeats_nothing(tmp_path:
     src = TailSource(p, sink, poll_interval=0.05)
     src.start()
     done = threading.Event()
-    followed = lambda gen: src.health()["rotations"] >= gen  # noqa: E731
+    followed = lambda gen: src.health().rotations >= gen  # noqa: E731
     w = threading.Thread(target=_writer_rename, args=(p, {3000, 7000, 7100, 15000}, done, followed))
     w.start()
     try:
@@ -295,7 +295,8 @@ def test_rename_rotation_under_a_live_writer_loses_and_repeats_nothing(tmp_path:
         src.join(5)
     assert numbers(got) == list(range(N_LINES))
     h = src.health()
-    assert h["rotations"] == 4 and h["lines"] == N_LINES and h["truncations"] == 0
+    assert h.rotations == 4 and h.lines == N_LINES and h.truncations == 0
+    assert h.detail.endswith(" rotations=4") and not h.ok  # stopped
 
 
 def test_copytruncate_under_a_live_writer_never_repeats(tmp_path: Path) -> None:
@@ -438,7 +439,7 @@ def test_source_survives_a_failing_sink_and_saves_on_stop(tmp_path: Path) -> Non
     src.stop()
     src.join(5)
     assert calls == [[b"a"], [b"b"]]
-    assert src.health()["sink_errors"] == 1 and not src.health()["running"]
+    assert src.health().sink_errors == 1 and not src.health().running
     assert json.loads(cpath.read_text())["files"][str(p)]["offset"] == 4
 
 
@@ -460,7 +461,7 @@ def test_file_events_wake_the_reader_fast(tmp_path: Path, backend: str) -> None:
     src = TailSource(p, sink, poll_interval=10.0, watch=backend)
     src.start()
     try:
-        assert wait_for(lambda: src.health()["watch"] == backend)
+        assert wait_for(lambda: src.health().watch == backend)
         sent: dict[int, float] = {}
         fd = os.open(p, os.O_WRONLY | os.O_APPEND)
         try:
@@ -486,12 +487,14 @@ def test_poll_fallback_without_watchdog(tmp_path: Path) -> None:
     src = TailSource(p, lambda lines, name: got.extend(lines), watch="poll", poll_interval=0.02)
     src.start()
     try:
-        assert src.health()["exists"] is False
+        h = src.health()
+        assert h.exists is False and not h.ok and h.detail == "waiting for file"
         p.parent.mkdir()
         p.write_bytes(b"x\n")
         assert wait_for(lambda: got == [b"x"])
         h = src.health()
-        assert h["exists"] and h["watch"] == "poll" and h["lines"] == 1 and h["last_read"]
+        assert h.exists and h.watch == "poll" and h.lines == 1 and h.last_read
+        assert h.ok and h.kind == "file" and h.name == str(p) and h.detail == "watch=poll"
     finally:
         src.stop()
         src.join(5)
@@ -504,9 +507,9 @@ def test_watched_directory_created_later_and_recreated(tmp_path: Path, backend: 
     src = TailSource(p, lambda lines, name: got.extend(lines), poll_interval=0.05, watch=backend)
     src.start()
     try:
-        assert src.health()["watch"] == "poll"
+        assert src.health().watch == "poll"
         p.parent.mkdir()
-        assert wait_for(lambda: src.health()["watch"] == backend)
+        assert wait_for(lambda: src.health().watch == backend)
         append(p, b"y\n")
         assert wait_for(lambda: got == [b"y"])
         shutil.rmtree(p.parent)

@@ -11,7 +11,8 @@ from rich.color import ColorType
 from rich.console import Console
 
 from scanguard_ids.model import Decision
-from scanguard_ids.snapshot import BlockRow, PortRow, Snapshot, SourceHealth, WatchRow
+from scanguard_ids.snapshot import BlockRow, DecisionRow, PortRow, Snapshot, SourceHealth, WatchRow
+from scanguard_ids.timefmt import iso
 from scanguard_ids.tui.sample import DEMO_NOW, demo_snapshot
 from scanguard_ids.tui.view import (
     activity,
@@ -207,8 +208,8 @@ def test_activity_sparkline_and_top_ports(render):
 
 def test_decisions_newest_first_relative_to_snapshot(render):
     decs = tuple(
-        Decision(DEMO_NOW - age, action, "192.0.2.7", ttl=ttl, count=4, ports=(22, 80, 443, 8080),
-                 reason=reason).to_dict()
+        DecisionRow.of(Decision(DEMO_NOW - age, action, "192.0.2.7", ttl=ttl, count=4,
+                                ports=(22, 80, 443, 8080), reason=reason))
         for age, action, ttl, reason in ((90, "block", 300, "4 responses"), (5, "unblock", 0,
                                                                             "manual"))
     )  # fmt: skip
@@ -220,7 +221,8 @@ def test_decisions_newest_first_relative_to_snapshot(render):
 
 
 def test_decision_with_odd_timestamp_does_not_crash(render):
-    odd = ({"ts": "yesterday", "action": "block"}, {"ts": DEMO_NOW - 2.0, "ip": "192.0.2.1"})
+    odd = (DecisionRow("yesterday", "block", "192.0.2.9"),
+           DecisionRow(iso(DEMO_NOW - 2.0), "expire", "192.0.2.1"))
     snap = dataclasses.replace(EMPTY, decisions=odd)
     text = render(decisions(snap), 100)
     assert "yesterday" in text and "2s" in text

@@ -170,8 +170,8 @@ class FaucetBackend:
                                    f"(max_blocks {self.max_blocks})")
             self._blocks[addr] = now + ttl
             self._changed()
-        log.info("action=block ip=%s ttl=%d backend=sdn-faucet acl=%s", addr, ttl,
-                 self.layout.name)
+        log.debug("action=block ip=%s ttl=%d backend=sdn-faucet acl=%s", addr, ttl,
+                  self.layout.name)
         if not self.background:
             self.flush()
 
@@ -180,7 +180,7 @@ class FaucetBackend:
         with self._cond:
             if self._blocks.pop(addr, None) is not None:
                 self._changed()
-        log.info("action=unblock ip=%s backend=sdn-faucet acl=%s", addr, self.layout.name)
+        log.debug("action=unblock ip=%s backend=sdn-faucet acl=%s", addr, self.layout.name)
         if not self.background:
             self.flush()
 

@@ -298,15 +298,15 @@ class OpenFlowBackend:
                                    f"already (max_blocks {self.max_blocks})")
             self.transport.add(self.layout.flows(addr, ttl, self.cfg.block_outbound))
             self._known[str(addr)] = now + ttl
-        log.info("action=block ip=%s ttl=%d backend=sdn-openflow target=%s", addr, ttl,
-                 self.target)
+        log.debug("action=block ip=%s ttl=%d backend=sdn-openflow target=%s", addr, ttl,
+                  self.target)
 
     def unblock(self, ip: str) -> None:
         addr = normalize_ip(ip)
         with self._lock:
             self.transport.delete(self.layout.flows(addr, 0, outbound=True))
             self._known.pop(str(addr), None)
-        log.info("action=unblock ip=%s backend=sdn-openflow target=%s", addr, self.target)
+        log.debug("action=unblock ip=%s backend=sdn-openflow target=%s", addr, self.target)
 
     def list(self) -> list[Block]:
         with self._lock:
