@@ -12,9 +12,9 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scanguard_ids import config
+from scanguard_ids import config, sdnotify
 from scanguard_ids.block import registry
 from scanguard_ids.block.base import Backend
 from scanguard_ids.clock import Clock, SystemClock
@@ -29,6 +29,9 @@ from scanguard_ids.eve.source import Source
 from scanguard_ids.eve.tail import TailSource
 from scanguard_ids.journal import Journal, load_json, save_json
 from scanguard_ids.model import parse_ip
+
+if TYPE_CHECKING:
+    from scanguard_ids.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class Daemon:
         self.sources: list[Source] = []
         self.checkpoint: Checkpoint | None = None
         self.control: ControlServer | None = None
+        self.metrics: Metrics | None = None
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> Engine:
@@ -72,6 +76,40 @@ class Daemon:
         log.info(
             "backend ready name=%s detail=%r", self.backend.info.name, self.backend.info.detail
         )
+        try:
+            return self._start_rest(cfg)
+        except BaseException:
+            self._undo_failed_start()
+            raise
+
+    def _undo_failed_start(self) -> None:
+        """A start that failed after the sets were made: stop what started, and remove the
+        sets and rules when they hold no block (we just made them, or they were idle)."""
+        for src in self.sources:
+            try:
+                src.stop()
+            except Exception:  # noqa: BLE001 - cleanup of a failed start goes on
+                log.exception("stopping source failed")
+        self.sources.clear()
+        if self.control is not None:
+            self.control.stop()
+            self.control = None
+        backend, self.backend = self.backend, None
+        if backend is None:
+            return
+        try:
+            if not backend.list():
+                backend.remove()
+                log.info("start failed: removed the empty sets and rules backend=%s",
+                         backend.info.name)
+            else:
+                backend.stop()
+        except ScanguardError as exc:
+            log.error("start failed and cleanup failed backend=%s error=%s",
+                      backend.info.name, exc)
+
+    def _start_rest(self, cfg: config.Config) -> Engine:
+        assert self.backend is not None
         offenders = Offenders(cfg.detect)
         state = load_json(cfg.journal.state)
         if isinstance(state, dict):
@@ -130,8 +168,17 @@ class Daemon:
             cfg.detect.window,
             cfg.detect.ttl,
             cfg.detect.policy,
-            "c" if engine.decoder.accelerated else "python (no C reader built)",
+            getattr(engine.decoder, "reader", None)
+            or ("c" if engine.decoder.accelerated else "python"),
         )
+        if cfg.metrics.listen:
+            from scanguard_ids.metrics import Metrics
+
+            self.metrics = Metrics(lambda: engine.snapshot(watch_limit=0, block_limit=0),
+                                   self.clock)
+            engine.sinks.append(self.metrics)
+            self.metrics.serve(cfg.metrics.listen)
+        sdnotify.ready(f"scanguard running: {len(self.sources)} EVE source(s)")
         return engine
 
     def install_signals(self) -> None:
@@ -202,6 +249,9 @@ class Daemon:
 
     def shutdown(self) -> None:
         self.stop_event.set()
+        sdnotify.stopping()
+        if self.metrics is not None:
+            self.metrics.stop()
         for src in self.sources:
             try:
                 src.stop()

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
+from typing import Protocol
 
 from scanguard_ids import config
 from scanguard_ids.block.base import Backend
 from scanguard_ids.block.ratelimit import SafetyValve
 from scanguard_ids.clock import Clock
 from scanguard_ids.detect.allowlist import Allowlist
+from scanguard_ids.detect.dedup import Deduper
 from scanguard_ids.detect.detector import Detector
 from scanguard_ids.detect.offenders import Offenders
 from scanguard_ids.errors import ScanguardError
@@ -39,6 +41,16 @@ FULL_SYNC_S = 15.0  # ~40 us through pyroute2 or ~0.7 ms per call for an empty s
 
 class BlockRefused(ScanguardError):
     """A manual block was refused (allowlisted address, safety valve...)."""
+
+
+class DecisionSink(Protocol):
+    """Something that wants every recorded decision (metrics, CrowdSec, the fleet bus...).
+
+    Called with the engine's lock held, right after the journal: it must return quickly
+    (hand work to its own thread) and a failure is logged and counted, never raised.
+    """
+
+    def on_decision(self, d: Decision) -> None: ...
 
 
 class Engine:
@@ -70,13 +82,19 @@ class Engine:
         self._history: deque[int] = deque([0] * HISTORY_SECONDS, maxlen=HISTORY_SECONDS)
         self._history_sec = int(clock.now())
         self.sources: list[Source] = []
+        self.sinks: list[DecisionSink] = []
+        self.dedup = Deduper(cfg.eve.dedup_tolerance)
         self._last_full_sync = float("-inf")
 
     # -- hot path -----------------------------------------------------------------
     def process(self, lines: list[bytes], source: str = "") -> None:
         with self.lock:
             self.counters["events"] += len(lines)
+            seen = self.dedup.seen
             for ev in self.decoder.decode_batch(lines):
+                if seen(ev):
+                    self.counters["duplicates"] += 1
+                    continue
                 self.counters["responses"] += 1
                 self._tick(1)
                 if ev.local_port is not None and (
@@ -119,9 +137,15 @@ class Engine:
         return True
 
     def _record(self, d: Decision) -> None:
-        """Every decision: kept for the UI, written to the journal (never raises)."""
+        """Every decision: kept for the UI, journaled, handed to the sinks (never raises)."""
         self.recent.append(DecisionRow.of(d))
         self.journal.write(d)
+        for sink in self.sinks:
+            try:
+                sink.on_decision(d)
+            except Exception:  # a faulty sink never stops the pipeline
+                self.counters["sink_errors"] += 1
+                log.exception("decision sink failed sink=%s", type(sink).__name__)
 
     # -- operator actions -----------------------------------------------------------
     def manual_block(self, ip: str, ttl: int | None = None) -> Decision:
@@ -220,6 +244,8 @@ class Engine:
             self.cfg = cfg
             self.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
             self.detector.reconfigure(cfg.detect, self.allowlist)
+            if cfg.eve.dedup_tolerance != self.dedup.tolerance:
+                self.dedup = Deduper(cfg.eve.dedup_tolerance)
             self.valve = SafetyValve(cfg.block.max_blocks_per_second, cfg.block.max_set_size,
                                      self.clock)
 

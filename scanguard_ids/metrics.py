@@ -17,7 +17,9 @@ from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from scanguard_ids.clock import Clock
 from scanguard_ids.config.load import split_listen
+from scanguard_ids.model import Decision
 from scanguard_ids.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -89,9 +91,14 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Any]:
 
 
 class Metrics:
-    """A registry with the snapshot collector and the reaction histogram."""
+    """A registry with the snapshot collector and the reaction histogram.
 
-    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+    Also a decision sink (engine.sinks): an automatic block observes its reaction time,
+    from the triggering response's own timestamp to now (the block is in the kernel).
+    """
+
+    def __init__(self, snapshot: Callable[[], Snapshot], clock: Clock | None = None) -> None:
+        self._clock = clock
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_SnapshotCollector(snapshot))
         self.reaction = Histogram(
@@ -101,6 +108,10 @@ class Metrics:
             registry=self.registry,
         )
         self._server: Any = None
+
+    def on_decision(self, d: Decision) -> None:
+        if d.action == "block" and not d.manual and self._clock is not None:
+            self.observe_reaction(self._clock.now() - d.ts)
 
     def observe_reaction(self, seconds: float) -> None:
         if seconds >= 0:

@@ -122,6 +122,10 @@ class EveConfig:
         choices=("inotify", "watchdog", "poll"), restart=True)
     max_line_bytes: int = key(1_048_576, "Longer lines are counted as oversized and skipped.",
                               ge=1024, restart=True)
+    dedup_tolerance: float = key(0.05, """Two reports of the same response (kind, remote, local
+        address and port) whose packet timestamps are this close (seconds) count once: the
+        same alert through two eve-log outputs, or the same packet seen by two sensors.
+        0 = only identical timestamps.""", ge=0, le=5)
     sids: tuple[int, ...] = key((), """SIDs to act on; empty = the core rules of the scanguard
         pack (9400000-9400049). The optional extended signatures (9400050-9400099) are for the
         SIEM: the daemon does not count them.""", item=int)

@@ -1,0 +1,62 @@
+"""One response counts once, however many outputs or sensors report it.
+
+Suricata writes the same alert once per ``eve-log`` output (a file *and* a socket, two
+outputs), and in fleet mode two sensors (edge and host) see the same packet. ``flow_id``
+differs across sensors, so the key is the response itself: (kind, remote, local, local port)
+plus its packet timestamp. Two reports of one packet share the timestamp exactly on one
+sensor and within ``tolerance`` seconds across sensors with synchronised clocks; a second
+response to the same endpoint within ``tolerance`` is, in practice, a retransmitted probe, and
+counting it once changes no distinct-target figure.
+
+Pure and bounded: at most ``max_keys`` keys, each forgotten ``tolerance`` (event time) after the
+newest event, oldest first.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from scanguard_ids.model import ResponseEvent
+
+_Key = tuple[str, str, str, int | None]
+
+
+class Deduper:
+    __slots__ = ("_last", "_max", "_newest", "_tol", "duplicates")
+
+    def __init__(self, tolerance: float = 0.05, max_keys: int = 65_536) -> None:
+        self._tol = tolerance
+        self._max = max_keys
+        self._last: OrderedDict[_Key, float] = OrderedDict()  # key -> ts, oldest insert first
+        self._newest = float("-inf")
+        self.duplicates = 0
+
+    def seen(self, ev: ResponseEvent) -> bool:
+        """True when ``ev`` repeats a response already counted (then count it as duplicate)."""
+        ts = ev.ts
+        key = (ev.kind, ev.remote, ev.local, ev.local_port)
+        last = self._last
+        prev = last.get(key)
+        if prev is not None and abs(ts - prev) <= self._tol:
+            self.duplicates += 1
+            return True
+        if ts > self._newest:
+            self._newest = ts
+            cutoff = ts - self._tol
+            while last:
+                oldest = next(iter(last.values()))
+                if oldest >= cutoff:
+                    break
+                last.popitem(last=False)
+        last[key] = ts
+        last.move_to_end(key)
+        if len(last) > self._max:
+            last.popitem(last=False)
+        return False
+
+    @property
+    def tolerance(self) -> float:
+        return self._tol
+
+    def __len__(self) -> int:
+        return len(self._last)
