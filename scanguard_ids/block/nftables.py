@@ -7,7 +7,9 @@ their definition, so a table made by an older version is completed, not replaced
 start(). Prefixes in one set must not overlap (the kernel refuses "interval overlaps
 with an existing one"); the detector's prefixes all have one length, so they never do.
 A prefix block always goes through ``nft -f -`` (prefix blocks are rare: one per
-scanning network), an address block over netlink as below.
+scanning network), an address block over netlink as below. Conntrack entries of a
+blocked prefix are not cleared (the clearer works per address); the drop rules run
+before any "accept established", so those flows stop all the same.
 
 Setup and removal are each ONE ``nft -f -`` transaction fed a generated ruleset on
 stdin, so the table appears and disappears atomically. Re-running start() is
