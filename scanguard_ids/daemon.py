@@ -28,7 +28,7 @@ from scanguard_ids.eve.socket import SocketSource
 from scanguard_ids.eve.source import Source
 from scanguard_ids.eve.tail import TailSource
 from scanguard_ids.journal import Journal, load_json, save_json
-from scanguard_ids.model import parse_ip
+from scanguard_ids.model import parse_target
 
 if TYPE_CHECKING:
     from scanguard_ids.metrics import Metrics
@@ -292,6 +292,6 @@ class Daemon:
 
 def _valid_ip(value: Any) -> str:
     try:
-        return str(parse_ip(value))
+        return str(parse_target(value))
     except ValueError as exc:
         raise ControlError(str(exc)) from None

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: The widest prefix a block may name: a typo like "2001:db8::/3" must not block a continent.
+MIN_PREFIXLEN = {4: 8, 6: 32}
 
 
 def parse_ip(text: object) -> IPAddress:
@@ -22,6 +26,37 @@ def parse_ip(text: object) -> IPAddress:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return addr.ipv4_mapped
     return addr
+
+
+def parse_target(text: object) -> IPAddress | IPNetwork:
+    """The one block-target parser: an address (as :func:`parse_ip`) or a network prefix.
+
+    "a/32" (IPv4) and "a/128" (IPv6) are the address a; an IPv4-mapped IPv6 prefix of
+    length >= 96 is its IPv4 network. A network must be written with its host bits clear
+    ("2001:db8:1:2::/64", not "2001:db8:1:2::9/64": blocking a prefix named by one of its
+    addresses is more likely a typo than intended) and be at most as wide as
+    MIN_PREFIXLEN allows (/8 for IPv4, /32 for IPv6). Raises ValueError naming the problem.
+    """
+    raw = str(text).strip()
+    if "/" not in raw:
+        return parse_ip(raw)
+    try:
+        net = ipaddress.ip_network(raw, strict=False)
+        written = ipaddress.ip_interface(raw).ip
+    except ValueError:
+        raise ValueError(f"not an IP address or network: {text!r}") from None
+    if written != net.network_address:
+        raise ValueError(f"host bits set in {text!r}: the network is {net}")
+    if isinstance(net, ipaddress.IPv6Network):
+        mapped = net.network_address.ipv4_mapped
+        if mapped is not None and net.prefixlen >= 96:
+            net = ipaddress.IPv4Network((mapped, net.prefixlen - 96))
+    if net.prefixlen == net.max_prefixlen:
+        return net.network_address
+    if net.prefixlen < MIN_PREFIXLEN[net.version]:
+        raise ValueError(f"prefix too wide: {net} (at most /{MIN_PREFIXLEN[net.version]} "
+                         f"for IPv{net.version})")
+    return net
 
 
 class Kind(StrEnum):

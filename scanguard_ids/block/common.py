@@ -8,13 +8,31 @@ from typing import Protocol
 
 from scanguard_ids.config import MAX_TTL
 from scanguard_ids.errors import BackendError
-from scanguard_ids.model import IPAddress, parse_ip
+from scanguard_ids.model import IPAddress, IPNetwork, parse_ip, parse_target
 
 
 def normalize_ip(ip: str) -> IPAddress:
-    """:func:`scanguard_ids.model.parse_ip`, failing with BackendError."""
+    """:func:`scanguard_ids.model.parse_ip`, failing with BackendError.
+
+    For backends that block single addresses only: a prefix is refused by name.
+    """
     try:
         return parse_ip(ip)
+    except ValueError as exc:
+        if "/" in str(ip):
+            target = normalize_target(ip)
+            if not isinstance(target, IPNetwork):
+                return target  # "a/32", "a/128"
+            raise BackendError(f"prefix blocks are not supported by this backend: {target}") \
+                from None
+        raise BackendError(str(exc)) from None
+
+
+def normalize_target(ip: str) -> IPAddress | IPNetwork:
+    """:func:`scanguard_ids.model.parse_target` (an address or a prefix), failing with
+    BackendError."""
+    try:
+        return parse_target(ip)
     except ValueError as exc:
         raise BackendError(str(exc)) from None
 

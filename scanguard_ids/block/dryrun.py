@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from scanguard_ids.block.base import BackendInfo
-from scanguard_ids.block.common import check_ttl, normalize_ip
+from scanguard_ids.block.common import check_ttl, normalize_target
 from scanguard_ids.clock import Clock, SystemClock
 from scanguard_ids.config import BlockConfig
 from scanguard_ids.model import Block
@@ -14,7 +14,10 @@ log = logging.getLogger(__name__)
 
 
 class DryRunBackend:
-    """Enforces nothing; ``list()`` reports the blocks it would hold, expired by the clock."""
+    """Enforces nothing; ``list()`` reports the blocks it would hold, expired by the clock.
+
+    Accepts addresses and prefixes ("2001:db8:1:2::/64"), as the kernel backends do.
+    """
 
     def __init__(self, cfg: BlockConfig | None = None, clock: Clock | None = None) -> None:
         self.cfg = cfg or BlockConfig()
@@ -26,13 +29,13 @@ class DryRunBackend:
         log.info("action=install backend=dry-run set_name=%s", self.cfg.set_name)
 
     def block(self, ip: str, ttl: int) -> None:
-        addr = str(normalize_ip(ip))
+        addr = str(normalize_target(ip))
         ttl = check_ttl(ttl)
         self._blocks[addr] = self.clock.now() + ttl
         log.debug("action=block ip=%s ttl=%d backend=dry-run", addr, ttl)
 
     def unblock(self, ip: str) -> None:
-        addr = str(normalize_ip(ip))
+        addr = str(normalize_target(ip))
         self._blocks.pop(addr, None)
         log.debug("action=unblock ip=%s backend=dry-run", addr)
 

@@ -9,6 +9,13 @@ everything else - and any request the raw path fails - with pyroute2's IPSet.
 Requests go without NLM_F_EXCL - ipset's ``-exist`` - so an add of a present entry
 refreshes its timeout and a delete of a missing one succeeds; a create of a present set
 succeeds when its type and parameters match.
+
+Prefix blocks ("2001:db8:1:2::/64") go to companion hash:net sets ``<set_name>4n`` /
+``<set_name>6n`` with the same parameters and their own iptables rules. The address
+sets stay hash:ip: one hash lookup per packet, a host with the sets of an older version
+keeps them as they are, and a block of a single address takes the same path as before.
+Conntrack entries of a blocked prefix are not cleared (the clearer works per address);
+the drop rules sit above "accept established", so those flows stop all the same.
 The iptables rules that reference the sets live in iptables.py.
 """
 
@@ -24,14 +31,21 @@ from typing import Any
 from pyroute2.netlink.exceptions import NetlinkError as PyrouteNetlinkError
 
 from scanguard_ids.block.base import BackendInfo
-from scanguard_ids.block.common import IPAddress, Runner, check_ttl, normalize_ip, run_argv
+from scanguard_ids.block.common import (
+    IPAddress,
+    Runner,
+    check_ttl,
+    normalize_ip,
+    normalize_target,
+    run_argv,
+)
 from scanguard_ids.block.conntrack import ConntrackClearer
 from scanguard_ids.block.iptables import IptablesRules, chain_name
 from scanguard_ids.block.nlipset import NetlinkError, RawIpset
 from scanguard_ids.clock import Clock, SystemClock
 from scanguard_ids.config import BlockConfig
 from scanguard_ids.errors import BackendError
-from scanguard_ids.model import Block
+from scanguard_ids.model import Block, IPNetwork
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +67,11 @@ def _code(exc: PyrouteNetlinkError | OSError) -> int | None:
     return exc.code if isinstance(exc, PyrouteNetlinkError) else exc.errno
 
 
+def member_text(ip: str, cidr: int | None, version: int) -> str:
+    """A set member as Block.ip: the address, or "net/len" for a hash:net prefix."""
+    return ip if cidr is None or cidr == (32 if version == 4 else 128) else f"{ip}/{cidr}"
+
+
 def parse_members(msgs: Any, version: int, now: float) -> list[Block]:
     """Blocks from IPSET_CMD_LIST replies; an entry's timeout is the seconds it has left."""
     blocks = []
@@ -66,7 +85,8 @@ def parse_members(msgs: Any, version: int, now: float) -> list[Block]:
             if not ip:
                 continue
             left = data.get_attr("IPSET_ATTR_TIMEOUT")
-            blocks.append(Block(ip, now + left if left else None))
+            blocks.append(Block(member_text(ip, data.get_attr("IPSET_ATTR_CIDR"), version),
+                                now + left if left else None))
     return blocks
 
 
@@ -77,6 +97,7 @@ class IpsetBackend:
         self.cfg = cfg or BlockConfig()
         self.clock: Clock = clock or SystemClock()
         self.sets = {4: f"{self.cfg.set_name}4", 6: f"{self.cfg.set_name}6"}
+        self.net_sets = {4: f"{self.cfg.set_name}4n", 6: f"{self.cfg.set_name}6n"}
         self.chain = chain_name(self.cfg.set_name)
         self.default_timeout = check_ttl(default_timeout)
         self._variant = iptables
@@ -107,24 +128,30 @@ class IpsetBackend:
     def rules(self) -> IptablesRules:
         if self._rules is None:
             self._rules = IptablesRules(self.sets[4], self.sets[6], self.chain,
-                                        self.cfg.block_outbound, self._variant, self._run)
+                                        self.cfg.block_outbound, self._variant, self._run,
+                                        net4=self.net_sets[4], net6=self.net_sets[6])
             self.info = BackendInfo("ipset", f"ipset sets {self.sets[4]}/{self.sets[6]}, "
                                     f"chain {self.chain}, iptables {self._rules.variant} via "
                                     f"{self._rules.via}")
         return self._rules
 
     # -- setup -------------------------------------------------------------
+    def _all_sets(self) -> builtins.list[tuple[int, str, str]]:
+        """(family version, set name, set type) of every set, address sets first."""
+        return [*((v, n, "hash:ip") for v, n in self.sets.items()),
+                *((v, n, "hash:net") for v, n in self.net_sets.items())]
+
     def start(self) -> None:
         with self._lock:
             sock = self._ipset()
-            for v, name in self.sets.items():
+            for v, name, stype in self._all_sets():
                 try:
-                    sock.create(name, stype="hash:ip", family=_FAMILY[v], exclusive=False,
+                    sock.create(name, stype=stype, family=_FAMILY[v], exclusive=False,
                                 timeout=self.default_timeout, maxelem=self.cfg.max_set_size)
                 except KernelError as exc:
                     if _code(exc) != errno.EEXIST:
                         raise BackendError(f"creating ipset {name}: {exc}") from exc
-                    self._adopt(sock, name, v)
+                    self._adopt(sock, name, v, stype)
         rules = self.rules()
         changes = rules.install()
         log.info("action=install backend=ipset sets=%s,%s maxelem=%d timeout=%d chain=%s "
@@ -152,12 +179,12 @@ class IpsetBackend:
             "references": data.get_attr("IPSET_ATTR_REFERENCES") if data else None,
         }
 
-    def _adopt(self, sock: Any, name: str, v: int) -> None:
+    def _adopt(self, sock: Any, name: str, v: int, stype: str = "hash:ip") -> None:
         """A set of that name exists with other parameters: keep it if it can serve."""
         head = self._header(sock, name) or {}
-        if head.get("type") != "hash:ip" or head.get("family") != _FAMILY[v] \
+        if head.get("type") != stype or head.get("family") != _FAMILY[v] \
                 or head.get("timeout") is None:
-            raise BackendError(f"ipset {name} exists but is not a hash:ip "
+            raise BackendError(f"ipset {name} exists but is not a {stype} "
                                f"{'inet6' if v == 6 else 'inet'} set with timeout ({head}); "
                                "remove it or choose another block.set_name")
         log.warning("action=adopt backend=ipset set=%s maxelem=%s timeout=%s wanted_maxelem=%d "
@@ -166,8 +193,9 @@ class IpsetBackend:
                     "'scanguard firewall remove' re-creates it")
 
     # -- per block ---------------------------------------------------------
-    def _fail(self, what: str, addr: IPAddress, exc: PyrouteNetlinkError | OSError) -> BackendError:
-        name, code = self.sets[addr.version], _code(exc)
+    def _fail(self, what: str, addr: IPAddress | IPNetwork, exc: PyrouteNetlinkError | OSError,
+              name: str | None = None) -> BackendError:
+        name, code = name or self.sets[addr.version], _code(exc)
         if code == IPSET_ERR_HASH_FULL:
             return BackendError(f"{what} {addr}: ipset {name} is full "
                                 f"(maxelem {self.cfg.max_set_size})")
@@ -176,7 +204,8 @@ class IpsetBackend:
                                 "run `scanguard firewall install`")
         return BackendError(f"{what} {addr}: ipset {name}: {exc}")
 
-    def _raw_request(self, addr: IPAddress, name: str, ttl: int | None) -> bool:
+    def _raw_request(self, addr: IPAddress, name: str, ttl: int | None,
+                     cidr: int | None = None) -> bool:
         """Add (ttl given) or delete on the raw socket; False: pyroute2 must do it.
 
         A refusal by the kernel (no such set, set full...) is asked again through pyroute2,
@@ -190,7 +219,12 @@ class IpsetBackend:
                 with self._lock:  # made once, in the namespace of the first block
                     if self._raw is None:
                         self._raw = RawIpset()
-            if ttl is None:
+            if cidr is not None:  # a prefix, in a hash:net set
+                if ttl is None:
+                    self._raw.delete(name, addr.packed, cidr)
+                else:
+                    self._raw.add(name, addr.packed, ttl, cidr)
+            elif ttl is None:
                 self._raw.delete(name, addr.packed)
             else:
                 self._raw.add(name, addr.packed, ttl)
@@ -215,6 +249,12 @@ class IpsetBackend:
             lister.close()
 
     def block(self, ip: str, ttl: int) -> None:
+        if "/" in ip:
+            target = normalize_target(ip)
+            if isinstance(target, IPNetwork):
+                self._block_net(target, ttl)
+                return
+            ip = str(target)
         addr = normalize_ip(ip)
         ttl = check_ttl(ttl)
         name = self.sets[addr.version]
@@ -231,6 +271,12 @@ class IpsetBackend:
             self._conntrack.submit(str(addr))
 
     def unblock(self, ip: str) -> None:
+        if "/" in ip:
+            target = normalize_target(ip)
+            if isinstance(target, IPNetwork):
+                self._unblock_net(target)
+                return
+            ip = str(target)
         addr = normalize_ip(ip)
         name = self.sets[addr.version]
         if not self._raw_request(addr, name, None):
@@ -244,6 +290,32 @@ class IpsetBackend:
                         raise self._fail("unblock", addr, exc) from exc
         log.debug("action=unblock ip=%s backend=ipset set=%s", addr, name)
 
+    def _block_net(self, net: IPNetwork, ttl: int) -> None:
+        ttl = check_ttl(ttl)
+        name, base = self.net_sets[net.version], net.network_address
+        if not self._raw_request(base, name, ttl, net.prefixlen):
+            with self._lock:
+                sock = self._ipset()
+                try:
+                    sock.add(name, str(net), family=_FAMILY[net.version], exclusive=False,
+                             timeout=ttl, etype="net")
+                except KernelError as exc:
+                    raise self._fail("block", net, exc, name) from exc
+        log.info("action=block ip=%s ttl=%d backend=ipset set=%s", net, ttl, name)
+
+    def _unblock_net(self, net: IPNetwork) -> None:
+        name, base = self.net_sets[net.version], net.network_address
+        if not self._raw_request(base, name, None, net.prefixlen):
+            with self._lock:
+                sock = self._ipset()
+                try:
+                    sock.delete(name, str(net), family=_FAMILY[net.version], exclusive=False,
+                                etype="net")
+                except KernelError as exc:
+                    if _code(exc) != errno.ENOENT:  # no set: nothing is blocked
+                        raise self._fail("unblock", net, exc, name) from exc
+        log.info("action=unblock ip=%s backend=ipset set=%s", net, name)
+
     # -- state -------------------------------------------------------------
     def list(self) -> list[Block]:
         if not self._lister_off:
@@ -254,7 +326,7 @@ class IpsetBackend:
         with self._lock:
             sock = self._ipset()
             now = self.clock.now()
-            for v, name in self.sets.items():
+            for v, name, _stype in self._all_sets():
                 try:
                     msgs = list(sock.list(name))
                 except KernelError as exc:
@@ -277,7 +349,7 @@ class IpsetBackend:
                 lister = self._lister
             now = self.clock.now()
             blocks: builtins.list[Block] = []
-            for v, name in self.sets.items():
+            for v, name, _stype in self._all_sets():
                 try:
                     members = lister.list(name)
                 except NetlinkError as exc:
@@ -287,8 +359,9 @@ class IpsetBackend:
                     return None
                 family = _FAMILY[v]
                 blocks.extend(
-                    Block(socket.inet_ntop(family, packed), now + left if left else None)
-                    for packed, left in members
+                    Block(member_text(socket.inet_ntop(family, packed), cidr, v),
+                          now + left if left else None)
+                    for packed, left, cidr in members
                 )
             return blocks
         except (OSError, ValueError) as exc:
@@ -301,7 +374,7 @@ class IpsetBackend:
         lines = []
         with self._lock:
             sock = self._ipset()
-            for name in self.sets.values():
+            for _v, name, _stype in self._all_sets():
                 head = self._header(sock, name)
                 if head is None:
                     lines.append(f"ipset {name}: not installed")
@@ -326,7 +399,7 @@ class IpsetBackend:
         changes = self.rules().remove()
         with self._lock:
             sock = self._ipset()
-            for name in self.sets.values():
+            for _v, name, _stype in self._all_sets():
                 try:
                     sock.destroy(name)
                 except KernelError as exc:
@@ -336,6 +409,7 @@ class IpsetBackend:
                         raise BackendError(f"ipset {name} is still referenced by other "
                                            "rules; remove those first") from exc
                     raise BackendError(f"destroying ipset {name}: {exc}") from exc
-        log.info("action=remove backend=ipset sets=%s,%s chain=%s rule_changes=%d",
-                 self.sets[4], self.sets[6], self.chain, changes)
+        log.info("action=remove backend=ipset sets=%s,%s,%s,%s chain=%s rule_changes=%d",
+                 self.sets[4], self.sets[6], self.net_sets[4], self.net_sets[6], self.chain,
+                 changes)
         self.stop()

@@ -1,10 +1,12 @@
 """The iptables rules that make the ipset sets bite, installed idempotently.
 
-One chain (``SCANGUARD``, the upper-cased set name) holds ``-m set --match-set X src
--j DROP`` and, with block_outbound, ``... X dst -j DROP``; it is jumped to from the
-top (position 1, above any "accept established" rule) of INPUT, FORWARD and OUTPUT.
-The same for ip6tables with the v6 set. (The src rule never matches in OUTPUT, the
-dst rule never in INPUT: our own addresses are never blocked.)
+One chain (``SCANGUARD``, the upper-cased set name) holds ``-m set --match-set X src -j
+DROP`` and, with block_outbound, ``... X dst -j DROP``, for the address set X and then
+for its prefix companion (``<X>n``, hash:net) the same; it is jumped to from the top
+(position 1, above any "accept established" rule) of INPUT, FORWARD and OUTPUT. The same
+for ip6tables with the v6 sets. A chain of an older layout (the address set only) differs
+from the wanted one and is rebuilt in the same restore transaction. (The src rule never
+matches in OUTPUT, the dst rule never in INPUT: our own addresses are never blocked.)
 
 Two writers, picked by the iptables variant the admin's ``iptables`` is:
 - nf_tables: python-iptables (libiptc) would write the LEGACY tables, where
@@ -57,10 +59,15 @@ def chain_name(set_name: str) -> str:
     return set_name.upper()
 
 
-def chain_rules(set_name: str, outbound: bool) -> list[str]:
-    rules = [f"-m set --match-set {set_name} src -j DROP"]
-    if outbound:
-        rules.append(f"-m set --match-set {set_name} dst -j DROP")
+def chain_rules(set_name: str, outbound: bool, net_set: str | None = None) -> list[str]:
+    """The chain's rules for one family: the address set, then the prefix set if any."""
+    rules = []
+    for name in (set_name, net_set):
+        if name is None:
+            continue
+        rules.append(f"-m set --match-set {name} src -j DROP")
+        if outbound:
+            rules.append(f"-m set --match-set {name} dst -j DROP")
     return rules
 
 
@@ -320,13 +327,15 @@ class IptcWriter:
 
 # -- both families ----------------------------------------------------------
 class IptablesRules:
-    """The chain and jumps for the v4 set (iptables) and the v6 set (ip6tables)."""
+    """The chain and jumps for the v4 sets (iptables) and the v6 sets (ip6tables)."""
 
     def __init__(self, set4: str, set6: str, chain: str, outbound: bool, variant: str = "auto",
                  runner: Runner = run_argv,
-                 which: Callable[[str], str | None] = shutil.which) -> None:
+                 which: Callable[[str], str | None] = shutil.which, *,
+                 net4: str | None = None, net6: str | None = None) -> None:
         self.chain = chain
         self.sets = {False: set4, True: set6}
+        self.net_sets = {False: net4, True: net6}
         self.outbound = outbound
         self.variant = detect_variant(runner, which) if variant == "auto" else variant
         if self.variant not in ("nft", "legacy"):
@@ -349,7 +358,8 @@ class IptablesRules:
         changes = 0
         for v6, writer in self.writers.items():
             actions = plan_install(writer.read(), self.chain,
-                                   chain_rules(self.sets[v6], self.outbound))
+                                   chain_rules(self.sets[v6], self.outbound,
+                                               self.net_sets[v6]))
             if actions:
                 writer.apply(actions)
                 changes += len(actions)

@@ -1,5 +1,16 @@
 """The nftables backend: table ``inet <set_name>`` with timeout sets blocked4 / blocked6.
 
+Prefix blocks ("2001:db8:1:2::/64") go to companion sets blocked4n / blocked6n with
+``flags interval, timeout`` (per-element timeouts in interval sets work on Linux 6.18
+with nft 1.0.6; tests/block/test_block_kernel.py checks it). The address sets keep
+their definition, so a table made by an older version is completed, not replaced, by
+start(). Prefixes in one set must not overlap (the kernel refuses "interval overlaps
+with an existing one"); the detector's prefixes all have one length, so they never do.
+A prefix block always goes through ``nft -f -`` (prefix blocks are rare: one per
+scanning network), an address block over netlink as below. Conntrack entries of a
+blocked prefix are not cleared (the clearer works per address); the drop rules run
+before any "accept established", so those flows stop all the same.
+
 Setup and removal are each ONE ``nft -f -`` transaction fed a generated ruleset on
 stdin, so the table appears and disappears atomically. Re-running start() is
 convergent: ``add`` of an existing table/set/chain is a no-op and the chains are
@@ -36,19 +47,21 @@ from scanguard_ids.block.common import (
     check_result,
     check_ttl,
     normalize_ip,
+    normalize_target,
     run_argv,
 )
 from scanguard_ids.block.conntrack import ConntrackClearer
 from scanguard_ids.clock import Clock, SystemClock
 from scanguard_ids.config import BlockConfig
 from scanguard_ids.errors import BackendError
-from scanguard_ids.model import Block
+from scanguard_ids.model import Block, IPNetwork
 
 log = logging.getLogger(__name__)
 
 NFPROTO_INET = 1
 PRIORITY = -150
 SETS = {4: "blocked4", 6: "blocked6"}
+NET_SETS = {4: "blocked4n", 6: "blocked6n"}
 _KEY = {4: ("ip", "ipv4_addr"), 6: ("ip6", "ipv6_addr")}
 _NFNL_BATCH_BEGIN = 0x10
 _NFNL_BATCH_END = 0x11
@@ -66,12 +79,13 @@ class NftLayout:
     def rules(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {"input": [], "forward": [], "output": []}
         for v in (4, 6):
-            proto, s = _KEY[v][0], SETS[v]
-            out["input"].append(f"{proto} saddr @{s} drop")
-            out["forward"].append(f"{proto} saddr @{s} drop")
-            if self.outbound:
-                out["forward"].append(f"{proto} daddr @{s} drop")
-                out["output"].append(f"{proto} daddr @{s} drop")
+            for s in (SETS[v], NET_SETS[v]):
+                proto = _KEY[v][0]
+                out["input"].append(f"{proto} saddr @{s} drop")
+                out["forward"].append(f"{proto} saddr @{s} drop")
+                if self.outbound:
+                    out["forward"].append(f"{proto} daddr @{s} drop")
+                    out["output"].append(f"{proto} daddr @{s} drop")
         return out
 
     def install(self) -> str:
@@ -80,6 +94,9 @@ class NftLayout:
         for v in (4, 6):
             lines.append(f"add set {t} {SETS[v]} {{ type {_KEY[v][1]}; flags timeout; "
                          f"size {self.size}; timeout {self.timeout}s; }}")
+        for v in (4, 6):
+            lines.append(f"add set {t} {NET_SETS[v]} {{ type {_KEY[v][1]}; flags interval, "
+                         f"timeout; size {self.size}; timeout {self.timeout}s; }}")
         rules = self.rules()
         for chain in rules:
             lines.append(f"add chain {t} {chain} {{ type filter hook {chain} "
@@ -94,19 +111,26 @@ class NftLayout:
         # "add" first so that "delete" never fails: removal is idempotent and atomic.
         return f"add table inet {self.table}\ndelete table inet {self.table}\n"
 
-    def refresh(self, addr: IPAddress, ttl: int) -> str:
-        s = f"inet {self.table} {SETS[addr.version]}"
+    def set_of(self, target: IPAddress | IPNetwork) -> str:
+        """The set that holds an address (blocked4/6) or a prefix (blocked4n/6n)."""
+        return (NET_SETS if isinstance(target, IPNetwork) else SETS)[target.version]
+
+    def refresh(self, addr: IPAddress | IPNetwork, ttl: int) -> str:
+        s = f"inet {self.table} {self.set_of(addr)}"
         return (f"add element {s} {{ {addr} timeout {ttl}s }}\n"
                 f"delete element {s} {{ {addr} }}\n"
                 f"add element {s} {{ {addr} timeout {ttl}s }}\n")
 
-    def drop(self, addr: IPAddress) -> str:
-        s = f"inet {self.table} {SETS[addr.version]}"
+    def drop(self, addr: IPAddress | IPNetwork) -> str:
+        s = f"inet {self.table} {self.set_of(addr)}"
         return f"add element {s} {{ {addr} timeout 1s }}\ndelete element {s} {{ {addr} }}\n"
 
 
 def parse_set_json(text: str, now: float) -> list[Block]:
-    """Blocks from ``nft -j list set`` output; ``expires`` (seconds left) -> epoch."""
+    """Blocks from ``nft -j list set`` output; ``expires`` (seconds left) -> epoch.
+
+    An interval set's element is a prefix ``{"prefix": {"addr": ..., "len": ...}}``.
+    """
     blocks = []
     for item in json.loads(text).get("nftables", []):
         nft_set = item.get("set")
@@ -117,9 +141,12 @@ def parse_set_json(text: str, now: float) -> list[Block]:
                 blocks.append(Block(elem, None))
             elif isinstance(elem, dict) and isinstance(elem.get("elem"), dict):
                 e = elem["elem"]
-                if isinstance(e.get("val"), str):
+                val = e.get("val")
+                if isinstance(val, dict) and isinstance(val.get("prefix"), dict):
+                    val = f"{val['prefix'].get('addr')}/{val['prefix'].get('len')}"
+                if isinstance(val, str):
                     left = e.get("expires")
-                    blocks.append(Block(e["val"], now + left if left is not None else None))
+                    blocks.append(Block(val, now + left if left is not None else None))
     return blocks
 
 
@@ -237,6 +264,12 @@ class NftablesBackend:
 
     # -- per block ---------------------------------------------------------
     def block(self, ip: str, ttl: int) -> None:
+        if "/" in ip:
+            target = normalize_target(ip)
+            if isinstance(target, IPNetwork):
+                self._block_net(target, ttl)
+                return
+            ip = str(target)
         addr = normalize_ip(ip)
         ttl = check_ttl(ttl)
         with self._lock:
@@ -254,6 +287,14 @@ class NftablesBackend:
             self._conntrack.submit(str(addr))
 
     def unblock(self, ip: str) -> None:
+        if "/" in ip:
+            target = normalize_target(ip)
+            if isinstance(target, IPNetwork):
+                with self._lock:
+                    self._nft(self.layout.drop(target), f"unblock {target}")
+                log.info("action=unblock ip=%s backend=nftables", target)
+                return
+            ip = str(target)
         addr = normalize_ip(ip)
         with self._lock:
             nl = self._netlink()
@@ -266,6 +307,13 @@ class NftablesBackend:
             else:
                 self._nft(self.layout.drop(addr), f"unblock {addr}")
         log.debug("action=unblock ip=%s backend=nftables", addr)
+
+    def _block_net(self, net: IPNetwork, ttl: int) -> None:
+        ttl = check_ttl(ttl)
+        with self._lock:
+            self._nft(self.layout.refresh(net, ttl), f"block {net}")
+        log.info("action=block ip=%s ttl=%d backend=nftables set=%s", net, ttl,
+                 self.layout.set_of(net))
 
     def _error(self, what: str, addr: IPAddress, exc: Exception) -> BackendError:
         code = _code(exc)
@@ -281,11 +329,11 @@ class NftablesBackend:
     def list(self) -> list[Block]:
         now = self.clock.now()
         blocks: list[Block] = []
-        for v in (4, 6):
-            res = self._run(["nft", "-j", "list", "set", "inet", self.layout.table, SETS[v]])
+        for name in (*SETS.values(), *NET_SETS.values()):
+            res = self._run(["nft", "-j", "list", "set", "inet", self.layout.table, name])
             if res.returncode != 0 and "No such file" in res.stderr:
-                continue  # not installed: nothing is blocked
-            blocks.extend(parse_set_json(check_result(res, f"listing set {SETS[v]}"), now))
+                continue  # not installed (or an older layout without it): nothing blocked
+            blocks.extend(parse_set_json(check_result(res, f"listing set {name}"), now))
         return blocks
 
     def show(self) -> str:
@@ -294,10 +342,10 @@ class NftablesBackend:
             if "No such file" in res.stderr:
                 return f"nftables: table inet {self.layout.table} is not installed\n"
             check_result(res, "listing the table")
-        counts = {4: 0, 6: 0}
+        counts = dict.fromkeys((*SETS.values(), *NET_SETS.values()), 0)
         for b in self.list():
-            counts[normalize_ip(b.ip).version] += 1
-        sizes = ", ".join(f"{SETS[v]}: {counts[v]} of {self.layout.size}" for v in (4, 6))
+            counts[self.layout.set_of(normalize_target(b.ip))] += 1
+        sizes = ", ".join(f"{name}: {n} of {self.layout.size}" for name, n in counts.items())
         return f"nftables table inet {self.layout.table} ({sizes})\n{res.stdout}"
 
     def stop(self) -> None:

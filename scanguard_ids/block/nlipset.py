@@ -10,10 +10,11 @@ fails (see IpsetBackend).
 The wire format, from the kernel's ``include/uapi/linux/netfilter/ipset/ip_set.h``:
 nlmsghdr, nfgenmsg (family, version 0, res_id 0), then IPSET_ATTR_PROTOCOL (u8),
 IPSET_ATTR_SETNAME (NUL-terminated) and a nested IPSET_ATTR_DATA holding a nested
-IPSET_ATTR_IP (IPv4 or IPv6 address, network byte order) and, for an add,
-IPSET_ATTR_TIMEOUT (be32). Requests go without NLM_F_EXCL, which makes the kernel set
-IPSET_FLAG_EXIST (ipset's ``-exist``): an add of a present entry refreshes its timeout
-and a delete of a missing one succeeds, as with pyroute2's ``exclusive=False``.
+IPSET_ATTR_IP (IPv4 or IPv6 address, network byte order), for a network of a hash:net set
+IPSET_ATTR_CIDR (u8) and, for an add, IPSET_ATTR_TIMEOUT (be32). Requests go without
+NLM_F_EXCL, which makes the kernel set IPSET_FLAG_EXIST (ipset's ``-exist``): an add of a
+present entry refreshes its timeout and a delete of a missing one succeeds, as with
+pyroute2's ``exclusive=False``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ IPSET_ATTR_SETNAME = 2
 IPSET_ATTR_DATA = 7
 IPSET_ATTR_ADT = 8  # the members, in a LIST reply
 IPSET_ATTR_IP = 1  # inside DATA
+IPSET_ATTR_CIDR = 3  # inside DATA: the prefix length of a hash:net member
 IPSET_ATTR_TIMEOUT = 6  # inside DATA
 IPSET_ATTR_IPADDR_IPV4 = 1  # inside IP
 IPSET_ATTR_IPADDR_IPV6 = 2
@@ -73,8 +75,9 @@ def _attr(kind: int, payload: bytes) -> bytes:
 
 
 def build_request(cmd: int, seq: int, set_name: str, packed: bytes,
-                  timeout: int | None = None) -> bytes:
-    """One ADD/DEL/TEST message for the address ``packed`` (4 or 16 bytes)."""
+                  timeout: int | None = None, cidr: int | None = None) -> bytes:
+    """One ADD/DEL/TEST message for the address ``packed`` (4 or 16 bytes), or for the
+    network ``packed``/``cidr`` (of a hash:net set)."""
     if len(packed) == 4:
         family, addr_attr = socket.AF_INET, IPSET_ATTR_IPADDR_IPV4
     elif len(packed) == 16:
@@ -86,6 +89,10 @@ def build_request(cmd: int, seq: int, set_name: str, packed: bytes,
         raise ValueError(f"bad ipset name {set_name!r}")
     data = _attr(IPSET_ATTR_IP | NLA_F_NESTED,
                  _attr(addr_attr | NLA_F_NET_BYTEORDER, packed))
+    if cidr is not None:
+        if not 0 < cidr <= len(packed) * 8:
+            raise ValueError(f"bad prefix length {cidr}")
+        data += _attr(IPSET_ATTR_CIDR | NLA_F_NET_BYTEORDER, bytes([cidr]))
     if timeout is not None:
         data += _attr(IPSET_ATTR_TIMEOUT | NLA_F_NET_BYTEORDER, _BE32.pack(timeout))
     body = (_NFGENMSG.pack(family, 0, 0)
@@ -136,8 +143,12 @@ def _attrs(data: bytes, pos: int, end: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def parse_list(data: bytes, seq: int, out: list[tuple[bytes, int | None]]) -> bool:
-    """Append the members (packed address, seconds left or None) of the LIST reply messages
+Member = tuple[bytes, int | None, int | None]  # packed address, seconds left, prefix length
+
+
+def parse_list(data: bytes, seq: int, out: list[Member]) -> bool:
+    """Append the members (packed address, seconds left or None, prefix length or None
+    outside hash:net sets) of the LIST reply messages
     of request ``seq`` in ``data``; True once the dump is complete. Raises NetlinkError
     when the kernel refused the request (ENOENT: no such set)."""
     reply = (NFNL_SUBSYS_IPSET << 8) | IPSET_CMD_LIST
@@ -165,7 +176,7 @@ def parse_list(data: bytes, seq: int, out: list[tuple[bytes, int | None]]) -> bo
             for dkind, dstart, dstop in _attrs(data, start, stop):
                 if dkind != IPSET_ATTR_DATA:
                     continue
-                packed, left = None, None
+                packed, left, cidr = None, None, None
                 for akind, astart, astop in _attrs(data, dstart, dstop):
                     if akind == IPSET_ATTR_IP:
                         for ikind, istart, istop in _attrs(data, astart, astop):
@@ -173,8 +184,10 @@ def parse_list(data: bytes, seq: int, out: list[tuple[bytes, int | None]]) -> bo
                                 packed = data[istart:istop]
                     elif akind == IPSET_ATTR_TIMEOUT and astop - astart == 4:
                         left = _BE32.unpack_from(data, astart)[0]
+                    elif akind == IPSET_ATTR_CIDR and astop > astart:
+                        cidr = data[astart]
                 if packed is not None and len(packed) in (4, 16):
-                    out.append((packed, left))
+                    out.append((packed, left, cidr))
     return False
 
 
@@ -196,11 +209,11 @@ class RawIpset:
         self._seq = 0
         self._lock = threading.Lock()
 
-    def add(self, set_name: str, packed: bytes, timeout: int) -> None:
-        self._request(IPSET_CMD_ADD, set_name, packed, timeout)
+    def add(self, set_name: str, packed: bytes, timeout: int, cidr: int | None = None) -> None:
+        self._request(IPSET_CMD_ADD, set_name, packed, timeout, cidr)
 
-    def delete(self, set_name: str, packed: bytes) -> None:
-        self._request(IPSET_CMD_DEL, set_name, packed)
+    def delete(self, set_name: str, packed: bytes, cidr: int | None = None) -> None:
+        self._request(IPSET_CMD_DEL, set_name, packed, None, cidr)
 
     def test(self, set_name: str, packed: bytes) -> bool:
         try:
@@ -211,9 +224,10 @@ class RawIpset:
             raise
         return True
 
-    def list(self, set_name: str) -> list[tuple[bytes, int | None]]:
-        """The set's members: (packed address, seconds left, None without a timeout)."""
-        out: list[tuple[bytes, int | None]] = []
+    def list(self, set_name: str) -> list[Member]:
+        """The set's members: (packed address, seconds left or None without a timeout,
+        prefix length or None outside hash:net sets)."""
+        out: list[Member] = []
         with self._lock:
             self._seq = (self._seq + 1) & 0xFFFFFFFF
             seq = self._seq
@@ -223,11 +237,11 @@ class RawIpset:
         return out
 
     def _request(self, cmd: int, set_name: str, packed: bytes,
-                 timeout: int | None = None) -> None:
+                 timeout: int | None = None, cidr: int | None = None) -> None:
         with self._lock:
             self._seq = (self._seq + 1) & 0xFFFFFFFF
             seq = self._seq
-            self._sock.send(build_request(cmd, seq, set_name, packed, timeout))
+            self._sock.send(build_request(cmd, seq, set_name, packed, timeout, cidr))
             while True:  # skip anything else (an ack of an earlier, timed-out request)
                 code = parse_ack(self._sock.recv(65536), seq)
                 if code is not None:

@@ -12,12 +12,12 @@ from scanguard_ids import control
 from scanguard_ids.commands.common import add_socket, control_path
 from scanguard_ids.config import MAX_TTL
 from scanguard_ids.errors import ConfigError
-from scanguard_ids.model import parse_ip
+from scanguard_ids.model import parse_target
 
 
 def _ip(text: str) -> str:
     try:
-        return str(parse_ip(text))
+        return str(parse_target(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

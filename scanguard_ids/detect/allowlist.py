@@ -91,6 +91,23 @@ class Allowlist:
         cache[ip] = found
         return found
 
+    def overlaps(self, net: str | _Net) -> bool:
+        """Does the network ``net`` (e.g. a prefix to block) share any address with an
+        allowlisted network - contain one of them, or lie inside one?
+
+        Walks the networks (a control-path check, not the hot path). IPv4-mapped IPv6
+        networks in the allowlist also match IPv4 prefixes, as in ``in``.
+        """
+        if not isinstance(net, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            net = ipaddress.ip_network(net, strict=False)
+        for n in self._nets:
+            if n.version == 6 and net.version == 4 and n.prefixlen >= 96 \
+                    and n.network_address.ipv4_mapped is not None:
+                n = ipaddress.IPv4Network((n.network_address.ipv4_mapped, n.prefixlen - 96))
+            if n.version == net.version and n.overlaps(net):  # type: ignore[arg-type]
+                return True
+        return False
+
     def _lookup(self, ip: str) -> bool:
         try:
             value = int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")

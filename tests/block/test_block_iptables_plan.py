@@ -229,3 +229,43 @@ def test_restore_failure_is_a_backend_error() -> None:
     rules = IptablesRules("s4", "s6", "S", True, "nft", run, which.get)
     with pytest.raises(BackendError, match="line 3 failed"):
         rules.install()
+
+
+def test_chain_with_prefix_sets() -> None:
+    assert chain_rules("sg6", True, "sg6n") == [
+        "-m set --match-set sg6 src -j DROP", "-m set --match-set sg6 dst -j DROP",
+        "-m set --match-set sg6n src -j DROP", "-m set --match-set sg6n dst -j DROP"]
+    assert chain_rules("sg4", False, "sg4n") == ["-m set --match-set sg4 src -j DROP",
+                                                 "-m set --match-set sg4n src -j DROP"]
+
+
+@pytest.mark.parametrize("outbound", [True, False])
+def test_upgrade_rebuilds_the_chain_of_the_address_only_layout(outbound: bool) -> None:
+    """A host installed by a version without prefix sets: the chain is flushed and refilled
+    in the one restore transaction, the jumps stay where they are."""
+    old = chain_rules("scanguard4", outbound)
+    state: State = {"INPUT": [JUMP, "-j ACCEPT"], "FORWARD": [JUMP], "OUTPUT": [JUMP],
+                    CHAIN: old}
+    want = chain_rules("scanguard4", outbound, "scanguard4n")
+    actions = plan_install(state, CHAIN, want)
+    assert actions[0].op == "new-chain" and all(a.chain == CHAIN for a in actions)
+    text = render_restore(actions)
+    assert text.startswith("*filter\n:SCANGUARD - [0:0]\n") and text.count("-A SCANGUARD") == \
+        len(want)
+    after = apply(state, actions)
+    assert after[CHAIN] == want and after["INPUT"] == [JUMP, "-j ACCEPT"]
+    assert plan_install(after, CHAIN, want) == []
+
+
+def test_rules_reference_the_prefix_sets() -> None:
+    which = {f"{p}-nft-{k}": "/x" for p in ("iptables", "ip6tables") for k in ("save", "restore")}
+    seen: list[str] = []
+
+    def run(argv: Sequence[str], stdin: str | None = None, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+        if argv[0].endswith("-restore"):
+            seen.append(stdin or "")
+        return _done("")
+
+    IptablesRules("s4", "s6", "S", True, "nft", run, which.get, net4="s4n", net6="s6n").install()
+    assert "-A S -m set --match-set s4n src -j DROP" in seen[0]
+    assert "-A S -m set --match-set s6n dst -j DROP" in seen[1]

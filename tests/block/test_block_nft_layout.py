@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from scanguard_ids.block import registry
-from scanguard_ids.block.common import normalize_ip
+from scanguard_ids.block.common import normalize_ip, normalize_target
 from scanguard_ids.block.nftables import NftablesBackend, NftLayout, parse_set_json
 from scanguard_ids.clock import FixedClock
 from scanguard_ids.config import BlockConfig
@@ -145,3 +145,63 @@ def test_nftables_probe_reads_nft() -> None:
         lambda argv, stdin=None, timeout=30.0: subprocess.CompletedProcess(
             argv, 1, "", "Error: Operation not permitted\n"))
     assert bad is not None and "Operation not permitted" in bad
+
+
+# `nft -j list set inet sgt blocked6n` from nft 1.0.6 (an interval set)
+LISTED_NETS = json.dumps({"nftables": [
+    {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
+    {"set": {"family": "inet", "name": "blocked6n", "table": "sgt", "type": "ipv6_addr",
+             "handle": 1, "size": 100, "flags": ["interval", "timeout"], "timeout": 300,
+             "elem": [{"elem": {"val": {"prefix": {"addr": "2001:db8:1:2::", "len": 64}},
+                                "timeout": 30, "expires": 29}}]}}]})
+
+
+def test_install_adds_interval_sets_for_prefixes() -> None:
+    lines = NftLayout("sg", 100, 300, outbound=True).install().splitlines()
+    for v, key in ((4, "ipv4_addr"), (6, "ipv6_addr")):
+        assert (f"add set inet sg blocked{v}n {{ type {key}; flags interval, timeout; "
+                "size 100; timeout 300s; }") in lines
+    # the address sets keep the definition of the older layout: a re-run completes it
+    assert "add set inet sg blocked6 { type ipv6_addr; flags timeout; size 100; " \
+           "timeout 300s; }" in lines
+    for rule in ("input ip6 saddr @blocked6n drop", "forward ip saddr @blocked4n drop",
+                 "forward ip daddr @blocked4n drop", "output ip6 daddr @blocked6n drop"):
+        assert f"add rule inet sg {rule}" in lines
+    # the sets exist before the rules that name them
+    assert lines.index("add set inet sg blocked4n { type ipv4_addr; flags interval, timeout; "
+                       "size 100; timeout 300s; }") < lines.index(
+        "add rule inet sg input ip saddr @blocked4n drop")
+
+
+def test_prefix_transactions_use_the_interval_sets() -> None:
+    lay = NftLayout("sg", 10, 300, True)
+    net = normalize_target("2001:db8:1:2::/64")
+    assert lay.refresh(net, 60) == (
+        "add element inet sg blocked6n { 2001:db8:1:2::/64 timeout 60s }\n"
+        "delete element inet sg blocked6n { 2001:db8:1:2::/64 }\n"
+        "add element inet sg blocked6n { 2001:db8:1:2::/64 timeout 60s }\n")
+    assert lay.drop(normalize_target("198.51.100.0/24")).splitlines()[1] == \
+        "delete element inet sg blocked4n { 198.51.100.0/24 }"
+    assert lay.set_of(normalize_target("192.0.2.9/32")) == "blocked4"
+
+
+def test_parse_interval_set_json() -> None:
+    assert parse_set_json(LISTED_NETS, 1000.0) == [Block("2001:db8:1:2::/64", 1029.0)]
+
+
+def test_backend_blocks_prefixes_over_nft_argv() -> None:
+    nft = FakeNft()
+    b = NftablesBackend(BlockConfig(clear_conntrack=False), FixedClock(1000.0), runner=nft,
+                        netlink=True)  # netlink is for addresses; prefixes go through nft -f
+    nft.installed = True
+    b.block("2001:db8:1:2::/64", 30)
+    b.unblock("198.51.100.0/24")
+    scripts = [stdin or "" for argv, stdin in nft.calls if argv == ["nft", "-f", "-"]]
+    assert scripts[0].startswith("add element inet scanguard blocked6n { 2001:db8:1:2::/64 "
+                                 "timeout 30s }")
+    assert "delete element inet scanguard blocked4n { 198.51.100.0/24 }" in scripts[1]
+    b.list()
+    listed = [argv[-1] for argv, _ in nft.calls if argv[:3] == ["nft", "-j", "list"]]
+    assert listed == ["blocked4", "blocked6", "blocked4n", "blocked6n"]
+    with pytest.raises(BackendError, match="host bits set"):
+        b.block("2001:db8:1:2::1/64", 30)

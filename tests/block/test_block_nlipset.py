@@ -35,7 +35,8 @@ V6 = ipaddress.ip_address("2001:db8::7").packed
 # -- the wire format, no kernel needed ------------------------------------------------------
 
 
-def _pyroute2_encoding(cmd: int, seq: int, name: str, ip: str, timeout: int | None) -> bytes:
+def _pyroute2_encoding(cmd: int, seq: int, name: str, ip: str, timeout: int | None,
+                       cidr: int | None = None) -> bytes:
     """What pyroute2's IPSet puts on the wire for the same request."""
     from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
     from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_IPSET
@@ -44,6 +45,8 @@ def _pyroute2_encoding(cmd: int, seq: int, name: str, ip: str, timeout: int | No
     version = 6 if ":" in ip else 4
     addr = "IPSET_ATTR_IPADDR_IPV6" if version == 6 else "IPSET_ATTR_IPADDR_IPV4"
     data: list[list[Any]] = [["IPSET_ATTR_IP", {"attrs": [[addr, ip]]}]]
+    if cidr is not None:
+        data.append(["IPSET_ATTR_CIDR", cidr])
     if timeout is not None:
         data.append(["IPSET_ATTR_TIMEOUT", timeout])
     msg = ipset_msg()
@@ -74,6 +77,22 @@ def test_request_matches_pyroute2_byte_for_byte(cmd: int, ip: str, timeout: int 
     packed = ipaddress.ip_address(ip).packed
     assert build_request(cmd, 77, name, packed, timeout) == _pyroute2_encoding(
         cmd, 77, name, ip, timeout)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "net", "timeout"),
+    [(nlipset.IPSET_CMD_ADD, "2001:db8:1:2::/64", 300),
+     (nlipset.IPSET_CMD_ADD, "198.51.100.0/24", 60),
+     (nlipset.IPSET_CMD_DEL, "2001:db8:1:2::/64", None),
+     (nlipset.IPSET_CMD_DEL, "10.0.0.0/8", None)],
+)
+def test_prefix_request_matches_pyroute2_byte_for_byte(cmd: int, net: str,
+                                                       timeout: int | None) -> None:
+    n = ipaddress.ip_network(net)
+    assert build_request(cmd, 9, "sg6n", n.network_address.packed, timeout, n.prefixlen) == \
+        _pyroute2_encoding(cmd, 9, "sg6n", str(n.network_address), timeout, n.prefixlen)
+    with pytest.raises(ValueError, match="prefix length"):
+        build_request(cmd, 9, "sg6n", n.network_address.packed, timeout, n.max_prefixlen + 1)
 
 
 @pytest.mark.parametrize("name", ["", "x" * 32, "a\0b"])
@@ -110,9 +129,11 @@ def _nla(kind: int, payload: bytes) -> bytes:
     return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
 
 
-def _member(packed: bytes, timeout: int | None) -> bytes:
+def _member(packed: bytes, timeout: int | None, cidr: int | None = None) -> bytes:
     ip = _nla(nlipset.NLA_F_NESTED | nlipset.IPSET_ATTR_IP,
               _nla(nlipset.NLA_F_NET_BYTEORDER | (1 if len(packed) == 4 else 2), packed))
+    if cidr is not None:
+        ip += _nla(nlipset.NLA_F_NET_BYTEORDER | nlipset.IPSET_ATTR_CIDR, bytes([cidr]))
     if timeout is not None:
         ip += _nla(nlipset.NLA_F_NET_BYTEORDER | nlipset.IPSET_ATTR_TIMEOUT,
                    struct.pack("!I", timeout))
@@ -124,12 +145,14 @@ def test_parse_list_reads_members_and_stops_at_done() -> None:
     body = (struct.pack("=BBH", socket.AF_INET, 0, 0)
             + _nla(nlipset.IPSET_ATTR_SETNAME, b"sg4\0")
             + _nla(nlipset.NLA_F_NESTED | nlipset.IPSET_ATTR_ADT,
-                   _member(V4, 120) + _member(V6, None) + _member(b"\1\2\3", 5)))
-    out: list[tuple[bytes, int | None]] = []
+                   _member(V4, 120) + _member(V6, None) + _member(b"\1\2\3", 5)
+                   + _member(V6, 30, 64)))
+    out: list[nlipset.Member] = []
     # another request's ack first, then our members, then DONE
     data = _nlmsg(nlipset.NLMSG_ERROR, 6, struct.pack("=i", 0)) + _nlmsg(reply, 7, body)
     assert parse_list(data, 7, out) is False
-    assert out == [(V4, 120), (V6, None)]  # a 3-byte address is not one
+    # a 3-byte address is not one; a hash:net member carries its prefix length
+    assert out == [(V4, 120, None), (V6, None, None), (V6, 30, 64)]
     assert parse_list(_nlmsg(nlipset.NLMSG_DONE, 7, struct.pack("=i", 0)), 7, out) is True
     with pytest.raises(NetlinkError) as exc:
         parse_list(_nlmsg(nlipset.NLMSG_ERROR, 8, struct.pack("=i", -errno.ENOENT)), 8, [])
@@ -160,7 +183,7 @@ def _list_both_ways(n: int) -> dict[str, Any]:
         for i in range(n // 10):
             raw.add("sgl6", ipaddress.ip_address(base6 + i).packed, 50 + i)
         for name, family in (("sgl4", socket.AF_INET), ("sgl6", socket.AF_INET6)):
-            mine = {(socket.inet_ntop(family, p), t) for p, t in raw.list(name)}
+            mine = {(socket.inet_ntop(family, p), t) for p, t, _cidr in raw.list(name)}
             theirs = set()
             addr = "IPSET_ATTR_IPADDR_IPV" + ("4" if family == socket.AF_INET else "6")
             for msg in ref.list(name):

@@ -1,0 +1,63 @@
+"""model.parse_target: the one parser of block targets (an address or a prefix)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+
+import pytest
+
+from scanguard_ids.commands.control_cmds import _ip
+from scanguard_ids.daemon import _valid_ip
+from scanguard_ids.errors import ControlError
+from scanguard_ids.model import parse_ip, parse_target
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("192.0.2.7", ipaddress.ip_address("192.0.2.7")),
+    (" 2001:0DB8::7 ", ipaddress.ip_address("2001:db8::7")),
+    ("::ffff:192.0.2.7", ipaddress.ip_address("192.0.2.7")),
+    ("192.0.2.7/32", ipaddress.ip_address("192.0.2.7")),
+    ("2001:db8::7/128", ipaddress.ip_address("2001:db8::7")),
+    ("::ffff:192.0.2.7/128", ipaddress.ip_address("192.0.2.7")),
+    ("2001:db8:1:2::/64", ipaddress.ip_network("2001:db8:1:2::/64")),
+    ("2001:DB8:1:2:0:0::/64", ipaddress.ip_network("2001:db8:1:2::/64")),
+    ("198.51.100.0/24", ipaddress.ip_network("198.51.100.0/24")),
+    ("::ffff:198.51.100.0/120", ipaddress.ip_network("198.51.100.0/24")),
+    ("10.0.0.0/8", ipaddress.ip_network("10.0.0.0/8")),
+    ("2001:db8::/32", ipaddress.ip_network("2001:db8::/32")),
+])
+def test_parse_target(text: str, want: object) -> None:
+    assert parse_target(text) == want
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("2001:db8:1:2::9/64", "host bits set in '2001:db8:1:2::9/64': the network is "
+                           "2001:db8:1:2::/64"),
+    ("192.0.2.7/24", "host bits set"),
+    ("10.0.0.0/7", r"prefix too wide: 10.0.0.0/7 \(at most /8 for IPv4\)"),
+    ("2001::/16", "prefix too wide"),
+    ("0.0.0.0/0", "prefix too wide"),
+    ("192.0.2.0/33", "not an IP address or network"),
+    ("example.org/24", "not an IP address or network"),
+    ("example.org", "not an IP address"),
+    ("", "not an IP address"),
+])
+def test_parse_target_refuses(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_target(text)
+
+
+def test_parse_ip_still_refuses_prefixes() -> None:
+    with pytest.raises(ValueError, match="not an IP address"):
+        parse_ip("2001:db8::/64")
+
+
+def test_control_paths_accept_prefixes() -> None:
+    assert _ip("2001:db8:1:2::/64") == "2001:db8:1:2::/64"
+    assert _valid_ip("198.51.100.0/24") == "198.51.100.0/24"
+    assert _valid_ip("192.0.2.7/32") == "192.0.2.7"
+    with pytest.raises(argparse.ArgumentTypeError, match="host bits"):
+        _ip("2001:db8::1/64")
+    with pytest.raises(ControlError, match="prefix too wide"):
+        _valid_ip("2000::/8")
