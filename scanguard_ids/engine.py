@@ -150,8 +150,9 @@ class Engine:
     # -- operator actions -----------------------------------------------------------
     def manual_block(self, ip: str, ttl: int | None = None) -> Decision:
         ttl = int(ttl or self.cfg.detect.ttl)
-        if ip in self.allowlist:
-            raise BlockRefused(f"{ip} is allowlisted (detect.allowlist or an address of this host)")
+        if ip in self.allowlist or ("/" in ip and self.allowlist.overlaps(ip)):
+            raise BlockRefused(f"{ip} is or contains an allowlisted address "
+                               "(detect.allowlist or an address of this host)")
         now = self.clock.now()
         d = Decision(ts=now, action="block", ip=ip, ttl=ttl, reason="manual block", manual=True,
                      first_seen=now, last_seen=now)
