@@ -97,7 +97,7 @@ def argv(sweep: Sweep, source: str, ifname: str, router_mac: str, out: Path,
             raise procs.LabError("zmap sweeps one TCP port (tcp_synscan)")
         return ["zmap", "-p", ports, "-i", ifname, "-S", source, "-G", router_mac,
                 "-b", str(blacklist), "-r", str(sweep.rate), "-c", str(max(1, round(sweep.wait))),
-                "-M", "tcp_synscan", "-f", "saddr,sport,classification,success,repeat",
+                "-M", "tcp_synscan", "-O", "csv", "-f", "saddr,sport,classification,success,repeat",
                 "--output-filter", "success = 0 || success = 1", "-o", str(out), "--disable-syslog",
                 "--sender-threads", "1", sweep.targets]
     if sweep.tool == "nmap":
