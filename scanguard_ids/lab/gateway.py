@@ -33,6 +33,7 @@ from scanguard_ids.lab import (
     analysis,
     capture,
     gateway_config,
+    gateway_nftwatch,
     gateway_scan,
     gateway_topo,
     listeners,
@@ -116,8 +117,12 @@ class _Lab:
     result: GatewayResult
 
 
-def _reset(topo: GatewayTopology) -> None:
-    protect.reset_victim(topo.router)  # the router is where the sets and conntrack live
+def _reset(topo: GatewayTopology, backend: str) -> None:
+    """No block and no connection state left on the router from an earlier scan."""
+    protect.reset_victim(topo.router)  # ipsets and conntrack
+    if backend == "nftables":
+        for name in ("blocked4", "blocked6"):
+            topo.router.run(["nft", "flush", "set", "inet", SET_NAME, name], check=False)
 
 
 def _thresholds(lab: _Lab, sweep: Sweep) -> gateway_config.Thresholds:
@@ -143,10 +148,13 @@ def _daemon(lab: _Lab, run_dir: Path, sweep: Sweep) -> protect.CommandProtector:
 def _watched(lab: _Lab, run_dir: Path) -> Iterator[tuple[Path, Path]]:
     topo = lab.topo
     pcap, watch = run_dir / "outside.pcap", run_dir / "setwatch.jsonl"
+    opts = lab.opts
+    watcher = (gateway_nftwatch.watching(topo.router, SET_NAME, watch, opts.setwatch_interval,
+                                         opts.max_seconds)
+               if opts.backend == "nftables" else
+               setwatch.watching(topo.router, watch, opts.setwatch_interval, opts.max_seconds))
     with capture.capture(topo.router, gateway_topo.OUTSIDE_IF, topo.victim_addrs()
-                         + [topo.router_inside4], pcap), \
-            setwatch.watching(topo.router, watch, lab.opts.setwatch_interval,
-                              lab.opts.max_seconds):
+                         + [topo.router_inside4], pcap), watcher:
         yield pcap, watch
 
 
@@ -156,7 +164,7 @@ def _sweep(lab: _Lab, sweep: Sweep, source: str, protection: bool) -> Row:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    _reset(topo)
+    _reset(topo, lab.opts.backend)
     decisions: list[dict[str, object]] = []
     with _watched(lab, run_dir) as (pcap, watch):
         daemon = _daemon(lab, run_dir, sweep) if protection else None
@@ -174,7 +182,7 @@ def _sweep(lab: _Lab, sweep: Sweep, source: str, protection: bool) -> Row:
                 daemon.stop()
                 decisions = daemon.decisions()
                 lab.result.notes.extend(daemon.notes)
-    _reset(topo)
+    _reset(topo, lab.opts.backend)
     packets = [p for p in capture.read_pcap(pcap) if p.remote == source]
     events = setwatch.read_events(watch)
     return _row(lab, sweep, run, protection, packets, events, decisions)

@@ -114,3 +114,15 @@ def test_in_flight_counts_closed_answers_between_fifth_and_block() -> None:
     pkts = [_pk(float(i), RST) for i in range(1, 10)] + [_pk(5.5, SYNACK)]
     assert gateway_report.in_flight(pkts, 7.0) == 2  # RSTs at 6 and 7
     assert gateway_report.in_flight(pkts, None) == 0
+
+
+def test_nftwatch_members() -> None:
+    from scanguard_ids.lab.gateway_nftwatch import members
+
+    listing = {"nftables": [{"metainfo": {}}, {"table": {"name": "sggw"}},
+                            {"set": {"name": "blocked4", "elem": [
+                                {"elem": {"val": "192.0.2.61", "timeout": 300}}, "192.0.2.62",
+                                {"elem": {"val": {"prefix": {"addr": "192.0.2.0", "len": 28}}}}]}},
+                            {"set": {"name": "blocked6"}}]}
+    assert members(listing) == {("blocked4", "192.0.2.61"), ("blocked4", "192.0.2.62"),
+                                ("blocked4", "192.0.2.0/28")}
