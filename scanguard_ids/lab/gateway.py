@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 SET_NAME = "sggw"
 UNPROTECTED_BASE, PROTECTED_BASE = 10, 60  # scanner addresses 192.0.2.10+i / .60+i
+SCANNER6_PREFIX = "2001:db8:1::"  # ... and 2001:db8:1::10+i / ::60+i (hex digits, decimal i)
 MAX_SWEEPS = 40
 SWEEP3_TCP = (22, 80, 443)
 SWEEP3_UDP = (53, 123, 161)
@@ -91,6 +92,8 @@ def default_sweeps(topo: GatewayTopology, rate: int, slow_scale: float) -> list[
         Sweep("nmap-sS-3", "nmap", "tcp", SWEEP3_TCP, net, rate),
         Sweep("nmap-sU-1", "nmap", "udp", (53,), net, rate),
         Sweep("nmap-sU-3", "nmap", "udp", SWEEP3_UDP, net, rate),
+        Sweep("nmap-sS6-3", "nmap", "tcp", SWEEP3_TCP, topo.net6, rate,
+              hosts=(topo.router_inside6, *topo.hosts6)),
         Sweep("nmap-slow-vertical", "nmap", "tcp", SLOW_PORTS, topo.servers4[0], rate,
               scan_delay=round(60.0 * slow_scale, 3)),
     ]
@@ -154,7 +157,7 @@ def _watched(lab: _Lab, run_dir: Path) -> Iterator[tuple[Path, Path]]:
                if opts.backend == "nftables" else
                setwatch.watching(topo.router, watch, opts.setwatch_interval, opts.max_seconds))
     with capture.capture(topo.router, gateway_topo.OUTSIDE_IF, topo.victim_addrs()
-                         + [topo.router_inside4], pcap), watcher:
+                         + [topo.router_inside4, topo.router_inside6], pcap), watcher:
         yield pcap, watch
 
 
@@ -198,9 +201,15 @@ def _row(lab: _Lab, sweep: Sweep, run: gateway_scan.SweepRun, protection: bool,
     react = analysis.reaction(packets, intervals, min(decided) if decided else None,
                               opts.setwatch_interval, th.count, th.ports)
     # A network sweep also probes the router's inside address (it answers, all closed).
-    hosts = [sweep.targets] if "/" not in sweep.targets else [topo.router_inside4, *topo.hosts4]
+    if sweep.hosts:
+        hosts = list(sweep.hosts)
+    elif sweep.network:
+        hosts = [topo.router_inside4, *topo.hosts4]
+    else:
+        hosts = [sweep.targets]
+    servers = [*topo.servers4, *topo.hosts6[:topo.n_servers]]
     opened = opts.open_tcp if sweep.proto == "tcp" else opts.open_udp
-    truth = gateway_scan.endpoints_of(hosts, sweep.ports, sweep.proto, topo.servers4, opened)
+    truth = gateway_scan.endpoints_of(hosts, sweep.ports, sweep.proto, servers, opened)
     return Row.of(sweep, run, protection, truth, packets, react, intervals,
                   window=th.window)
 
@@ -227,10 +236,9 @@ def run_gateway(opts: GatewayOptions) -> GatewayResult:
                                     [topo.net4, topo.net6]) as sen:
             sweeps = pick(default_sweeps(topo, opts.rate, opts.slow_scale), opts.sweeps)
             sweeps = [_bounded(s, opts.sweep_timeout) for s in sweeps]
-            n = len(sweeps)
             gateway_topo.add_scanner_addrs(
-                topo, [f"192.0.2.{b + i}" for b in (UNPROTECTED_BASE, PROTECTED_BASE)
-                       for i in range(n)])
+                topo, [_source(s, b + i) for b in (UNPROTECTED_BASE, PROTECTED_BASE)
+                       for i, s in enumerate(sweeps)])
             lab = _Lab(opts, topo, sen, outdir, extra, result)
             result.options = _describe(opts, topo, sweeps, extra)
             for protection, base, on in ((False, UNPROTECTED_BASE, opts.unprotected),
@@ -238,12 +246,17 @@ def run_gateway(opts: GatewayOptions) -> GatewayResult:
                 if not on:
                     continue
                 for i, sweep in enumerate(sweeps):
-                    result.rows.append(_sweep(lab, sweep, f"192.0.2.{base + i}", protection))
+                    result.rows.append(_sweep(lab, sweep, _source(sweep, base + i), protection))
             result.notes.extend(sen.notes)
     finally:
         result.finished = clock.now()
         result.elapsed = round(time.monotonic() - t0, 1)
     return result
+
+
+def _source(sweep: Sweep, n: int) -> str:
+    """The scanner address of one scan: its own, in the family of its targets."""
+    return f"{SCANNER6_PREFIX}{n}" if sweep.ipv6 else f"192.0.2.{n}"
 
 
 def _bounded(sweep: Sweep, timeout: float) -> Sweep:
@@ -257,7 +270,8 @@ def _describe(opts: GatewayOptions, topo: GatewayTopology, sweeps: list[Sweep],
     th = opts.thresholds
     return {
         "victim_net": [topo.net4, topo.net6], "hosts": opts.hosts, "servers": topo.servers4,
-        "open_tcp": list(opts.open_tcp), "open_udp": list(opts.open_udp),
+        "servers6": topo.hosts6[:topo.n_servers], "open_tcp": list(opts.open_tcp),
+        "open_udp": list(opts.open_udp),
         "backend": opts.backend, "rate_pps": opts.rate,
         "detect": {"count": th.count, "ports": th.ports, "window": th.window, "ttl": th.ttl,
                    **gateway_config.detect_keys(extra)},

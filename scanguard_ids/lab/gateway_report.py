@@ -76,7 +76,7 @@ class Row:
             in_flight=in_flight(packets, blocked), goal=None, window=window,
             elapsed=round(run.elapsed, 2), exit=run.exit, argv=run.argv,
             wrong=len(learned_open & t_closed) + len(learned_closed & t_open))
-        if len(sweep.ports) == 1 and "/" in sweep.targets and protection:
+        if len(sweep.ports) == 1 and sweep.network and protection:
             row.goal = (blocked is not None and row.open_after_block == 0
                         and row.closed_learned <= GOAL_CLOSED + row.in_flight)
         return row

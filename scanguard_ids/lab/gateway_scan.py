@@ -48,7 +48,8 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class Sweep:
-    """One scan of the lab: ``targets`` is a network (CIDR) or one host."""
+    """One scan of the lab: ``targets`` is a network (CIDR) or one host; ``hosts``, when
+    given, are the addresses actually listed to the tool (an IPv6 /64 cannot be swept)."""
 
     name: str
     tool: str
@@ -59,11 +60,21 @@ class Sweep:
     scan_delay: float = 0.0  # nmap --scan-delay, seconds (the slow scan)
     wait: float = 2.0  # masscan --wait / zmap cooldown, seconds after the last probe
     timeout: float = 120.0  # hard bound of the whole run
+    hosts: tuple[str, ...] = ()
+
+    @property
+    def ipv6(self) -> bool:
+        return ":" in self.targets
+
+    @property
+    def network(self) -> bool:
+        return "/" in self.targets
 
     def describe(self) -> str:
         pace = f"scan-delay {self.scan_delay:g}s" if self.scan_delay else f"{self.rate} pps"
         ports = ",".join(map(str, self.ports))
-        return f"{self.tool} {self.proto} port(s) {ports} of {self.targets}, {pace}"
+        where = f"{len(self.hosts)} hosts of {self.targets}" if self.hosts else self.targets
+        return f"{self.tool} {self.proto} port(s) {ports} of {where}, {pace}"
 
 
 @dataclass(slots=True)
@@ -86,6 +97,10 @@ def argv(sweep: Sweep, source: str, ifname: str, router_mac: str, out: Path,
     """The command line of ``sweep`` sent from ``source`` out of ``ifname`` (pure)."""
     check_doc_address(source)
     check_doc_address(sweep.targets)
+    for host in sweep.hosts:
+        check_doc_address(host)
+    if sweep.hosts and sweep.tool != "nmap":
+        raise procs.LabError(f"{sweep.tool}: sweeps a network, not a host list")
     ports = ",".join(map(str, sweep.ports))
     if sweep.tool == "masscan":
         spec = ports if sweep.proto == "tcp" else ",".join(f"U:{p}" for p in sweep.ports)
@@ -105,9 +120,9 @@ def argv(sweep: Sweep, source: str, ifname: str, router_mac: str, out: Path,
                 if sweep.scan_delay else
                 ["-T4", "--max-retries", "1", "--max-rate", str(sweep.rate),
                  "--max-rtt-timeout", "300ms"])
-        flag = "-sS" if sweep.proto == "tcp" else "-sU"
-        return ["nmap", "-n", "-Pn", flag, "-p", ports, "-S", source, "-e", ifname, *pace,
-                "--reason", "-oX", str(out), sweep.targets]
+        flags = ["-sS" if sweep.proto == "tcp" else "-sU"] + (["-6"] if sweep.ipv6 else [])
+        return ["nmap", "-n", "-Pn", *flags, "-p", ports, "-S", source, "-e", ifname, *pace,
+                "--reason", "-oX", str(out), *(sweep.hosts or (sweep.targets,))]
     raise procs.LabError(f"unknown scanner {sweep.tool!r}: one of {', '.join(TOOLS)}")
 
 

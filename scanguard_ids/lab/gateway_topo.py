@@ -77,6 +77,10 @@ class GatewayTopology:
         return str(NET4.network_address + 1)
 
     @property
+    def router_inside6(self) -> str:
+        return str(NET6.network_address + 1)
+
+    @property
     def net4(self) -> str:
         return str(NET4)
 
@@ -103,7 +107,9 @@ def host_addrs(n_hosts: int) -> tuple[list[str], list[str]]:
 def add_scanner_addrs(topo: GatewayTopology, addrs: list[str]) -> None:
     for addr in addrs:
         netns.check_doc_address(addr)
-        topo.scanner.run(["ip", "addr", "add", f"{addr}/24", "dev", SCANNER_IF], check=False)
+        plen, extra = ("64", ["nodad"]) if ":" in addr else ("24", [])
+        topo.scanner.run(["ip", "addr", "add", f"{addr}/{plen}", "dev", SCANNER_IF, *extra],
+                         check=False)
 
 
 def _sysctls(ns: Netns, values: dict[str, str]) -> None:
