@@ -21,7 +21,7 @@ from scanguard_ids.lab.gateway_report import GatewayResult, Row, summary
 pytestmark = [pytest.mark.root, pytest.mark.suricata, pytest.mark.slow]
 
 TOOLS = ("masscan", "nmap", "suricata", "tcpdump", "ipset", "iptables")
-PREFIX = "sgt"
+PREFIX = f"gw{os.getpid() % 100_000}"  # per process: other runs may be going on
 SWEEPS = ("masscan-tcp-1", "nmap-sS-3")
 
 
