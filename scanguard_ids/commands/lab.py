@@ -2,6 +2,10 @@
 scanner, an optional delaying path), opens the 100 most popular TCP and UDP ports on the
 victim, runs real Suricata and nmap without and with `scanguard run`, and prints Table I
 beside the paper's figures. Needs root; touches nothing outside the namespaces it makes.
+
+`--topology gateway`: a scanner, a forwarding router running Suricata and `scanguard run`
+(blocks in FORWARD), and a victim network of up to 61 hosts behind it; masscan, zmap and
+nmap sweeps and a slow vertical scan, without and with protection (docs/gateway-lab.md).
 """
 
 from __future__ import annotations
@@ -37,15 +41,20 @@ def _sizes(text: str) -> tuple[int, ...]:
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("lab", help="reproduce the paper's experiment in namespaces",
                        description=__doc__)
+    p.add_argument("--topology", choices=("host", "gateway"), default="host",
+                   help="host: the paper's one-host vertical scan (default); gateway: sweeps "
+                        "of a victim network through a protecting router")
     p.add_argument("--ports", type=_sizes, default=(65_536,), metavar="RANGE",
                    help="ports scanned: N, 1-N, or sizes N,N,... for the figures (default 65536)")
     p.add_argument("--tcp", action="store_true", help="TCP SYN scans only")
     p.add_argument("--udp", action="store_true", help="UDP scans only")
     p.add_argument("--policy", choices=("paper", "default"), default="default",
                    help="scanguard's policy while protecting (default: default)")
-    p.add_argument("--backend", choices=("ipset", "sdn-faucet", "sdn-openflow"), default="ipset",
+    p.add_argument("--backend", choices=("ipset", "nftables", "sdn-faucet", "sdn-openflow"),
+                   default="ipset",
                    help="where the protected runs block: the victim's ipset (Table I), or an "
-                        "OVS switch at the victim's edge under Faucet / standalone (Table II)")
+                        "OVS switch at the victim's edge under Faucet / standalone (Table II); "
+                        "gateway: the router's ipset or nftables")
     p.add_argument("--delay", type=float, default=10.0, metavar="MS",
                    help="one-way delay of the scanner's path in ms (default 10; 0 = direct veth)")
     p.add_argument("--transport", choices=("socket", "file"), default="socket",
@@ -57,15 +66,72 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--json", metavar="FILE", help="write the results as JSON here")
     p.add_argument("--plot", metavar="FILE", help="draw the paper's Figures 1-3 as PNG here")
     p.add_argument("--tui", action="store_true", help="live monitor during protected scans")
+    g = p.add_argument_group("gateway topology")
+    g.add_argument("--hosts", type=int, default=61, metavar="N",
+                   help="victim hosts behind the router (2..61, default 61; 4 run services)")
+    g.add_argument("--sweeps", metavar="NAME,...",
+                   help="run only these sweeps (default: all; see docs/gateway-lab.md)")
+    g.add_argument("--rate", type=int, default=2000, metavar="PPS",
+                   help="masscan/zmap rate and nmap --max-rate (default 2000, at most 5000)")
+    g.add_argument("--slow-scale", type=float, default=0.05, metavar="F",
+                   help="slow scan time base: scan-delay 60 s x F, window x F (default 0.05)")
+    g.add_argument("--count", type=int, default=3, help="scanguard [detect] count (default 3)")
+    g.add_argument("--distinct-ports", type=int, default=2, metavar="N",
+                   help="scanguard [detect] ports (default 2; --ports is the host lab's range)")
+    g.add_argument("--window", type=float, default=60.0, metavar="S",
+                   help="scanguard [detect] window in seconds (default 60)")
+    g.add_argument("--scanguard-config", metavar="FILE",
+                   help="TOML merged over the lab's scanguard config (e.g. keys of new tiers)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        raise ConfigError("scanguard lab", "needs root (it creates network namespaces)")
+    if args.topology == "gateway":
+        return run_gateway(args)
+    if args.backend == "nftables":
+        raise ConfigError("--backend", "nftables is for --topology gateway only")
+    return run_host(args)
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    from scanguard_ids.lab import gateway_report
+    from scanguard_ids.lab.gateway import GatewayOptions, run_gateway
+    from scanguard_ids.lab.gateway_config import Thresholds
+    from scanguard_ids.lab.gateway_topo import MAX_HOSTS
+
+    if args.backend not in ("ipset", "nftables"):
+        raise ConfigError("--backend", "the gateway lab blocks with ipset or nftables")
+    if not 2 <= args.hosts <= MAX_HOSTS:
+        raise ConfigError("--hosts", f"must be 2..{MAX_HOSTS}")
+    if not 1 <= args.rate <= 5000:
+        raise ConfigError("--rate", "must be 1..5000 pps")
+    if not 0 < args.slow_scale <= 1:
+        raise ConfigError("--slow-scale", "must be in (0, 1]")
+    if args.count < 1 or args.distinct_ports < 1 or args.window <= 0:
+        raise ConfigError("--count/--distinct-ports/--window", "must be positive")
+    outdir = Path(args.out) if args.out else None
+    opts = GatewayOptions(
+        hosts=args.hosts, sweeps=tuple(s for s in (args.sweeps or "").split(",") if s),
+        rate=args.rate, slow_scale=args.slow_scale, unprotected=not args.no_unprotected,
+        thresholds=Thresholds(args.count, args.distinct_ports, args.window),
+        scanguard_config=Path(args.scanguard_config) if args.scanguard_config else None,
+        backend=args.backend, outdir=outdir)
+    result = run_gateway(opts)
+    print(gateway_report.summary(result))
+    if outdir is not None:
+        for name, path in gateway_report.write_outputs(result, outdir).items():
+            print(f"{name}: {path}")
+    if args.json:
+        Path(args.json).write_text(gateway_report.to_json(result) + "\n")
+    return 0
+
+
+def run_host(args: argparse.Namespace) -> int:
     from scanguard_ids.lab import report
     from scanguard_ids.lab.runner import LabOptions, run_lab
 
-    if os.geteuid() != 0:
-        raise ConfigError("scanguard lab", "needs root (it creates network namespaces)")
     if args.latency_trials < 0:
         raise ConfigError("--latency-trials", "must be >= 0")
     if args.delay < 0 or args.delay > 1000:

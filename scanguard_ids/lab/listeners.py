@@ -54,8 +54,13 @@ def _bind(family: int, kind: int, addr: str, port: int) -> socket.socket:
     return sock
 
 
-def open_sockets(tcp: list[int], udp: list[int], ipv6: bool) -> list[tuple[socket.socket, str]]:
+def open_sockets(tcp: list[int], udp: list[int], ipv6: bool,
+                 addrs: Sequence[str] = ()) -> list[tuple[socket.socket, str]]:
+    """Wildcard sockets, or with ``addrs`` one socket per address (then a UDP reply leaves
+    from the address that was probed, not from the interface's first address)."""
     fams = [(socket.AF_INET, "0.0.0.0")] + ([(socket.AF_INET6, "::")] if ipv6 else [])
+    if addrs:
+        fams = [(socket.AF_INET6 if ":" in a else socket.AF_INET, a) for a in addrs]
     socks: list[tuple[socket.socket, str]] = []
     for family, addr in fams:
         socks += [(_bind(family, socket.SOCK_STREAM, addr, p), "tcp") for p in tcp]
@@ -107,12 +112,15 @@ def _ports(spec: str) -> list[int]:
 
 @contextlib.contextmanager
 def running(ns: Netns, tcp: Sequence[int], udp: Sequence[int], ipv6: bool = True,
-            max_seconds: float = 3600.0) -> Iterator[subprocess.Popen[bytes]]:
+            max_seconds: float = 3600.0,
+            addrs: Sequence[str] = ()) -> Iterator[subprocess.Popen[bytes]]:
     """This module as a process in ``ns``, ready (every socket bound) inside the block."""
     argv = [sys.executable, "-m", "scanguard_ids.lab.listeners", "--tcp", ",".join(map(str, tcp)),
             "--udp", ",".join(map(str, udp)), "--max-seconds", str(max_seconds)]
     if ipv6:
         argv.append("--ipv6")
+    if addrs:
+        argv += ["--bind", ",".join(addrs)]
     proc = procs.spawn(ns.argv(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         line = procs.read_line(proc, timeout=15)
@@ -129,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--udp", default="", help="comma-separated UDP ports")
     p.add_argument("--ipv6", action="store_true")
     p.add_argument("--max-seconds", type=float, default=3600.0)
+    p.add_argument("--bind", default="", help="comma-separated addresses (default: wildcard)")
     a = p.parse_args(argv)
     tcp, udp = _ports(a.tcp), _ports(a.udp)
-    socks = open_sockets(tcp, udp, a.ipv6)
+    socks = open_sockets(tcp, udp, a.ipv6, [x for x in a.bind.split(",") if x.strip()])
     sys.stdout.write(json.dumps({"ready": True, "tcp": len(tcp), "udp": len(udp)}) + "\n")
     sys.stdout.flush()
     served = serve(socks, a.max_seconds)
