@@ -138,6 +138,10 @@ class CrowdsecSink:
 
     # -- the worker ----------------------------------------------------------------
     def _run(self) -> None:
+        try:  # log in now: the LAPI's password check takes ~0.5 s, not on the first ban
+            self.client.login()
+        except LapiError as exc:
+            log.warning("crowdsec login failed (retried with the first decision) error=%s", exc)
         backoff = 0.0
         while True:
             batch = self._take()
