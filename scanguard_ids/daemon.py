@@ -32,6 +32,7 @@ from scanguard_ids.model import parse_target
 
 if TYPE_CHECKING:
     from scanguard_ids.metrics import Metrics
+    from scanguard_ids.sinks.crowdsec import CrowdsecSink
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Daemon:
         self.checkpoint: Checkpoint | None = None
         self.control: ControlServer | None = None
         self.metrics: Metrics | None = None
+        self.crowdsec: CrowdsecSink | None = None
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> Engine:
@@ -178,6 +180,14 @@ class Daemon:
                                    self.clock)
             engine.sinks.append(self.metrics)
             self.metrics.serve(cfg.metrics.listen)
+        if (cfg.crowdsec.credentials or cfg.crowdsec.url) and self.backend.info.name != "dry-run":
+            from scanguard_ids.sinks.crowdsec import CrowdsecSink, load_credentials
+
+            c = cfg.crowdsec
+            self.crowdsec = CrowdsecSink(c, load_credentials(c.credentials, c.url, c.login,
+                                                             c.password), self.clock)
+            engine.sinks.append(self.crowdsec)
+            self.crowdsec.start()
         sdnotify.ready(f"scanguard running: {len(self.sources)} EVE source(s)")
         return engine
 
@@ -262,6 +272,8 @@ class Daemon:
         if self.engine is not None:
             self.save_state()
             self.engine.journal.close()
+        if self.crowdsec is not None:
+            self.crowdsec.stop(flush=2.0)
         if self.backend is not None:
             self.backend.stop()
         log.info("scanguard stopped; blocks stay in the kernel until their timeouts")

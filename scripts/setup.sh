@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 
 # gcc + python3-dev build the optional C EVE reader (scanguard_ids/eve/_fast.c) at pip install.
 # masscan, zmap, redis-server: the scanners and the fleet store of the lab scenarios.
+# crowdsec, crowdsec-firewall-bouncer: the tests run their own Local API (tests/crowdsec_lapi.py);
+# the system's crowdsec service is never started or enabled here.
 PKGS=(nmap ipset iptables nftables iproute2 tcpdump conntrack ethtool tmux fail2ban jq openvswitch-switch
-      gcc python3-dev masscan zmap redis-server)
+      gcc python3-dev masscan zmap redis-server crowdsec crowdsec-firewall-bouncer)
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 suricata_major() {
@@ -45,6 +47,12 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
     fi
     log "installing: ${missing[*]} $([ $want_suricata = 1 ] && echo suricata)"
+    # Debian's crowdsec registers with the Central API at install (internet) unless this file
+    # exists first; a comment alone disables that (README.Debian).
+    if [[ " ${missing[*]} " == *" crowdsec "* ]] && [ ! -e /etc/crowdsec/online_api_credentials.yaml ]; then
+        mkdir -p /etc/crowdsec
+        echo '# no Central API (scanguard test machine)' > /etc/crowdsec/online_api_credentials.yaml
+    fi
     apt-get update -qq >/dev/null
     if [ ${#missing[@]} -gt 0 ]; then
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from scanguard_ids.config.schema import (
+    CROWDSEC_POST,
     SECTIONS,
     SID_CORE_LAST,
     SID_FIRST,
@@ -150,6 +151,15 @@ def validate(cfg: Config) -> None:
         except ValueError as exc:
             raise ConfigError("metrics.listen",
                               f"{exc} (an address, e.g. 127.0.0.1:9477)") from None
+    for i, what in enumerate(cfg.crowdsec.post):
+        if what not in CROWDSEC_POST:
+            raise ConfigError(f"crowdsec.post[{i}]",
+                              f"must be one of {', '.join(CROWDSEC_POST)}, got {what!r}")
+    cs = cfg.crowdsec
+    if cs.url and not cs.url.startswith(("http://", "https://")):
+        raise ConfigError("crowdsec.url", f"expected http://HOST:PORT, got {cs.url!r}")
+    if cs.url and not cs.credentials and not (cs.login and cs.password):
+        raise ConfigError("crowdsec.url", "needs login and password, or a credentials file")
     name = cfg.block.set_name
     if not name or len(name) > 28 or not name.replace("_", "").replace("-", "").isalnum():
         raise ConfigError("block.set_name", "1-28 characters of letters, digits, '-' and '_'")

@@ -230,6 +230,42 @@ class MetricsConfig:
         counters to that network.""", restart=True)
 
 
+#: What [crowdsec] post may list: decisions made by detection, and blocks made by hand.
+CROWDSEC_POST = ("automatic", "manual")
+
+
+@dataclass(frozen=True, slots=True)
+class CrowdsecConfig:
+    """Post our blocks to a CrowdSec Local API as decisions, so every CrowdSec bouncer enforces
+    them (see docs/crowdsec.md). Off unless credentials or url is set."""
+
+    credentials: str = key("", """A credentials file written by `cscli machines add scanguard
+        --password ... -f FILE` (url, login, password), e.g. /etc/scanguard/crowdsec.yaml. Empty:
+        url/login/password.""",
+        restart=True)
+    url: str = key("", """The Local API, e.g. "http://127.0.0.1:8080" (overrides the file's
+        url). Empty, with no credentials file: CrowdSec is off.""", restart=True)
+    login: str = key("", "Machine login (overrides the file's).", restart=True)
+    password: str = key("", "Machine password (overrides the file's).", restart=True)
+    scenario: str = key("scanguard/port-scan", """The scenario our alerts and decisions carry
+        (`cscli decisions list` shows it as the reason).""", restart=True)
+    post: tuple[str, ...] = key(CROWDSEC_POST, """Which blocks become CrowdSec decisions:
+        "automatic" (detection), "manual" (`scanguard block`). Every unblock deletes ours.""",
+        item=str, restart=True)
+    share: bool = key(False, """Let a Local API that talks to CrowdSec's Central API push our
+        alerts upstream. false: decisions carry origin "cscli", which the Local API treats as
+        manual and never shares unless its console option share_manual_decisions is on; true:
+        origin "scanguard", a custom scenario, shared while share_custom is on (its default).""",
+        restart=True)
+    batch_ms: int = key(100, """Collect decisions this long (ms) into one POST under load; 0:
+        post each at once.""", ge=0, le=10_000, restart=True)
+    queue_max: int = key(10_000, """Decisions held while the Local API is unreachable (the
+        oldest is dropped past this); expired ones are dropped, the rest posted when it is
+        back.""", ge=1, restart=True)
+    timeout: float = key(5.0, "Seconds one request to the Local API may take.", gt=0, le=120,
+                         restart=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     detect: DetectConfig = field(default_factory=DetectConfig)
@@ -239,6 +275,7 @@ class Config:
     journal: JournalConfig = field(default_factory=JournalConfig)
     sdn: SdnConfig = field(default_factory=SdnConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    crowdsec: CrowdsecConfig = field(default_factory=CrowdsecConfig)
 
     def replace(self, section: str, **changes: Any) -> Config:
         """A copy with some keys of one section changed (CLI overrides), validated."""
@@ -260,4 +297,5 @@ SECTIONS: dict[str, type] = {
     "journal": JournalConfig,
     "sdn": SdnConfig,
     "metrics": MetricsConfig,
+    "crowdsec": CrowdsecConfig,
 }

@@ -1,0 +1,1 @@
+"""Where decisions go besides the kernel: other enforcers (CrowdSec's Local API)."""
