@@ -37,6 +37,7 @@ from pathlib import Path
 import orjson
 
 from bench.common import CACHE, HERE
+from scanguard_ids.lab.rtt import checksum as _csum
 
 SAMPLES = HERE / "samples" / "suricata7-eve.jsonl"
 VERSION = 1  # bump when the generator changes: cached corpora are rebuilt
@@ -175,15 +176,6 @@ class _Ts:
 def v6_text(packed: bytes) -> str:
     """Suricata writes IPv6 addresses uncompressed: 2001:0db8:0000:...:0001."""
     return ":".join(packed[i : i + 2].hex() for i in range(0, 16, 2))
-
-
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def _ipv4(

@@ -1,7 +1,11 @@
-"""Child processes bound to us: the kernel kills them if we die; we stop them by PID only.
+"""Child processes: the one way to run a command, and long-lived children bound to us.
 
-Used by the lab (forwarder, listeners, Suricata, nmap, the protector) and the SDN backends'
-helpers (OVS daemons, Faucet).
+:func:`run` runs a command to completion (argv list, never a shell string; a missing
+binary, a hang or, when checked, a non-zero exit raise :class:`CommandError`); the
+enforcement backends (``block.common.run_argv``) and the lab go through it.
+:func:`spawn` starts a child that the kernel kills if we die; :func:`stop` stops it by
+its PID only. Used by the lab (forwarder, listeners, Suricata, nmap, OVS, Faucet, the
+protector).
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import ctypes
 import logging
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from scanguard_ids.errors import CommandError
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +29,30 @@ _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the forked child
     _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def run(argv: Sequence[str], *, timeout: float, stdin: str | None = None,
+        env: Mapping[str, str] | None = None, check: bool = True,
+        bound: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` to completion, text output captured.
+
+    CommandError naming the command if it is not found, outlives ``timeout`` (it is
+    killed) or, with ``check``, exits non-zero (the message ends with its stderr, or
+    stdout, tail). ``bound``: the kernel kills it if we die (:func:`die_with_parent`).
+    """
+    args = list(argv)
+    try:
+        res = subprocess.run(args, input=stdin, capture_output=True, text=True,
+                             timeout=timeout, env=dict(env) if env is not None else None,
+                             preexec_fn=die_with_parent if bound else None, check=False)
+    except FileNotFoundError:
+        raise CommandError(f"command not found: {args[0]}") from None
+    except subprocess.TimeoutExpired:
+        raise CommandError(f"timed out after {timeout:g}s: {' '.join(args)}") from None
+    if check and res.returncode != 0:
+        raise CommandError(f"exit {res.returncode}: {' '.join(args)}: "
+                           f"{(res.stderr or res.stdout).strip()[-500:]}")
+    return res
 
 
 def spawn(argv: Sequence[str], **kw: object) -> subprocess.Popen[bytes]:

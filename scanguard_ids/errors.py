@@ -21,3 +21,11 @@ class BackendError(ScanguardError):
 
 class ControlError(ScanguardError):
     """The control socket could not be reached or answered with an error."""
+
+
+class CommandError(ScanguardError):
+    """A command could not be started, hung, or (when checked) exited non-zero.
+
+    Raised by :func:`scanguard_ids.children.run`, the one way to run a command; a layer
+    that owns its own error type re-raises it as that (backends: BackendError).
+    """

@@ -6,8 +6,9 @@ import subprocess
 from collections.abc import Sequence
 from typing import Protocol
 
+from scanguard_ids import children
 from scanguard_ids.config import MAX_TTL
-from scanguard_ids.errors import BackendError
+from scanguard_ids.errors import BackendError, CommandError
 from scanguard_ids.model import IPAddress, IPNetwork, parse_ip, parse_target
 
 
@@ -54,14 +55,11 @@ class Runner(Protocol):
 
 def run_argv(argv: Sequence[str], stdin: str | None = None,
              timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """Run argv, capture text output; a missing binary or a hang becomes BackendError."""
+    """:func:`children.run` unchecked; a missing binary or a hang becomes BackendError."""
     try:
-        return subprocess.run(list(argv), input=stdin, capture_output=True, text=True,
-                              timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise BackendError(f"command not found: {argv[0]}") from None
-    except subprocess.TimeoutExpired:
-        raise BackendError(f"{argv[0]} did not finish within {timeout:g}s") from None
+        return children.run(argv, stdin=stdin, timeout=timeout, check=False)
+    except CommandError as exc:
+        raise BackendError(str(exc)) from exc
 
 
 def check_result(res: subprocess.CompletedProcess[str], what: str) -> str:

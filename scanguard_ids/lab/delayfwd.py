@@ -20,11 +20,12 @@ import argparse
 import collections
 import json
 import select
-import signal
 import socket
 import sys
 import time
 from dataclasses import asdict, dataclass
+
+from scanguard_ids.lab import procs
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -61,16 +62,9 @@ def forward(if_a: str, if_b: str, delay: float, max_seconds: float, max_queue: i
         poller.register(fd, select.EPOLLIN)
     queue: collections.deque[tuple[float, socket.socket, bytes]] = collections.deque()
     c = Counters()
-    stop = False
-
-    def _stop(_s: int, _f: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = procs.stop_on_signals()
     deadline = time.monotonic() + max_seconds
-    while not stop:
+    while not stop.requested:
         now = time.monotonic()
         if now >= deadline:
             break

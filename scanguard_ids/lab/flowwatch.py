@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import ipaddress
 import json
-import signal
 import struct
 import sys
 import time
@@ -119,14 +118,7 @@ def _emit(records: Iterable[dict[str, object]]) -> None:
 
 
 def watch(target: str, interval: float, max_seconds: float) -> int:
-    stop = False
-
-    def _stop(_s: int, _f: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = procs.stop_on_signals()
     conn = OfConnection(target, timeout=2.0)
     known: set[str] = set()
     polls = errors = 0
@@ -135,7 +127,7 @@ def watch(target: str, interval: float, max_seconds: float) -> int:
         known = dropped(conn)  # fail loudly before "ready" if the switch is unreachable
         _emit([{"t": time.time(), "event": "ready"},
                *changes(time.time(), set(), known)])
-        while not stop and time.monotonic() < deadline:
+        while not stop.requested and time.monotonic() < deadline:
             time.sleep(interval)
             try:
                 now = dropped(conn)

@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import json
 import selectors
-import signal
 import socket
 import subprocess
 import sys
@@ -73,16 +72,9 @@ def serve(socks: list[tuple[socket.socket, str]], max_seconds: float) -> Served:
     for sock, kind in socks:
         sel.register(sock, selectors.EVENT_READ, kind)
     served = Served()
-    stop = False
-
-    def _stop(_s: int, _f: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = procs.stop_on_signals()
     deadline = time.monotonic() + max_seconds
-    while not stop and (left := deadline - time.monotonic()) > 0:
+    while not stop.requested and (left := deadline - time.monotonic()) > 0:
         for key, _ in sel.select(timeout=min(left, 0.5))[:MAX_EVENTS_PER_WAKE]:
             ready = key.fileobj
             if not isinstance(ready, socket.socket):

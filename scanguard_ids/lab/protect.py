@@ -34,7 +34,7 @@ from scanguard_ids.lab.netns import Netns
 from scanguard_ids.timefmt import parse_eve_ts
 
 if TYPE_CHECKING:
-    from scanguard_ids.block.sdn.labnet import SdnSwitch
+    from scanguard_ids.lab.sdn.network import SdnSwitch
 
 log = logging.getLogger(__name__)
 

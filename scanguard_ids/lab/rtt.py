@@ -20,6 +20,7 @@ from scanguard_ids.lab.netns import check_doc_address
 
 
 def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ``data``: the lab's and the bench corpus's one."""
     if len(data) % 2:
         data += b"\0"
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))

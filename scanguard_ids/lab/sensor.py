@@ -251,19 +251,3 @@ def reconnects(sensor: Sensor) -> int:
     """How often Suricata has (re)connected its EVE socket (its log says so each time)."""
     path = sensor.log_dir / "suricata.log"
     return path.read_text(errors="replace").count("Reconnected socket") if path.exists() else 0
-
-
-def read_alerts(path: Path) -> list[dict[str, object]]:
-    """All alert records of an EVE file (lines that are not JSON are skipped)."""
-    out: list[dict[str, object]] = []
-    if not path.exists():
-        return out
-    with open(path, "rb") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and rec.get("event_type") == "alert":
-                out.append(rec)
-    return out

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -51,21 +50,14 @@ def members(msgs: Iterable[Any]) -> set[tuple[str, str]]:
 def watch(interval: float, max_seconds: float) -> int:
     from pyroute2.ipset import IPSet
 
-    stop = False
-
-    def _stop(_s: int, _f: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = procs.stop_on_signals()
     known: set[tuple[str, str]] = set()
     polls = 0
     deadline = time.monotonic() + max_seconds
     with IPSet() as ips:
         sys.stdout.write(json.dumps({"t": time.time(), "event": "ready"}) + "\n")
         sys.stdout.flush()
-        while not stop and time.monotonic() < deadline:
+        while not stop.requested and time.monotonic() < deadline:
             try:
                 now_members = members(list(ips.list()))
             except Exception as exc:  # noqa: BLE001 - a set destroyed mid-dump; retry

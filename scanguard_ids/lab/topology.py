@@ -12,7 +12,7 @@ one /24, so ARP and neighbour discovery cross the forwarder too.
 With ``switch`` ("faucet" or "none", for the sdn-faucet / sdn-openflow backends) a
 namespace ``switch`` at the victim's edge holds an OVS bridge between ``wv0`` (towards
 the victim) and ``ws0`` (towards the scanner), under Faucet or standalone
-(:func:`scanguard_ids.block.sdn.labnet.attach_switch`); the delaying path, if any,
+(:func:`scanguard_ids.lab.sdn.network.attach_switch`); the delaying path, if any,
 sits between the switch and the scanner, where the internet would be::
 
     victim sv0 <-> [wv0 | OVS br0 (+ Faucet) | ws0] <-> [pv0 | delay | ps0] <-> ss0 scanner
@@ -38,7 +38,7 @@ from scanguard_ids.lab import netns, procs
 from scanguard_ids.lab.netns import Netns
 
 if TYPE_CHECKING:
-    from scanguard_ids.block.sdn.labnet import SdnSwitch
+    from scanguard_ids.lab.sdn.network import SdnSwitch
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def switch_missing(controller: str) -> str | None:
     """Why a switch with ``controller`` cannot run here (None: it can)."""
     if controller not in SWITCH_CONTROLLERS:
         return f"switch controller {controller!r}: one of {', '.join(SWITCH_CONTROLLERS)}"
-    from scanguard_ids.block.sdn import faucetproc, ovs
+    from scanguard_ids.lab.sdn import faucetproc, ovs
 
     return ovs.missing() or (faucetproc.missing() if controller == "faucet" else None)
 
@@ -221,7 +221,7 @@ def build(delay_ms: float = 0.0, prefix: str = "sg", max_seconds: float = 7200.0
             topo.forwarder = _start_forwarder(topo.path, "pv0", "ps0", delay_ms, max_seconds)
             stack.callback(_stop_forwarder, topo.forwarder)
         if switch is not None and topo.switch_ns is not None and switch_dir is not None:
-            from scanguard_ids.block.sdn.labnet import attach_switch
+            from scanguard_ids.lab.sdn.network import attach_switch
 
             topo.switch = stack.enter_context(attach_switch(
                 topo.switch_ns, list(SWITCH_PORTS), switch_dir, controller=switch,

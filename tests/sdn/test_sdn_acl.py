@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scanguard_ids.block.sdn import faucetproc
 from scanguard_ids.block.sdn.acl import HEADER, AclFormatError, AclLayout, faucet_yaml
+from scanguard_ids.lab.sdn import faucetproc
 
 BLOCKS = {"198.51.100.7": 1_800_000_000.25, "2001:db8::7": 1_800_000_300.5,
           "192.0.2.9": 1_800_000_100.0}

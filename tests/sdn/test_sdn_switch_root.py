@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from nsutil import run_in_netns  # tests/nsutil.py
 
-from scanguard_ids.block.sdn import faucetproc, ovs
 from scanguard_ids.block.sdn.faucet import FaucetBackend
-from scanguard_ids.block.sdn.labnet import SdnNet, switched_pair
 from scanguard_ids.block.sdn.openflow import OpenFlowBackend
-from scanguard_ids.block.sdn.probe import Pinger
 from scanguard_ids.lab.netns import Netns
+from scanguard_ids.lab.sdn import faucetproc, ovs
+from scanguard_ids.lab.sdn.network import SdnNet, switched_pair
+from scanguard_ids.lab.sdn.probe import Pinger
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 
@@ -70,7 +70,7 @@ def wait_reach(ns: Netns, src: str, dst: str, want: bool, limit: float) -> float
 
 def start_probe(net: SdnNet, src: str, dst: str, until: str,
                 limit: float = 20) -> subprocess.Popen[str]:
-    argv = net.scanner.argv([sys.executable, "-m", "scanguard_ids.block.sdn.probe", dst,
+    argv = net.scanner.argv([sys.executable, "-m", "scanguard_ids.lab.sdn.probe", dst,
                              "--src", src, "--until", until, "--interval", "0.005",
                              "--timeout", "0.3", "--max", str(limit)])
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)

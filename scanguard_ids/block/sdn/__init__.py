@@ -8,7 +8,7 @@ Backends (picked by name in :mod:`scanguard_ids.block.registry`):
 * :mod:`openflow` - drop flows with a hard timeout written straight to the switch,
   over an OpenFlow 1.3 connection (:mod:`ofconn`, :mod:`ofp13`) or ``ovs-ofctl``.
 
-Lab and test support (real OVS and Faucet in namespaces, files in a temp dir):
-:mod:`ovs`, :mod:`faucetproc`, :mod:`labnet`, :mod:`probe`, :mod:`measure`.
+Only what a daemon loads to enforce lives here; the rigs that build and measure real
+switches (OVS and Faucet in namespaces) are in :mod:`scanguard_ids.lab.sdn`.
 See docs/sdn.md.
 """

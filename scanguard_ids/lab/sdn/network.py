@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scanguard_ids.block.sdn import procs
 from scanguard_ids.block.sdn.acl import AclLayout, faucet_yaml
-from scanguard_ids.block.sdn.faucetproc import FaucetController
-from scanguard_ids.block.sdn.ovs import Bridge, OvsSwitch
 from scanguard_ids.errors import BackendError
-from scanguard_ids.lab import netns
+from scanguard_ids.lab import netns, procs
 from scanguard_ids.lab.netns import Netns
+from scanguard_ids.lab.procs import LabError
+from scanguard_ids.lab.sdn.faucetproc import FaucetController
+from scanguard_ids.lab.sdn.ovs import Bridge, OvsSwitch
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def attach_switch(ns: Netns, ports: Sequence[str], workdir: Path, controller: st
                   of_port: int = 6653, start_timeout: float = 30.0) -> Iterator[SdnSwitch]:
     """Bridge ``ports`` (veth ends in ``ns``; ofport 1, 2, ... in that order) with OVS."""
     if controller not in ("faucet", "none"):
-        raise BackendError(f"controller {controller!r}: one of faucet, none")
+        raise LabError(f"controller {controller!r}: one of faucet, none")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     ovs = OvsSwitch(ns, workdir / "ovs")
@@ -115,7 +115,7 @@ def attach_switch(ns: Netns, ports: Sequence[str], workdir: Path, controller: st
                                   faucet.proc)
             log.info("action=switch-ready controller=faucet seconds=%.2f", took)
         yield sw
-    except BackendError as exc:
+    except (LabError, BackendError) as exc:  # the rig's or a backend's under test
         if faucet is not None:
             exc.add_note(f"faucet log tail:\n{faucet.log_tail()}")
         raise
@@ -138,7 +138,7 @@ class SdnNet:
 
 
 def _reachable(ns: Netns, dst: str) -> bool:
-    argv = [sys.executable, "-m", "scanguard_ids.block.sdn.probe", dst, "--timeout", "0.5"]
+    argv = [sys.executable, "-m", "scanguard_ids.lab.sdn.probe", dst, "--timeout", "0.5"]
     return ns.run(argv, check=False, timeout=10).returncode == 0
 
 
@@ -167,6 +167,6 @@ def switched_pair(workdir: Path, controller: str = "faucet", prefix: str = "sgq"
             for dst in (VICTIM4, VICTIM6):
                 while not _reachable(scanner, dst):
                     if time.monotonic() > deadline:
-                        raise BackendError(f"{dst} not reachable through the switch in "
-                                           f"{start_timeout:g}s")
+                        raise LabError(f"{dst} not reachable through the switch in "
+                                       f"{start_timeout:g}s")
             yield net

@@ -24,9 +24,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scanguard_ids.block.sdn import procs
-from scanguard_ids.errors import BackendError
+from scanguard_ids.lab import procs
 from scanguard_ids.lab.netns import Netns
+from scanguard_ids.lab.procs import LabError
 
 log = logging.getLogger(__name__)
 
@@ -98,19 +98,20 @@ class OvsSwitch:
     def start(self) -> None:
         why = missing()
         if why:
-            raise BackendError(f"cannot start Open vSwitch: {why}")
+            raise LabError(f"cannot start Open vSwitch: {why}")
         self.dir.mkdir(parents=True, exist_ok=True)
         db = self.dir / "conf.db"
         if not db.exists():
-            procs.run(["ovsdb-tool", "create", str(db), str(_schema())], env=self.env)
+            procs.run(["ovsdb-tool", "create", str(db), str(_schema())], timeout=15.0,
+                      env=self.env)
         d = self.dir
-        self._ovsdb = procs.spawn(self.ns.argv([
+        self._ovsdb = procs.spawn_logged(self.ns.argv([
             "ovsdb-server", str(db), f"--remote=punix:{self.db_sock}",
             f"--pidfile={d / 'ovsdb-server.pid'}", f"--unixctl={d / 'ovsdb-server.ctl'}",
             f"--log-file={d / 'ovsdb-server.log'}", "--no-chdir"]), d / "ovsdb.out", self.env)
         procs.wait_for("ovsdb-server", self.db_sock.exists, self.start_timeout, self._ovsdb)
         self.vsctl("--no-wait", "init")
-        self._vswitchd = procs.spawn(self.ns.argv([
+        self._vswitchd = procs.spawn_logged(self.ns.argv([
             "ovs-vswitchd", f"unix:{self.db_sock}", f"--pidfile={d / 'ovs-vswitchd.pid'}",
             f"--unixctl={d / 'ovs-vswitchd.ctl'}", f"--log-file={d / 'ovs-vswitchd.log'}",
             "--no-chdir"]), d / "vswitchd.out", self.env)
@@ -131,7 +132,7 @@ class OvsSwitch:
         (one ``actions=NORMAL`` flow) that OpenFlow clients may add flows to.
         """
         if controller is not None and not controller.startswith(("tcp:127.", "unix:")):
-            raise BackendError(f"controller {controller!r}: only loopback or unix sockets")
+            raise LabError(f"controller {controller!r}: only loopback or unix sockets")
         args = ["--may-exist", "add-br", name, "--", "set", "bridge", name,
                 "datapath_type=netdev", f"protocols={protocols}", f"fail_mode={fail_mode}",
                 f"other-config:datapath-id={dpid:016x}",
@@ -150,8 +151,8 @@ class OvsSwitch:
         """Attach ``ifname`` (a veth in the switch namespace, nothing else) as ``ofport``."""
         info = self.ns.run(["ip", "-d", "-o", "link", "show", "dev", ifname], check=False)
         if info.returncode != 0 or " veth " not in f" {info.stdout} ":
-            raise BackendError(f"refusing port {ifname!r}: not a veth in namespace "
-                               f"{self.ns.name}")
+            raise LabError(f"refusing port {ifname!r}: not a veth in namespace "
+                           f"{self.ns.name}")
         self.vsctl("--may-exist", "add-port", bridge.name, ifname, "--", "set",
                    "interface", ifname, f"ofport_request={ofport}")
         bridge.ports[ifname] = ofport

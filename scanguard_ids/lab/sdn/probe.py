@@ -1,6 +1,6 @@
 """ICMP echo probes for the switched lab, run inside a namespace (no iputils needed).
 
-``python -m scanguard_ids.block.sdn.probe DST [--src SRC]`` sends one echo request
+``python -m scanguard_ids.lab.sdn.probe DST [--src SRC]`` sends one echo request
 (IPv4 or IPv6) and exits 0 if the reply came. With ``--until dropped`` (or
 ``passing``) it probes every ``--interval`` seconds until the outcome changes and
 prints one JSON line: ``{"t": <CLOCK_MONOTONIC of the first probe with the new
@@ -23,15 +23,7 @@ import sys
 import time
 
 from scanguard_ids.lab.netns import check_doc_address
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+from scanguard_ids.lab.rtt import echo_request
 
 
 class Pinger:
@@ -49,14 +41,13 @@ class Pinger:
         self.ident = os.getpid() & 0xFFFF
 
     def send(self, seq: int) -> None:
-        req = 128 if self.v6 else 8
         payload = b"scanguard-sdn-probe"
-        head = struct.pack("!BBHHH", req, 0, 0, self.ident, seq & 0xFFFF)
-        if not self.v6:  # the kernel computes ICMPv6 checksums on raw sockets
-            head = struct.pack("!BBHHH", req, 0, _checksum(head + payload), self.ident,
-                               seq & 0xFFFF)
+        if self.v6:  # the kernel computes ICMPv6 checksums on raw sockets
+            msg = struct.pack("!BBHHH", 128, 0, 0, self.ident, seq & 0xFFFF) + payload
+        else:
+            msg = echo_request(self.ident, seq & 0xFFFF, payload)
         with contextlib.suppress(OSError):  # a local drop is a lost probe
-            self.sock.sendto(head + payload, (self.dst, 0))
+            self.sock.sendto(msg, (self.dst, 0))
 
     def replies(self, timeout: float) -> list[int]:
         """Sequence numbers of echo replies: waits up to ``timeout`` for the first, then

@@ -1,7 +1,7 @@
 """Reaction time of the sdn backends: block() -> the switch drops the scanner's traffic.
 
-``python -m scanguard_ids.block.sdn.measure --controller faucet --trials 10
---preload 0,100`` (as root) builds the switched lab (:func:`labnet.switched_pair`),
+``python -m scanguard_ids.lab.sdn.measure --controller faucet --trials 10
+--preload 0,100`` (as root) builds the switched lab (:func:`network.switched_pair`),
 and for each trial starts an ICMP probe from the scanner every 5 ms, calls
 ``block()`` and takes the send time of the first probe that got no reply; then
 unblocks and waits until traffic passes again. ``--preload N`` first blocks N other
@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from scanguard_ids.block.sdn.faucet import FaucetBackend
-from scanguard_ids.block.sdn.labnet import SCANNER4, VICTIM4, SdnNet, switched_pair
 from scanguard_ids.block.sdn.openflow import OpenFlowBackend
+from scanguard_ids.lab.sdn.network import SCANNER4, VICTIM4, SdnNet, switched_pair
 
 FILLER = ipaddress.ip_network("2001:db8:5ca9::/64")
 
 
 def _probe(net: SdnNet, until: str, limit: float) -> subprocess.Popen[str]:
-    argv = net.scanner.argv([sys.executable, "-m", "scanguard_ids.block.sdn.probe", VICTIM4,
+    argv = net.scanner.argv([sys.executable, "-m", "scanguard_ids.lab.sdn.probe", VICTIM4,
                              "--src", SCANNER4, "--until", until, "--interval", "0.005",
                              "--timeout", "0.3", "--max", str(limit)])
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)

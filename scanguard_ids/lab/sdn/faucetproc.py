@@ -16,9 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scanguard_ids.block.sdn import procs
-from scanguard_ids.errors import BackendError
+from scanguard_ids.lab import procs
 from scanguard_ids.lab.netns import Netns
+from scanguard_ids.lab.procs import LabError
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,13 @@ class FaucetController:
     @property
     def pid(self) -> int:
         if self.proc is None:
-            raise BackendError("Faucet is not running")
+            raise LabError("Faucet is not running")
         return self.proc.pid
 
     def start(self) -> None:
         why = missing()
         if why:
-            raise BackendError(f"cannot start Faucet: {why}")
+            raise LabError(f"cannot start Faucet: {why}")
         self.dir.mkdir(parents=True, exist_ok=True)
         faucet = find("faucet")
         assert faucet is not None
@@ -79,7 +79,7 @@ class FaucetController:
                "FAUCET_PROMETHEUS_ADDR": LISTEN_HOST,
                "FAUCET_PROMETHEUS_PORT": str(self.prometheus_port),
                "FAUCET_EVENT_SOCK": "0", "FAUCET_CONFIG_STAT_RELOAD": "0"}
-        self.proc = procs.spawn(self.ns.argv([
+        self.proc = procs.spawn_logged(self.ns.argv([
             faucet, f"--ryu-ofp-listen-host={LISTEN_HOST}",
             f"--ryu-ofp-tcp-listen-port={self.port}", f"--ryu-pid-file={self.pid_file}"]),
             self.dir / "faucet.out", env)
