@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from scanguard_ids.block import registry
 from scanguard_ids.block.base import Backend
 from scanguard_ids.clock import Clock, SystemClock
 from scanguard_ids.control import ControlServer
-from scanguard_ids.detect.allowlist import Allowlist, own_addresses
+from scanguard_ids.detect.allowlist import Allowlist, OwnAddressWatch, own_addresses
 from scanguard_ids.detect.offenders import Offenders
 from scanguard_ids.engine import Engine
 from scanguard_ids.errors import ConfigError, ControlError, ScanguardError
@@ -39,10 +39,11 @@ HOUSEKEEPING_S = 1.0
 STATE_SAVE_S = 10.0
 
 
-def build_allowlist(cfg: config.Config) -> Allowlist:
+def build_allowlist(cfg: config.Config, own: Iterable[str] | None = None) -> Allowlist:
+    """The configured networks, plus this host's addresses (``own``, else read now)."""
     nets = list(cfg.detect.allowlist)
     if cfg.detect.allow_own_addresses:
-        nets += own_addresses()
+        nets += own_addresses() if own is None else own
     return Allowlist(nets)
 
 
@@ -62,6 +63,7 @@ class Daemon:
         self.checkpoint: Checkpoint | None = None
         self.control: ControlServer | None = None
         self.metrics: Metrics | None = None
+        self.own_watch: OwnAddressWatch | None = None
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> Engine:
@@ -91,6 +93,8 @@ class Daemon:
             except Exception:  # noqa: BLE001 - cleanup of a failed start goes on
                 log.exception("stopping source failed")
         self.sources.clear()
+        if self.own_watch is not None:
+            self.own_watch.stop()
         if self.control is not None:
             self.control.stop()
             self.control = None
@@ -117,16 +121,23 @@ class Daemon:
                 offenders.load(state.get("offenders", {}))
             except (TypeError, ValueError, KeyError) as exc:
                 log.error("offender history ignored path=%s error=%s", cfg.journal.state, exc)
+        own = own_addresses() if cfg.detect.allow_own_addresses else []
         engine = Engine(
             cfg,
             self.backend,
             self.clock,
-            build_allowlist(cfg),
+            build_allowlist(cfg, own),
             Journal(cfg.journal.path),
             offenders,
         )
         engine.adopt()
         self.engine = engine
+        # Follow address changes: an address that becomes ours is allowlisted (and unblocked)
+        # at once, and blocks of our own addresses adopted from the kernel are lifted now.
+        self.own_watch = OwnAddressWatch(self._own_addresses_changed, own)
+        if cfg.detect.allow_own_addresses:
+            self.own_watch.start()
+        engine.update_allowlist(engine.allowlist, "became a local address")
         self.checkpoint = Checkpoint.load(cfg.eve.checkpoint) if cfg.eve.checkpoint else None
         for path in cfg.eve.paths:
             self.sources.append(
@@ -181,6 +192,14 @@ class Daemon:
         sdnotify.ready(f"scanguard running: {len(self.sources)} EVE source(s)")
         return engine
 
+    def _own_addresses_changed(self, own: frozenset[str]) -> None:
+        engine = self.engine
+        if engine is None or not self.cfg.detect.allow_own_addresses:
+            return
+        lifted = engine.update_allowlist(build_allowlist(self.cfg, own), "became a local address")
+        if lifted:
+            log.warning("unblocked addresses that became local ips=%s", ",".join(lifted))
+
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
@@ -193,6 +212,8 @@ class Daemon:
         last_save = self.clock.monotonic()
         while not self.stop_event.wait(HOUSEKEEPING_S):
             try:
+                if self.own_watch is not None and self.cfg.detect.allow_own_addresses:
+                    self.own_watch.poll()  # only when the netlink subscription is not running
                 if self.checkpoint is not None:
                     self.checkpoint.save()  # if a reader moved on; fsync here, not in the reader
                 self.engine.sync()
@@ -218,8 +239,12 @@ class Daemon:
             log.warning("reload: restart to apply keys=%s", ",".join(later))
         cfg = config.reloadable(self.cfg, cfg)
         self.cfg = cfg
-        self.engine.allowlist = build_allowlist(cfg)
+        watch = self.own_watch
+        if cfg.detect.allow_own_addresses and watch is not None and not watch.subscribed:
+            watch.start()
+        own = watch.known if watch is not None and watch.known else None
         self.engine.reconfigure(cfg)
+        self.engine.update_allowlist(build_allowlist(cfg, own), "allowlisted by a config reload")
         log.info(
             "config reloaded count=%d ports=%d window=%s ttl=%d policy=%s",
             cfg.detect.count,
@@ -250,6 +275,8 @@ class Daemon:
     def shutdown(self) -> None:
         self.stop_event.set()
         sdnotify.stopping()
+        if self.own_watch is not None:
+            self.own_watch.stop()
         if self.metrics is not None:
             self.metrics.stop()
         for src in self.sources:
