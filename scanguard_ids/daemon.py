@@ -11,7 +11,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from scanguard_ids import config, sdnotify
@@ -47,6 +47,32 @@ def build_allowlist(cfg: config.Config, own: Iterable[str] | None = None) -> All
     return Allowlist(nets)
 
 
+#: Files the daemon writes on the host: in a dry run only when given on purpose.
+STATE_KEYS = (("journal", "path"), ("journal", "state"), ("eve", "checkpoint"))
+
+
+def dry_run_config(cfg: config.Config, config_path: str | None) -> config.Config:
+    """A dry run writes none of the production files unless told to: a state path still at its
+    default and not set in the config file is emptied (off). A path given on the command line
+    differs from the default and is kept; one given there *equal* to the default cannot be told
+    apart and is dropped too (docs/security.md)."""
+    if cfg.block.backend != "dry-run":
+        return cfg
+    given = config.file_keys(config_path)
+    defaults = config.Config()
+    off = []
+    for section, key in STATE_KEYS:
+        value = getattr(getattr(cfg, section), key)
+        if value and value == getattr(getattr(defaults, section), key) \
+                and f"{section}.{key}" not in given:
+            off.append(f"{section}.{key}")
+            cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: ""})})
+    if off:
+        log.info("dry run: not writing the production files keys=%s (set them to keep them)",
+                 ",".join(off))
+    return cfg
+
+
 @dataclass
 class Daemon:
     cfg: config.Config
@@ -67,7 +93,7 @@ class Daemon:
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> Engine:
-        cfg = self.cfg
+        cfg = self.cfg = dry_run_config(self.cfg, self.config_path)
         if not cfg.eve.paths and not cfg.eve.socket:
             raise ConfigError(
                 "--eve", "give at least one EVE file (--eve) or socket (--eve-socket)"
@@ -229,7 +255,7 @@ class Daemon:
     def reload(self) -> None:
         assert self.engine is not None
         try:
-            cfg = self.reload_config(self.config_path)
+            cfg = dry_run_config(self.reload_config(self.config_path), self.config_path)
         except ScanguardError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             return
