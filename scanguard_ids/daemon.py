@@ -8,6 +8,7 @@ offender history) or running the TUI, which then hands housekeeping to a thread.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from scanguard_ids.detect.allowlist import Allowlist, OwnAddressWatch, own_addre
 from scanguard_ids.detect.offenders import Offenders
 from scanguard_ids.engine import Engine
 from scanguard_ids.errors import ConfigError, ControlError, ScanguardError
+from scanguard_ids.eve import socket as eve_socket
 from scanguard_ids.eve.checkpoint import Checkpoint
 from scanguard_ids.eve.socket import SocketSource
 from scanguard_ids.eve.source import Source
@@ -45,6 +47,12 @@ def build_allowlist(cfg: config.Config, own: Iterable[str] | None = None) -> All
     if cfg.detect.allow_own_addresses:
         nets += own_addresses() if own is None else own
     return Allowlist(nets)
+
+
+def eve_socket_gid() -> int | None:
+    """Group of the EVE socket and of its directory: the suricata user's, when we are root."""
+    ids = eve_socket.suricata_ids() if os.geteuid() == 0 else None
+    return ids[1] if ids is not None else None
 
 
 #: Files the daemon writes on the host: in a dry run only when given on purpose.
@@ -186,6 +194,8 @@ class Daemon:
                     engine.process,
                     kind=cfg.eve.socket_type,
                     mode=cfg.eve.socket_mode,
+                    gid=eve_socket_gid(),
+                    allowed_uids=cfg.eve.socket_uids or eve_socket.default_uids(),
                     max_line_bytes=cfg.eve.max_line_bytes,
                     clock=self.clock,
                 )
@@ -284,7 +294,8 @@ class Daemon:
         assert self.engine is not None
         if self.checkpoint is not None:
             try:
-                self.checkpoint.save(force=True)
+                if not self.checkpoint.save(force=True):
+                    self.engine.counters["state_errors"] += 1
             except OSError as exc:
                 log.error("checkpoint save failed: %s", exc)
         try:
@@ -296,6 +307,7 @@ class Daemon:
                 data = {"offenders": self.engine.offenders.dump()}
             save_json(self.cfg.journal.state, data)
         except OSError as exc:
+            self.engine.counters["state_errors"] += 1
             log.error("state save failed path=%s error=%s", self.cfg.journal.state, exc)
 
     def shutdown(self) -> None:

@@ -155,6 +155,9 @@ def validate(cfg: Config) -> None:
             raise ConfigError(
                 f"detect.allowlist[{i}]", f"not an address or CIDR: {net!r}"
             ) from None
+    for i, uid in enumerate(cfg.eve.socket_uids):
+        if uid < 0:
+            raise ConfigError(f"eve.socket_uids[{i}]", f"must be >= 0, got {uid}")
     for i, sid in enumerate(cfg.eve.sids):
         if sid <= 0:
             raise ConfigError(f"eve.sids[{i}]", f"must be > 0, got {sid}")
