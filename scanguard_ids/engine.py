@@ -295,7 +295,8 @@ class Engine:
                 active=self.active,
                 evidence=self.evidence,
                 counters=self.counters,
-                bad_lines=self._bad_lines(),
+                # lines a source dropped as oversized never reached the decoder: count them too
+                bad_lines=self._bad_lines() + sum(h.oversized for h in sources),
                 no_port=self.decoder.stats.no_port,
                 journal_errors=self.journal.errors,
                 history=self._history,
