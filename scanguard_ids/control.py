@@ -3,7 +3,8 @@
 Requests: {"cmd": "status"|"list"|"snapshot"|"block"|"unblock", ...}
 Answers:  {"ok": true, "data": ...} or {"ok": false, "error": "..."}
 Only root and the daemon's own user may talk to it (SO_PEERCRED), and the socket
-file is created with a restrictive mode.
+file is created with a restrictive mode in a directory created root-only (0700; 0750 when the
+mode gives the group access). A socket some live daemon still serves is never taken over.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from scanguard_ids import statefiles
 from scanguard_ids.errors import ControlError, ScanguardError
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,19 @@ def _peer_uid(conn: socket.socket) -> int:
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
     return uid
+
+
+def _alive(path: str) -> bool:
+    """Something accepts connections on the unix socket at ``path``."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except OSError:  # refused (stale), or not ours to reach: treat as stale
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 class ControlServer:
@@ -51,12 +66,13 @@ class ControlServer:
 
     def start(self) -> None:
         p = Path(self.path)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        statefiles.ensure_dir(str(p.parent), 0o750 if self.mode & 0o070 else 0o700)
         with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISSOCK(os.lstat(p).st_mode):
-                p.unlink()  # stale socket of a previous run
-            else:
+            if not stat.S_ISSOCK(os.lstat(p).st_mode):
                 raise ControlError(f"control socket path {p} exists and is not a socket")
+            if _alive(self.path):
+                raise ControlError(f"control socket {p} is served by another running daemon")
+            p.unlink()  # stale socket of a previous run
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o777 & ~self.mode)
         try:

@@ -8,10 +8,11 @@ offender history) or running the TUI, which then hands housekeeping to a thread.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from scanguard_ids import config, sdnotify
@@ -19,10 +20,11 @@ from scanguard_ids.block import registry
 from scanguard_ids.block.base import Backend
 from scanguard_ids.clock import Clock, SystemClock
 from scanguard_ids.control import ControlServer
-from scanguard_ids.detect.allowlist import Allowlist, own_addresses
+from scanguard_ids.detect.allowlist import Allowlist, OwnAddressWatch, own_addresses
 from scanguard_ids.detect.offenders import Offenders
 from scanguard_ids.engine import Engine
 from scanguard_ids.errors import ConfigError, ControlError, ScanguardError
+from scanguard_ids.eve import socket as eve_socket
 from scanguard_ids.eve.checkpoint import Checkpoint
 from scanguard_ids.eve.socket import SocketSource
 from scanguard_ids.eve.source import Source
@@ -40,11 +42,44 @@ HOUSEKEEPING_S = 1.0
 STATE_SAVE_S = 10.0
 
 
-def build_allowlist(cfg: config.Config) -> Allowlist:
+def build_allowlist(cfg: config.Config, own: Iterable[str] | None = None) -> Allowlist:
+    """The configured networks, plus this host's addresses (``own``, else read now)."""
     nets = list(cfg.detect.allowlist)
     if cfg.detect.allow_own_addresses:
-        nets += own_addresses()
+        nets += own_addresses() if own is None else own
     return Allowlist(nets)
+
+
+def eve_socket_gid() -> int | None:
+    """Group of the EVE socket and of its directory: the suricata user's, when we are root."""
+    ids = eve_socket.suricata_ids() if os.geteuid() == 0 else None
+    return ids[1] if ids is not None else None
+
+
+#: Files the daemon writes on the host: in a dry run only when given on purpose.
+STATE_KEYS = (("journal", "path"), ("journal", "state"), ("eve", "checkpoint"))
+
+
+def dry_run_config(cfg: config.Config, config_path: str | None) -> config.Config:
+    """A dry run writes none of the production files unless told to: a state path still at its
+    default and not set in the config file is emptied (off). A path given on the command line
+    differs from the default and is kept; one given there *equal* to the default cannot be told
+    apart and is dropped too (docs/security.md)."""
+    if cfg.block.backend != "dry-run":
+        return cfg
+    given = config.file_keys(config_path)
+    defaults = config.Config()
+    off = []
+    for section, key in STATE_KEYS:
+        value = getattr(getattr(cfg, section), key)
+        if value and value == getattr(getattr(defaults, section), key) \
+                and f"{section}.{key}" not in given:
+            off.append(f"{section}.{key}")
+            cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: ""})})
+    if off:
+        log.info("dry run: not writing the production files keys=%s (set them to keep them)",
+                 ",".join(off))
+    return cfg
 
 
 @dataclass
@@ -64,10 +99,11 @@ class Daemon:
         self.control: ControlServer | None = None
         self.metrics: Metrics | None = None
         self.crowdsec: CrowdsecSink | None = None
+        self.own_watch: OwnAddressWatch | None = None
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> Engine:
-        cfg = self.cfg
+        cfg = self.cfg = dry_run_config(self.cfg, self.config_path)
         if not cfg.eve.paths and not cfg.eve.socket:
             raise ConfigError(
                 "--eve", "give at least one EVE file (--eve) or socket (--eve-socket)"
@@ -93,6 +129,8 @@ class Daemon:
             except Exception:  # noqa: BLE001 - cleanup of a failed start goes on
                 log.exception("stopping source failed")
         self.sources.clear()
+        if self.own_watch is not None:
+            self.own_watch.stop()
         if self.control is not None:
             self.control.stop()
             self.control = None
@@ -119,16 +157,23 @@ class Daemon:
                 offenders.load(state.get("offenders", {}))
             except (TypeError, ValueError, KeyError) as exc:
                 log.error("offender history ignored path=%s error=%s", cfg.journal.state, exc)
+        own = own_addresses() if cfg.detect.allow_own_addresses else []
         engine = Engine(
             cfg,
             self.backend,
             self.clock,
-            build_allowlist(cfg),
+            build_allowlist(cfg, own),
             Journal(cfg.journal.path),
             offenders,
         )
         engine.adopt()
         self.engine = engine
+        # Follow address changes: an address that becomes ours is allowlisted (and unblocked)
+        # at once, and blocks of our own addresses adopted from the kernel are lifted now.
+        self.own_watch = OwnAddressWatch(self._own_addresses_changed, own)
+        if cfg.detect.allow_own_addresses:
+            self.own_watch.start()
+        engine.update_allowlist(engine.allowlist, "became a local address")
         self.checkpoint = Checkpoint.load(cfg.eve.checkpoint) if cfg.eve.checkpoint else None
         for path in cfg.eve.paths:
             self.sources.append(
@@ -151,6 +196,8 @@ class Daemon:
                     engine.process,
                     kind=cfg.eve.socket_type,
                     mode=cfg.eve.socket_mode,
+                    gid=eve_socket_gid(),
+                    allowed_uids=cfg.eve.socket_uids or eve_socket.default_uids(),
                     max_line_bytes=cfg.eve.max_line_bytes,
                     clock=self.clock,
                 )
@@ -191,6 +238,14 @@ class Daemon:
         sdnotify.ready(f"scanguard running: {len(self.sources)} EVE source(s)")
         return engine
 
+    def _own_addresses_changed(self, own: frozenset[str]) -> None:
+        engine = self.engine
+        if engine is None or not self.cfg.detect.allow_own_addresses:
+            return
+        lifted = engine.update_allowlist(build_allowlist(self.cfg, own), "became a local address")
+        if lifted:
+            log.warning("unblocked addresses that became local ips=%s", ",".join(lifted))
+
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
@@ -203,6 +258,8 @@ class Daemon:
         last_save = self.clock.monotonic()
         while not self.stop_event.wait(HOUSEKEEPING_S):
             try:
+                if self.own_watch is not None and self.cfg.detect.allow_own_addresses:
+                    self.own_watch.poll()  # only when the netlink subscription is not running
                 if self.checkpoint is not None:
                     self.checkpoint.save()  # if a reader moved on; fsync here, not in the reader
                 self.engine.sync()
@@ -218,7 +275,7 @@ class Daemon:
     def reload(self) -> None:
         assert self.engine is not None
         try:
-            cfg = self.reload_config(self.config_path)
+            cfg = dry_run_config(self.reload_config(self.config_path), self.config_path)
         except ScanguardError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             return
@@ -228,8 +285,12 @@ class Daemon:
             log.warning("reload: restart to apply keys=%s", ",".join(later))
         cfg = config.reloadable(self.cfg, cfg)
         self.cfg = cfg
-        self.engine.allowlist = build_allowlist(cfg)
+        watch = self.own_watch
+        if cfg.detect.allow_own_addresses and watch is not None and not watch.subscribed:
+            watch.start()
+        own = watch.known if watch is not None and watch.known else None
         self.engine.reconfigure(cfg)
+        self.engine.update_allowlist(build_allowlist(cfg, own), "allowlisted by a config reload")
         log.info(
             "config reloaded count=%d ports=%d window=%s ttl=%d policy=%s",
             cfg.detect.count,
@@ -243,7 +304,8 @@ class Daemon:
         assert self.engine is not None
         if self.checkpoint is not None:
             try:
-                self.checkpoint.save(force=True)
+                if not self.checkpoint.save(force=True):
+                    self.engine.counters["state_errors"] += 1
             except OSError as exc:
                 log.error("checkpoint save failed: %s", exc)
         try:
@@ -255,11 +317,14 @@ class Daemon:
                 data = {"offenders": self.engine.offenders.dump()}
             save_json(self.cfg.journal.state, data)
         except OSError as exc:
+            self.engine.counters["state_errors"] += 1
             log.error("state save failed path=%s error=%s", self.cfg.journal.state, exc)
 
     def shutdown(self) -> None:
         self.stop_event.set()
         sdnotify.stopping()
+        if self.own_watch is not None:
+            self.own_watch.stop()
         if self.metrics is not None:
             self.metrics.stop()
         for src in self.sources:

@@ -53,6 +53,12 @@ class DecisionSink(Protocol):
     def on_decision(self, d: Decision) -> None: ...
 
 
+def is_external(sink: object) -> bool:
+    """A sink that reaches beyond this host (CrowdSec, the fleet bus) sets ``external = True``:
+    a dry run never hands it anything."""
+    return bool(getattr(sink, "external", False))
+
+
 class Engine:
     def __init__(
         self,
@@ -85,6 +91,8 @@ class Engine:
         self.sinks: list[DecisionSink] = []
         self.dedup = Deduper(cfg.eve.dedup_tolerance)
         self._last_full_sync = float("-inf")
+        #: nothing leaves the host and every journal record says so (docs/security.md)
+        self.dry_run = backend.info.name == "dry-run"
 
     # -- hot path -----------------------------------------------------------------
     def process(self, lines: list[bytes], source: str = "") -> None:
@@ -139,8 +147,13 @@ class Engine:
     def _record(self, d: Decision) -> None:
         """Every decision: kept for the UI, journaled, handed to the sinks (never raises)."""
         self.recent.append(DecisionRow.of(d))
-        self.journal.write(d)
+        if self.dry_run:
+            self.journal.write(d, dry_run=True)
+        else:
+            self.journal.write(d)
         for sink in self.sinks:
+            if self.dry_run and is_external(sink):
+                continue
             try:
                 sink.on_decision(d)
             except Exception:  # a faulty sink never stops the pipeline
@@ -163,9 +176,10 @@ class Engine:
             self.detector.adopt(ip, now + ttl)
         return d
 
-    def manual_unblock(self, ip: str, reason: str = "manual unblock") -> Decision:
+    def manual_unblock(self, ip: str, reason: str = "manual unblock", *,
+                       manual: bool = True) -> Decision:
         now = self.clock.now()
-        d = Decision(ts=now, action="unblock", ip=ip, reason=reason, manual=True)
+        d = Decision(ts=now, action="unblock", ip=ip, reason=reason, manual=manual)
         with self.lock:
             self.backend.unblock(ip)
             self.detector.release(ip)
@@ -175,6 +189,23 @@ class Engine:
             self._record(d)
         log.info("action=unblock ip=%s reason=%r", ip, reason)
         return d
+
+    def update_allowlist(self, allowlist: Allowlist, reason: str) -> list[str]:
+        """Use ``allowlist`` from now on. Blocks of addresses it now covers are lifted at once
+        (journal action "unblock" with ``reason``) and their evidence and strikes forgotten:
+        an address that became ours, or was allowlisted by a reload, is never left blocked."""
+        with self.lock:
+            self.allowlist = allowlist
+            self.detector.reconfigure(self.cfg.detect, allowlist)  # drops their evidence
+            lifted = [ip for ip in list(self.active) if ip in allowlist]
+            for ip in lifted:
+                self.offenders.forget(ip)
+                try:
+                    self.manual_unblock(ip, reason=reason, manual=False)
+                except ScanguardError as exc:
+                    self.counters["backend_errors"] += 1
+                    log.error("action=unblock-failed ip=%s reason=%r error=%s", ip, reason, exc)
+        return lifted
 
     # -- the kernel is the source of truth -----------------------------------------
     def adopt(self) -> int:
@@ -265,7 +296,8 @@ class Engine:
                 active=self.active,
                 evidence=self.evidence,
                 counters=self.counters,
-                bad_lines=self._bad_lines(),
+                # lines a source dropped as oversized never reached the decoder: count them too
+                bad_lines=self._bad_lines() + sum(h.oversized for h in sources),
                 no_port=self.decoder.stats.no_port,
                 journal_errors=self.journal.errors,
                 history=self._history,

@@ -1,6 +1,7 @@
 """Append-only JSON-lines journal of decisions (for SIEMs) and the offender-history file.
 
 A failing journal never stops detection or blocking: errors are logged and counted.
+Both are opened without following symlinks and created with fixed modes (statefiles.py).
 """
 
 from __future__ import annotations
@@ -8,11 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import orjson
 
+from scanguard_ids import statefiles
 from scanguard_ids.model import Decision
 
 log = logging.getLogger(__name__)
@@ -33,13 +34,13 @@ class Journal:
     def _open(self) -> None:
         if not self.path:
             return
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - long-lived handle
-        self._ino = os.fstat(self._fh.fileno()).st_ino
+        fd = statefiles.open_append(self.path, statefiles.JOURNAL_MODE)
+        self._fh = os.fdopen(fd, "ab", buffering=0)
+        self._ino = os.fstat(fd).st_ino
 
     def _rotated(self) -> bool:
         try:
-            return os.stat(self.path).st_ino != self._ino
+            return os.lstat(self.path).st_ino != self._ino
         except FileNotFoundError:
             return True
 
@@ -71,8 +72,7 @@ def load_json(path: str) -> Any:
     if not path:
         return None
     try:
-        with open(path, "rb") as fh:
-            return orjson.loads(fh.read())
+        return orjson.loads(statefiles.read_bytes(path))
     except FileNotFoundError:
         return None
     except (OSError, orjson.JSONDecodeError) as exc:
@@ -81,13 +81,7 @@ def load_json(path: str) -> Any:
 
 
 def save_json(path: str, data: Any) -> None:
-    """Write a JSON state file atomically (tmp + rename)."""
+    """Write a JSON state file atomically (tmp + rename), mode 0600, never through a symlink."""
     if not path:
         return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(orjson.dumps(data))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    statefiles.write_atomic(path, orjson.dumps(data), statefiles.STATE_MODE)

@@ -47,8 +47,11 @@ def test_decisions_are_typed_rows_with_the_journal_shape(rig: Rig) -> None:
     assert [d.action for d in snap.decisions] == ["block", "unblock"]
     # `scanguard status --json` shows each decision as the journal writes it
     shown = orjson.loads(orjson.dumps(snap.to_dict()))["decisions"]
-    # (the journal adds its schema version "v" to each record)
-    assert shown == [{k: v for k, v in rec.items() if k != "v"} for rec in rig.journal()]
+    # (the journal adds its schema version "v" to each record, and "dry_run" on the dry-run
+    # backend the rig uses)
+    assert all(rec["dry_run"] is True for rec in rig.journal())
+    assert shown == [{k: v for k, v in rec.items() if k not in ("v", "dry_run")}
+                     for rec in rig.journal()]
     assert list(shown[0]) == list(Decision(0.0, "block", "x").to_dict())
 
 

@@ -8,6 +8,7 @@ the README table and ``scanguard config show`` from the same definitions.
 from __future__ import annotations
 
 from scanguard_ids.config.load import (
+    file_keys,
     from_dict,
     load,
     reloadable,
@@ -50,6 +51,7 @@ __all__ = [
     "JournalConfig",
     "MetricsConfig",
     "SdnConfig",
+    "file_keys",
     "from_dict",
     "load",
     "reloadable",

@@ -121,6 +121,21 @@ def load(path: str | Path | None) -> Config:
     return from_dict(data)
 
 
+def file_keys(path: str | Path | None) -> frozenset[str]:
+    """The keys ("section.key") a config file sets, whatever their values: tells a key given on
+    purpose from one left at its default. None, or a file that cannot be read, sets none
+    (:func:`load` reports those errors)."""
+    if path is None:
+        return frozenset()
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return frozenset()
+    return frozenset(f"{section}.{k}" for section, table in data.items()
+                     if isinstance(table, dict) for k in table)
+
+
 def validate(cfg: Config) -> None:
     """Every key's own constraints, then the checks that relate keys or parse values."""
     for section in fields(cfg):
@@ -141,6 +156,9 @@ def validate(cfg: Config) -> None:
             raise ConfigError(
                 f"detect.allowlist[{i}]", f"not an address or CIDR: {net!r}"
             ) from None
+    for i, uid in enumerate(cfg.eve.socket_uids):
+        if uid < 0:
+            raise ConfigError(f"eve.socket_uids[{i}]", f"must be >= 0, got {uid}")
     for i, sid in enumerate(cfg.eve.sids):
         if sid <= 0:
             raise ConfigError(f"eve.sids[{i}]", f"must be > 0, got {sid}")

@@ -110,6 +110,11 @@ class EveConfig:
         >= 512.""", choices=("unix_stream", "unix_dgram"), restart=True)
     socket_mode: int = key(0o660, "File mode of the EVE socket scanguard binds.", ge=0,
                            le=0o777, octal=True, restart=True)
+    socket_uids: tuple[int, ...] = key((), """Users (uids) allowed to connect to a unix_stream
+        EVE socket (checked with SO_PEERCRED; others are refused, counted and logged once per
+        uid). Empty: root, the daemon's own user and the `suricata` user if it exists, looked
+        up at start. unix_dgram has no peer credentials: the socket directory's permissions
+        (0750, group of the `suricata` user) protect it.""", item=int, restart=True)
     from_start: bool = key(False, """Read files from their start instead of their end (first run
         only; later runs resume from the checkpoint).""", restart=True)
     checkpoint: str = key("/var/lib/scanguard/checkpoint.json", """EVE file positions, so a

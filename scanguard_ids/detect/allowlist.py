@@ -5,14 +5,19 @@ with a bounded cache in front of a per-prefix-length set lookup, so the cost
 does not grow with the number of networks. :func:`own_addresses` reads the
 addresses of the network namespace the process runs in; it does I/O and is
 kept apart from the pure detector, which only receives the built Allowlist.
+:class:`OwnAddressWatch` follows address changes (netlink events, a poll as fallback) so an
+address that becomes ours is allowlisted at once, not at the next SIGHUP.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import selectors
 import socket
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -152,3 +157,104 @@ def own_addresses(netns: str | None = None) -> list[str]:
         log.warning("own_addresses error=%s netns=%s", exc, netns or "-")
         return []
     return found
+
+
+#: RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR: address added / removed, either family.
+IFADDR_GROUPS = 0x10 | 0x100
+_ADDR_EVENTS = frozenset({"RTM_NEWADDR", "RTM_DELADDR"})
+
+
+class OwnAddressWatch:
+    """Calls ``on_change(addresses)`` from its own thread when this host's addresses change.
+
+    Netlink address events (a multicast subscription, no polling) only *wake* it; the
+    addresses are then read afresh with :func:`own_addresses`, so a lost or merged event
+    costs nothing. When the subscription is not possible, :meth:`poll` (the daemon calls it
+    every housekeeping second) compares a fresh read instead.
+    """
+
+    def __init__(self, on_change: Callable[[frozenset[str]], None], current: Iterable[str] = (),
+                 netns: str | None = None) -> None:
+        self.on_change = on_change
+        self.netns = netns
+        self.known = frozenset(current)
+        self.events = 0
+        self.changes = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def subscribed(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> bool:
+        """Subscribe to address events; False (logged) if netlink refuses: poll() then."""
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="own-addresses",
+                                        daemon=True)
+        self._thread.start()
+        ready.wait(5)
+        if not self.subscribed:
+            return False
+        self.refresh()  # an address added between the first read and the subscription
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def poll(self) -> None:
+        """The fallback: a fresh read when no subscription runs (cheap: one dump)."""
+        if not self.subscribed:
+            self.refresh()
+
+    def refresh(self) -> None:
+        with self._lock:
+            found = own_addresses(self.netns)
+            now = frozenset(found)
+            if not found or now == self.known:  # an empty read is an error (logged)
+                return
+            added, gone = now - self.known, self.known - now
+            self.known = now
+            self.changes += 1
+        log.info("own_addresses_changed added=%s removed=%s", ",".join(sorted(added)) or "-",
+                 ",".join(sorted(gone)) or "-")
+        try:
+            self.on_change(now)
+        except Exception:  # a failing consumer must not end the watch
+            log.exception("own address change not applied")
+
+    def _run(self, ready: threading.Event) -> None:
+        # pyroute2 (0.9) wants its socket used by the thread that made it: all of it is here.
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        try:
+            ipr = IPRoute(netns=self.netns) if self.netns else IPRoute()
+        except (OSError, NetlinkError) as exc:
+            log.warning("own_address_watch unavailable error=%s: polling every second", exc)
+            ready.set()
+            return
+        sel = selectors.DefaultSelector()
+        try:
+            ipr.bind(groups=IFADDR_GROUPS)
+            sel.register(ipr.fileno(), selectors.EVENT_READ)
+            ready.set()
+            while not self._stop.is_set():
+                if not sel.select(timeout=0.5):
+                    continue
+                n = sum(1 for m in ipr.get() if m.get("event") in _ADDR_EVENTS)
+                if n:
+                    self.events += n
+                    self.refresh()
+        except (OSError, NetlinkError) as exc:
+            log.warning("own_address_watch stopped error=%s: polling every second", exc)
+        except Exception:  # the watch must never take the daemon down; poll() takes over
+            log.exception("own_address_watch failed: polling every second")
+        finally:
+            ready.set()
+            sel.close()
+            with contextlib.suppress(OSError):
+                ipr.close()

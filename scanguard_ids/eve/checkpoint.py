@@ -13,6 +13,7 @@ the file so a recycled inode number is not mistaken for the old file.
 
 Writes go to a temporary file in the same directory, are fsync'ed and then renamed over
 the old checkpoint (``os.replace``), so a crash leaves either the old or the new state.
+The file is 0600 whatever the umask; a symlink at its path is refused, never followed.
 The fsyncs happen outside the lock that ``set()`` takes: a reader thread recording its
 position never waits for a slow disk (the daemon saves from its housekeeping thread).
 """
@@ -27,6 +28,8 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from scanguard_ids import statefiles
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ class Checkpoint:
         ignored (the tail then starts per its from_start policy)."""
         cp = cls(path)
         try:
-            raw = cp.path.read_bytes()
+            raw = statefiles.read_bytes(str(cp.path))
         except FileNotFoundError:
             return cp
         except OSError as exc:
@@ -142,24 +145,6 @@ class Checkpoint:
             return True
 
     def _write(self, data: bytes) -> None:
-        parent = self.path.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = parent / f".{self.path.name}.tmp.{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.replace(tmp, self.path)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
-        dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        # 0600, O_EXCL tmp, no symlink followed or replaced (statefiles.py)
+        tmp = self.path.parent / f".{self.path.name}.tmp.{os.getpid()}"
+        statefiles.write_atomic(str(self.path), data, statefiles.STATE_MODE, tmp=str(tmp))

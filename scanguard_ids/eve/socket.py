@@ -18,8 +18,13 @@ Suricata side (not visible here); in -r (offline) mode the writes block instead.
   are split per connection, each holding its own partial line.
 
 The socket file is created under a temporary name, given its mode, then renamed into
-place, so a client never sees it with the wrong permissions. A stale socket file at the
-path is replaced; a live one (something accepts connections) or a non-socket is an error.
+place, so a client never sees it with the wrong permissions. A directory we create for it is
+0750 and belongs to ``gid`` (the Suricata user's group), so only root and that group reach
+the socket. unix_stream peers are also checked (SO_PEERCRED) against ``allowed_uids``; a
+refused peer is closed, counted (``peers_refused``) and logged once per uid. unix_dgram has
+no peer credentials: there the directory's and the socket's permissions are the protection.
+A stale socket file at the path is replaced; a live one (something accepts connections) or a
+non-socket is an error.
 """
 
 from __future__ import annotations
@@ -28,12 +33,16 @@ import contextlib
 import errno
 import logging
 import os
+import pwd
 import selectors
 import socket
 import stat
+import struct
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from scanguard_ids import statefiles
 from scanguard_ids.clock import Clock, SystemClock
 from scanguard_ids.errors import ScanguardError
 from scanguard_ids.eve.lines import DEFAULT_MAX_LINE, LineSplitter, RateMeter, Sink
@@ -58,6 +67,35 @@ class SocketStats:
     connections_total: int = 0
     rejected: int = 0  # connections over max_connections
     read_errors: int = 0
+    peers_refused: int = 0  # unix_stream peers whose uid is not allowed
+
+
+#: The user Suricata runs as on Debian/Ubuntu packages (``--user suricata``).
+SURICATA_USER = "suricata"
+
+
+def suricata_ids() -> tuple[int, int] | None:
+    """(uid, gid) of the ``suricata`` user, None if there is no such user."""
+    try:
+        pw = pwd.getpwnam(SURICATA_USER)
+    except KeyError:
+        return None
+    return pw.pw_uid, pw.pw_gid
+
+
+def default_uids() -> tuple[int, ...]:
+    """Who may write EVE to our socket when eve.socket_uids is empty: root, this process's
+    user, and the ``suricata`` user if it exists (resolved now, at start)."""
+    uids = [0, os.geteuid()]
+    ids = suricata_ids()
+    if ids is not None:
+        uids.append(ids[0])
+    return tuple(dict.fromkeys(uids))
+
+
+def peer_uid(conn: socket.socket) -> int:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
 
 
 def _max_dgram_qlen() -> int | None:
@@ -83,6 +121,7 @@ class SocketSource:
         rcvbuf: int = RCVBUF,
         max_line_bytes: int = DEFAULT_MAX_LINE,
         max_connections: int = 64,
+        allowed_uids: Iterable[int] | None = None,
         clock: Clock | None = None,
     ) -> None:
         if kind not in KINDS:
@@ -96,6 +135,9 @@ class SocketSource:
         self.rcvbuf = rcvbuf
         self.max_line_bytes = max_line_bytes
         self.max_connections = max_connections
+        #: unix_stream: uids allowed to connect (None: anyone the file permissions let in)
+        self.allowed_uids = frozenset(allowed_uids) if allowed_uids is not None else None
+        self._refused_uids: set[int] = set()
         self.stats = SocketStats()
         self.sink_errors = 0
         self.last_read: float | None = None
@@ -176,6 +218,7 @@ class SocketSource:
             connections_total=st.connections_total,
             rejected=st.rejected,
             read_errors=st.read_errors,
+            peers_refused=st.peers_refused,
             max_dgram_qlen=self._qlen,
         )
 
@@ -209,7 +252,7 @@ class SocketSource:
 
     def _bind(self) -> socket.socket:
         parent = os.path.dirname(self.path)
-        os.makedirs(parent, mode=0o755, exist_ok=True)
+        statefiles.ensure_dir(parent, 0o750, self.gid)
         self._check_existing()
         sock = socket.socket(socket.AF_UNIX, self._sock_type())
         try:
@@ -329,6 +372,9 @@ class SocketSource:
                 )
                 conn.close()
                 continue
+            if not self._peer_allowed(conn):
+                conn.close()
+                continue
             conn.setblocking(False)
             self._sel.register(conn, selectors.EVENT_READ, LineSplitter(self.max_line_bytes))
             self.stats.connections += 1
@@ -336,6 +382,23 @@ class SocketSource:
             log.info(
                 "eve_socket_connected path=%s connections=%d", self.path, self.stats.connections
             )
+
+    def _peer_allowed(self, conn: socket.socket) -> bool:
+        if self.allowed_uids is None:
+            return True
+        try:
+            uid = peer_uid(conn)
+        except OSError as exc:
+            uid = -1
+            log.warning("eve_socket_peercred_failed path=%s error=%s", self.path, exc.strerror)
+        if uid in self.allowed_uids:
+            return True
+        self.stats.peers_refused += 1
+        if uid not in self._refused_uids:  # once per uid: a looping client cannot flood the log
+            self._refused_uids.add(uid)
+            log.warning("eve_socket_peer_refused path=%s uid=%d allowed=%s", self.path, uid,
+                        ",".join(map(str, sorted(self.allowed_uids))))
+        return False
 
     def _read_conn(self, conn: socket.socket, splitter: LineSplitter, out: list[bytes]) -> None:
         before = splitter.oversized

@@ -45,6 +45,7 @@ class SourceHealth:
     connections_total: int = 0
     rejected: int = 0  # connections over max_connections
     read_errors: int = 0
+    peers_refused: int = 0  # unix_stream peers of a uid not in eve.socket_uids
     max_dgram_qlen: int | None = None  # net.unix.max_dgram_qlen when bound (unix_dgram)
 
 

@@ -21,13 +21,19 @@ A line is delivered without its newline once the newline arrives. Bytes that can
 completed (the end of a rotated-away or truncated file) are delivered as a last line and
 counted as ``unterminated``. Lines longer than ``max_line_bytes`` are dropped (counted as
 ``oversized``) and the reader resynchronises on the next newline. Empty lines are skipped.
+
+Only a regular file is read: the path is opened with O_NONBLOCK (a FIFO cannot hang the
+open) and a directory, FIFO, device or socket is refused with one warning; health() then
+says ``ok=False`` and why, as it does for a file that cannot be opened (permissions).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import selectors
+import stat
 import threading
 from dataclasses import dataclass
 
@@ -41,6 +47,15 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20  # one read() call
 MAX_BATCH_BYTES = 8 << 20  # one poll() returns after reading at most this much
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 @dataclass(slots=True)
@@ -103,6 +118,8 @@ class FileTail:
         self._opened_once = False
         self._stuck_since: float | None = None  # rotation seen, old file not yet left
         self._open_error: int | None = None  # errno of the last failed open (log once)
+        #: why the path cannot be read ("is a directory", "Permission denied"...), else None
+        self.problem: str | None = None
         self._digest: tuple[bytes, str] = (b"", head_digest(b""))  # (head, its digest)
 
     # -- public -------------------------------------------------------------------------
@@ -110,6 +127,10 @@ class FileTail:
     @property
     def exists(self) -> bool:
         return self._cur is not None or os.path.exists(self.path)
+
+    @property
+    def is_open(self) -> bool:
+        return self._cur is not None
 
     def open(self) -> bool:
         """Do the first open now if the file exists (no reading). True if a file is open."""
@@ -183,17 +204,24 @@ class FileTail:
     def _open(self, *, initial: bool) -> bool:
         self._opened_once = True
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below)
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
+                raise OSError(errno.EINVAL, f"not a regular file ({_kind(st.st_mode)})")
         except FileNotFoundError:
+            self.problem = None
             return False
         except OSError as exc:
             self.stats.reopen_errors += 1
+            self.problem = exc.strerror or str(exc)
             if self._open_error != exc.errno:
-                log.warning("eve_open_failed path=%s error=%s", self.path, exc.strerror)
+                log.warning("eve_open_failed path=%s error=%s", self.path, self.problem)
             self._open_error = exc.errno
             return False
         self._open_error = None
-        st = os.fstat(fd)
+        self.problem = None
         cur = _OpenFile(fd, st.st_dev, st.st_ino, 0, size=st.st_size)
         cur.head = os.pread(fd, HEAD_BYTES, 0)
         if initial:
@@ -404,13 +432,16 @@ class TailSource:
         exists = self.tail.exists
         running = self._thread.is_alive()
         watch = self._watcher.mode
+        problem = None if self.tail.is_open else self.tail.problem
         detail = f"watch={watch}" if exists else "waiting for file"
+        if problem:
+            detail = f"cannot read: {problem}"
         if st.rotations:
             detail += f" rotations={st.rotations}"
         return SourceHealth(
             name=self.tail.path,
             kind="file",
-            ok=exists and running,
+            ok=exists and running and not problem,
             lines=st.lines,
             lines_per_s=round(self._rate.rate(self._clock.monotonic(), st.lines), 1),
             lag_bytes=st.lag_bytes,
