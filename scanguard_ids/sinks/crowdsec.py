@@ -67,6 +67,9 @@ _Op = _Post | _Delete
 
 
 class CrowdsecSink:
+    #: it posts off the host: a dry run skips it (engine.is_external)
+    external = True
+
     def __init__(self, cfg: CrowdsecConfig, creds: Credentials, clock: Clock) -> None:
         self.cfg = cfg
         self.clock = clock
