@@ -67,6 +67,8 @@ _Op = _Post | _Delete
 
 
 class CrowdsecSink:
+    external = True  # reaches beyond this host: a dry run hands it nothing
+
     def __init__(self, cfg: CrowdsecConfig, creds: Credentials, clock: Clock) -> None:
         self.cfg = cfg
         self.clock = clock
