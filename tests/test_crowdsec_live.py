@@ -6,15 +6,22 @@ loses nothing; a dry run posts nothing. Latencies are printed (`pytest -s`)."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from blocklab import Lab
+from blocklab import LISTENER, PORT, Lab, ping_ok, tcp_ok
 from crowdsec_lapi import Lapi, need_crowdsec
+from nsutil import run_in_netns
 from pcaps import Capture, tcp_closed
 from test_daemon_live import (  # noqa: F401 - fixtures
     REPO,
@@ -27,6 +34,7 @@ from test_daemon_live import (  # noqa: F401 - fixtures
 )
 
 from scanguard_ids import suricata
+from scanguard_ids.lab.netns import connect, namespaces
 
 pytestmark = [pytest.mark.root, pytest.mark.suricata]
 
@@ -190,3 +198,110 @@ def test_dry_run_posts_nothing(
         assert d.stop() == 0
     text = (tmp_path / "daemon.log").read_text()
     assert "crowdsec sink started" not in text and "crowdsec login" not in text, text
+
+
+BOUNCER = "/usr/bin/crowdsec-firewall-bouncer"
+
+
+def bouncer_config(tmp: Path, lapi: Lapi, key: str, table: str) -> Path:
+    """Debian's crowdsec-firewall-bouncer (0.0.25) in nftables mode with its own table and set
+    names, polling every second, logging under ``tmp`` (JSON: its YAML reader takes it)."""
+    cfg = {
+        "mode": "nftables", "pid_dir": str(tmp), "update_frequency": "1s",
+        "daemonize": False, "log_mode": "file", "log_dir": str(tmp), "log_level": "info",
+        "api_url": lapi.url + "/", "api_key": key, "insecure_skip_verify": False,
+        "disable_ipv6": True, "deny_action": "DROP", "deny_log": False,
+        "supported_decisions_types": ["ban"],
+        "blacklists_ipv4": f"{table}-bl", "blacklists_ipv6": f"{table}-bl6",
+        "nftables": {"ipv4": {"enabled": True, "set-only": False, "table": table,
+                              "chain": f"{table}-chain"},
+                     "ipv6": {"enabled": False, "set-only": False, "table": f"{table}6",
+                              "chain": f"{table}6-chain"}},
+        "prometheus": {"enabled": False, "listen_addr": "127.0.0.1", "listen_port": 60601},
+    }
+    path = tmp / "bouncer.yaml"
+    path.write_text(json.dumps(cfg, indent=1) + "\n")
+    return path
+
+
+def test_firewall_bouncer_drops_the_scanner_on_another_host(
+    lab: Lab, tmp_path: Path, scans: dict[str, list[bytes]],  # noqa: F811
+) -> None:
+    """victim (scanguard, ipset; the LAPI on 203.0.113.1) -- edge (the firewall bouncer, a
+    listener, no scanguard) -- scanner (198.51.100.2). scanguard's block on the victim becomes
+    a ban that the bouncer enforces on the edge: the scanner's traffic to the edge is dropped
+    by the bouncer's own nftables table, the only firewall the edge has, and flows again after
+    `scanguard unblock`."""
+    need_crowdsec()
+    if not os.access(BOUNCER, os.X_OK):
+        pytest.skip("crowdsec-firewall-bouncer not installed (scripts/setup.sh)")
+    table = f"sgcs{os.getpid() % 10000}"
+    with namespaces("sgce") as (edge,):
+        connect(lab.victim, edge, ["203.0.113.1/24"], ["203.0.113.2/24"])
+        connect(edge, lab.scanner, ["198.51.100.1/24"], [f"{EDGE_SCANNER}/24"])
+        lapi = Lapi(tmp_path / "lapi", wrap=lab.victim.argv, ns=lab.victim.name,
+                    host="203.0.113.1")
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            lapi.start()
+            key = lapi.cscli("bouncers", "add", "fw-bouncer", "-o", "raw").stdout.strip()
+            procs.append(edge.popen([sys.executable, "-c", LISTENER, str(PORT), "120"]))
+            blog = open(tmp_path / "bouncer.out", "ab")  # noqa: SIM115
+            procs.append(edge.popen([BOUNCER, "-c", str(bouncer_config(tmp_path, lapi, key,
+                                                                       table))],
+                                    stdout=blog, stderr=blog))
+
+            def reach() -> dict[str, bool]:
+                return {"ping": run_in_netns(lab.scanner.name, ping_ok, "198.51.100.1",
+                                             EDGE_SCANNER, timeout=10),
+                        "tcp": run_in_netns(lab.scanner.name, tcp_ok, "198.51.100.1", PORT,
+                                            EDGE_SCANNER, timeout=10)}
+
+            def in_set() -> bool:
+                res = edge.run(["nft", "-j", "list", "set", "ip", table, f"{table}-bl"],
+                               check=False)
+                return res.returncode == 0 and f'"{EDGE_SCANNER}"' in res.stdout
+
+            wait_for(lambda: edge.run(["nft", "list", "table", "ip", table],
+                                      check=False).returncode == 0, 15,
+                     "the bouncer's table", step=0.2)
+            wait_for(lambda: reach() == {"ping": True, "tcp": True}, 10, "the edge's listener")
+
+            eve = tmp_path / "eve.json"
+            eve.write_bytes(b"")
+            d = Daemon(lab, tmp_path, "ipset", "--eve", str(eve), "--config",
+                       config(tmp_path, lapi, None), "--ttl", "60").start()
+            try:
+                t0 = time.monotonic()
+                append(eve, scans[EDGE_SCANNER])
+                wait_for(in_set, 5, "the scanner in the bouncer's set")
+                enforced = time.monotonic() - t0
+                assert reach() == {"ping": False, "tcp": False}
+                # the bouncer's table is the edge's only firewall: nothing else dropped it
+                rules = edge.run(["nft", "list", "ruleset"]).stdout
+                assert [ln for ln in rules.splitlines() if ln.startswith("table")] == [
+                    f"table ip {table} {{"], rules
+                dropped = re.search(r"ip saddr @\S+ counter packets (\d+) bytes \d+ drop", rules)
+                assert dropped and int(dropped[1]) >= 2, rules  # our ping and SYN at least
+                assert edge.run(["ipset", "list", "-n"]).stdout.strip() == ""
+
+                t1 = time.monotonic()
+                d.call("unblock", EDGE_SCANNER)
+                wait_for(lambda: not in_set(), 5, "the scanner out of the bouncer's set")
+                lifted = time.monotonic() - t1
+                wait_for(lambda: reach() == {"ping": True, "tcp": True}, 5,
+                         "the scanner's traffic flowing again")
+            finally:
+                assert d.stop() == 0
+            print(f"\ncrowdsec live firewall bouncer (update_frequency 1s): EVE line -> "
+                  f"enforced on the edge {enforced:.2f}s; `scanguard unblock` -> lifted "
+                  f"{lifted:.2f}s")
+        finally:
+            for p in reversed(procs):  # by PID; the bouncer removes its table on SIGTERM
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(timeout=10)
+            lapi.stop()
