@@ -4,7 +4,8 @@ config, sqlite database and data dirs under a temp dir; never the system's own s
 ``Lapi(root).start()`` writes the config (JSON, which CrowdSec's YAML reader takes), starts the
 LAPI on a free port, adds a machine (credentials file like `cscli machines add -f`) and a bouncer
 key; ``stop()`` ends the process by PID. ``wrap`` runs every command through a prefix (e.g.
-``ip netns exec NS``) so the LAPI can live inside a test's namespace.
+``ip netns exec NS``) so the LAPI can live inside a test's namespace; ``host`` is the address it
+listens on there (another namespace's bouncer can reach it on a veth address).
 
 Tests import it as ``from crowdsec_lapi import Lapi`` (tests/ is on sys.path).
 """
@@ -44,12 +45,14 @@ def free_port() -> int:
 
 class Lapi:
     def __init__(self, root: Path, port: int | None = None,
-                 wrap: Callable[[Sequence[str]], list[str]] = list, ns: str = "") -> None:
+                 wrap: Callable[[Sequence[str]], list[str]] = list, ns: str = "",
+                 host: str = "127.0.0.1") -> None:
         self.root = root
+        self.host = host
         self.port = port or free_port()
         self.wrap = wrap
         self.ns = ns
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.config = root / "config.yaml"
         self.creds = root / "scanguard-creds.yaml"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -82,9 +85,9 @@ class Lapi:
                           "flush": {"max_items": 5000, "max_age": "7d"}},
             "api": {"client": {"insecure_skip_verify": False,
                                "credentials_path": str(r / "local_api_credentials.yaml")},
-                    "server": {"log_level": "info", "listen_uri": f"127.0.0.1:{self.port}",
+                    "server": {"log_level": "info", "listen_uri": f"{self.host}:{self.port}",
                                "profiles_path": str(r / "profiles.yaml"),
-                               "trusted_ips": ["127.0.0.1", "::1"]}},
+                               "trusted_ips": sorted({"127.0.0.1", "::1", self.host})}},
             "prometheus": {"enabled": False, "level": "full", "listen_addr": "127.0.0.1",
                            "listen_port": free_port()},
         }
@@ -102,6 +105,7 @@ class Lapi:
         need_crowdsec()
         fresh = self.proc is None and not self.bouncer_key
         self._log = open(self.root / "logs" / "stdout.log", "ab")  # noqa: SIM115
+        self._listened = self._listening()  # a restart appends to the same logs
         self.proc = subprocess.Popen(self.wrap([CROWDSEC, "-no-cs", "-c", str(self.config)]),
                                      stdout=self._log, stderr=self._log)
         self.wait_ready()
@@ -121,7 +125,7 @@ class Lapi:
             if self.proc.poll() is not None:
                 raise AssertionError(f"crowdsec exited rc={self.proc.returncode}: {self.logs()}")
             if self.wrap is not list:  # in a namespace the test process cannot reach: its log
-                if "Local API listening" in self.logs():
+                if self._listening() > self._listened:
                     time.sleep(0.3)
                     return
                 time.sleep(0.1)
@@ -157,6 +161,10 @@ class Lapi:
                 self.proc.wait(timeout=10)
         self.proc = None
         self._log.close()
+
+    def _listening(self) -> int:
+        return sum(f.read_text(errors="replace").count("Local API listening")
+                   for f in (self.root / "logs").glob("*.log"))
 
     def logs(self) -> str:
         out = []

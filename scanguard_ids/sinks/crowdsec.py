@@ -67,8 +67,7 @@ _Op = _Post | _Delete
 
 
 class CrowdsecSink:
-    #: it posts off the host: a dry run skips it (engine.is_external)
-    external = True
+    external = True  # reaches beyond this host: a dry run hands it nothing
 
     def __init__(self, cfg: CrowdsecConfig, creds: Credentials, clock: Clock) -> None:
         self.cfg = cfg

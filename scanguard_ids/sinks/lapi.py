@@ -2,8 +2,9 @@
 
 Checked against Debian's crowdsec 1.4.6: ``POST /v1/watchers/login`` gives a JWT (valid one hour,
 ``expire`` in RFC 3339), ``POST /v1/alerts`` takes a list of alerts that already carry their
-decisions (kept as posted, origin included), and a machine may ``DELETE /v1/decisions`` with its
-JWT, filtered by ``ip`` and ``scenario``. Stdlib HTTP only (urllib): no dependency.
+decisions (kept as posted, origin included; each ends at the alert's ``stop_at`` plus its
+``duration``), and a machine may ``DELETE /v1/decisions`` with its JWT, filtered by ``ip`` and
+``scenario``. Stdlib HTTP only (urllib): no dependency.
 """
 
 from __future__ import annotations
@@ -75,11 +76,18 @@ def load_credentials(path: str, url: str = "", login: str = "", password: str = 
 
 
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """With microseconds: Go's RFC 3339 parser takes them, and a ban anchored at a truncated
+    second would end up to a second early."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def alert_body(d: Decision, scenario: str, origin: str, ttl: int, now: float) -> dict[str, Any]:
-    """One alert carrying one ban decision of ``ttl`` seconds, with our evidence as meta."""
+    """One alert carrying one ban decision of ``ttl`` seconds from ``now``, with our evidence
+    as meta. The LAPI ends a decision at the alert's ``stop_at`` plus its duration, so
+    ``stop_at`` is ``now`` (the post), not the last response: evidence seconds old (a Suricata
+    backlog, lines read after a restart, a post delayed by an outage) would otherwise end the
+    ban early, or post it already expired. The evidence's own times stay in ``start_at`` and
+    the meta."""
     meta = {
         "responses": str(d.count),
         "ports": ",".join(map(str, d.ports)),
@@ -88,8 +96,9 @@ def alert_body(d: Decision, scenario: str, origin: str, ttl: int, now: float) ->
         "strikes": str(d.strikes),
         "manual": "true" if d.manual else "false",
         "reason": d.reason,
+        "last_seen": rfc3339(d.last_seen) if d.last_seen else "",
     }
-    start = d.first_seen or now
+    start = min(d.first_seen or now, now)
     return {
         "scenario": scenario,
         "scenario_hash": "",
@@ -97,7 +106,7 @@ def alert_body(d: Decision, scenario: str, origin: str, ttl: int, now: float) ->
         "message": f"scanguard: {d.reason or 'port scan'} ({d.ip})",
         "events_count": max(d.count, 1),
         "start_at": rfc3339(start),
-        "stop_at": rfc3339(d.last_seen or start),
+        "stop_at": rfc3339(now),
         "capacity": 0,
         "leakspeed": "0",
         "simulated": False,
