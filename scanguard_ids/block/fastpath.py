@@ -31,12 +31,18 @@ as a rule uses it.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scanguard_ids.block.common import Runner, check_result, run_argv
 from scanguard_ids.errors import BackendError
+
+if TYPE_CHECKING:
+    from scanguard_ids.block.nlnft import SetReader
+    from scanguard_ids.config import FastpathConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +94,18 @@ class FastPathLayout:
     max_sources: int = 65_536
     max_pairs: int = 262_144
     exclude_ports: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def from_config(cls, fp: FastpathConfig) -> FastPathLayout:
+        return cls(mode=fp.mode, placement=fp.placement, burst=fp.burst, rate=fp.rate,
+                   ttl=fp.ttl, seen_timeout=fp.seen_timeout, live_timeout=fp.live_timeout,
+                   live_bytes=fp.live_bytes, max_sources=fp.max_sources,
+                   max_pairs=fp.max_pairs, exclude_ports=parse_ports(fp.exclude_ports))
+
+    @property
+    def target(self) -> str:
+        """The set a tripped source goes to."""
+        return "blocked" if self.mode == "block" else "would_block"
 
     @property
     def hook(self) -> str:
@@ -211,7 +229,8 @@ class FastPathLayout:
         for s in ("blocked", "would_block", "meter"):
             name = f"{s}{addr.version}"
             # add-then-delete: never fails on a missing element
-            lines += [f"add element {t} {name} {{ {addr} }}", f"delete element {t} {name} {{ {addr} }}"]
+            lines += [f"add element {t} {name} {{ {addr} }}",
+                      f"delete element {t} {name} {{ {addr} }}"]
         return "\n".join(lines) + "\n"
 
 
@@ -231,6 +250,31 @@ class FastPath:
     def __init__(self, layout: FastPathLayout, runner: Runner = run_argv) -> None:
         self.layout = layout
         self._run = runner
+        self._reader: SetReader | None = None
+        self._known: set[str] = set()
+
+    def poll(self) -> list[str]:
+        """Addresses that entered the target set (blocked / would_block) since the last
+        call: one netlink dump per family, no fork."""
+        from scanguard_ids.block.nlnft import SetReader
+
+        if self._reader is None:
+            self._reader = SetReader(self.layout.table)
+        now: set[str] = set()
+        try:
+            for v in (4, 6):
+                now.update(e.ip for e in self._reader.elements(f"{self.layout.target}{v}"))
+        except OSError as exc:
+            self.close()
+            raise BackendError(f"reading the fast-path sets: {exc}") from None
+        new = sorted(now - self._known)
+        self._known = now
+        return new
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        self._reader = None
 
     def _nft(self, script: str, what: str) -> str:
         return check_result(self._run(["nft", "-f", "-"], stdin=script), what)
@@ -246,14 +290,14 @@ class FastPath:
 
     def forget(self, ip: str) -> None:
         self._nft(self.layout.forget(ip), f"removing {ip} from the fast path")
+        self._known.discard(ip)
 
     def remove(self) -> None:
+        self.close()
         self._nft(self.layout.remove(), f"removing nft table inet {self.layout.table}")
         log.info("action=remove fastpath=inet:%s", self.layout.table)
 
     def counters(self) -> FastPathCounters:
-        import json
-
         res = self._run(["nft", "-j", "list", "counters", "table", "inet", self.layout.table])
         out = FastPathCounters()
         if res.returncode != 0:

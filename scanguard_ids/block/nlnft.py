@@ -143,7 +143,8 @@ class SetReader:
                 if kind == NLMSG_ERROR:
                     code = -_ERRNO.unpack_from(payload)[0]
                     if code:
-                        raise NetlinkError(code, f"set {set_name}: {errno.errorcode.get(code, code)}")
+                        name = errno.errorcode.get(code, str(code))
+                        raise NetlinkError(code, f"set {set_name}: {name}")
                     return out
                 out.extend(parse_elements(payload))
 
