@@ -226,7 +226,7 @@ class FastPathLayout:
         addr = ipaddress.ip_address(ip)
         t = f"inet {self.table}"
         lines = []
-        for s in ("blocked", "would_block", "meter"):
+        for s in ("blocked", "would_block", "meter", "track"):
             name = f"{s}{addr.version}"
             # add-then-delete: never fails on a missing element
             lines += [f"add element {t} {name} {{ {addr} }}",
