@@ -21,10 +21,10 @@ from scanguard_ids.block.nlnft import SetReader
 from scanguard_ids.lab.netns import victim_scanner
 
 PORTS = [21, 22, 80, 443, 8080, 9100, 9101, 9102, 9115, 9187, *range(50000, 50040)]
-SERVER = """
+SERVER = f"""
 import socket, select, sys, time
 ls = []
-for p in %r:
+for p in {PORTS!r}:
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", p)); s.listen(256); s.setblocking(False); ls.append(s)
 end = time.monotonic() + 600
@@ -46,7 +46,7 @@ while time.monotonic() < end:
                 s.sendall(b"y" * size)
             except OSError:
                 pass
-""" % PORTS
+"""
 
 
 def req(dst: str, port: int, send: int, want: int, src: str) -> None:
