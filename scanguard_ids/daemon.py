@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from scanguard_ids import config, sdnotify
 from scanguard_ids.block import registry
 from scanguard_ids.block.base import Backend
+from scanguard_ids.block.fastpath import FastPath, FastPathLayout
 from scanguard_ids.clock import Clock, SystemClock
 from scanguard_ids.control import ControlServer
 from scanguard_ids.detect.allowlist import Allowlist, OwnAddressWatch, own_addresses
@@ -42,12 +43,16 @@ HOUSEKEEPING_S = 1.0
 STATE_SAVE_S = 10.0
 
 
-def build_allowlist(cfg: config.Config, own: Iterable[str] | None = None) -> Allowlist:
+def allow_nets(cfg: config.Config, own: Iterable[str] | None = None) -> list[str]:
     """The configured networks, plus this host's addresses (``own``, else read now)."""
-    nets = list(cfg.detect.allowlist)
+    nets = [str(n) for n in cfg.detect.allowlist]
     if cfg.detect.allow_own_addresses:
-        nets += own_addresses() if own is None else own
-    return Allowlist(nets)
+        nets += [str(n) for n in (own_addresses() if own is None else own)]
+    return nets
+
+
+def build_allowlist(cfg: config.Config, own: Iterable[str] | None = None) -> Allowlist:
+    return Allowlist(allow_nets(cfg, own))
 
 
 def eve_socket_gid() -> int | None:
@@ -100,6 +105,7 @@ class Daemon:
         self.metrics: Metrics | None = None
         self.crowdsec: CrowdsecSink | None = None
         self.own_watch: OwnAddressWatch | None = None
+        self.fastpath: FastPath | None = None
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> Engine:
@@ -134,6 +140,12 @@ class Daemon:
         if self.control is not None:
             self.control.stop()
             self.control = None
+        if self.fastpath is not None:
+            try:
+                self.fastpath.remove()
+            except ScanguardError as exc:
+                log.error("start failed and removing the fast path failed: %s", exc)
+            self.fastpath = None
         backend, self.backend = self.backend, None
         if backend is None:
             return
@@ -174,6 +186,10 @@ class Daemon:
         if cfg.detect.allow_own_addresses:
             self.own_watch.start()
         engine.update_allowlist(engine.allowlist, "became a local address")
+        if cfg.fastpath.mode != "off":
+            self.fastpath = FastPath(FastPathLayout.from_config(cfg.fastpath))
+            self.fastpath.install(allow_nets(cfg, self.own_watch.known or None))
+            self.fastpath.poll()  # what the kernel held before start was adopted above
         self.checkpoint = Checkpoint.load(cfg.eve.checkpoint) if cfg.eve.checkpoint else None
         for path in cfg.eve.paths:
             self.sources.append(
@@ -243,6 +259,11 @@ class Daemon:
         if engine is None or not self.cfg.detect.allow_own_addresses:
             return
         lifted = engine.update_allowlist(build_allowlist(self.cfg, own), "became a local address")
+        if self.fastpath is not None:  # the kernel meter never counts our own addresses either
+            try:
+                self.fastpath.set_allowlist(allow_nets(self.cfg, own))
+            except ScanguardError as exc:
+                log.error("fast path allowlist update failed: %s", exc)
         if lifted:
             log.warning("unblocked addresses that became local ips=%s", ",".join(lifted))
 
@@ -263,6 +284,7 @@ class Daemon:
                 if self.checkpoint is not None:
                     self.checkpoint.save()  # if a reader moved on; fsync here, not in the reader
                 self.engine.sync()
+                self.adopt_fast_path()
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
@@ -271,6 +293,17 @@ class Daemon:
                     last_save = self.clock.monotonic()
             except Exception:  # housekeeping must survive anything and keep going
                 log.exception("housekeeping step failed")
+
+    def adopt_fast_path(self) -> None:
+        """New entries of the fast path's blocked (would_block) sets become decisions."""
+        if self.fastpath is None or self.engine is None:
+            return
+        fp = self.fastpath.layout
+        reason = f"fast path: over {fp.burst} new ports, then {fp.rate} new ports/s"
+        for ip in self.fastpath.poll():
+            d = self.engine.adopt_fast_path(ip, reason, block=fp.mode == "block")
+            if d is not None:
+                log.info("action=fast-path ip=%s mode=%s ttl=%d", ip, fp.mode, d.ttl)
 
     def reload(self) -> None:
         assert self.engine is not None
@@ -289,6 +322,8 @@ class Daemon:
         if cfg.detect.allow_own_addresses and watch is not None and not watch.subscribed:
             watch.start()
         own = watch.known if watch is not None and watch.known else None
+        if self.fastpath is not None:
+            self.fastpath.set_allowlist(allow_nets(cfg, own))
         self.engine.reconfigure(cfg)
         self.engine.update_allowlist(build_allowlist(cfg, own), "allowlisted by a config reload")
         log.info(
@@ -341,6 +376,8 @@ class Daemon:
             self.crowdsec.stop(flush=2.0)
         if self.backend is not None:
             self.backend.stop()
+        if self.fastpath is not None:
+            self.fastpath.close()
         log.info("scanguard stopped; blocks stay in the kernel until their timeouts")
 
     # -- control socket -------------------------------------------------------------
@@ -353,7 +390,8 @@ class Daemon:
             return engine.snapshot(watch_limit=limit, block_limit=limit).to_dict()
         if cmd == "list":
             with engine.lock:
-                return [{"ip": b.ip, "expires": b.expires} for b in engine.active.values()]
+                return [{"ip": b.ip, "expires": b.expires,
+                         "by": _by(engine.evidence.get(b.ip))} for b in engine.active.values()]
         if cmd == "block":
             ip = _valid_ip(req.get("ip"))
             ttl = req.get("ttl")
@@ -363,8 +401,16 @@ class Daemon:
                 raise ControlError(f"ttl must be an integer between 1 and {config.MAX_TTL}")
             return engine.manual_block(ip, ttl).to_dict()
         if cmd == "unblock":
-            return engine.manual_unblock(_valid_ip(req.get("ip"))).to_dict()
+            ip = _valid_ip(req.get("ip"))
+            if self.fastpath is not None and "/" not in ip:
+                self.fastpath.forget(ip)
+            return engine.manual_unblock(ip).to_dict()
         raise ControlError(f"unknown command {cmd!r}")
+
+
+def _by(ev: Any) -> str:
+    """Who made a block, for `list`: "fast-path" or "scanguard"."""
+    return "fast-path" if ev is not None and ev.reason.startswith("fast path") else "scanguard"
 
 
 def _valid_ip(value: Any) -> str:

@@ -176,6 +176,28 @@ class Engine:
             self.detector.adopt(ip, now + ttl)
         return d
 
+    def adopt_fast_path(self, ip: str, reason: str, block: bool = True) -> Decision | None:
+        """A source the kernel fast path stopped (block) or would have (detect): one
+        journaled decision (sensors "fast-path"); with ``block`` also the main backend's
+        block, with the repeat-offender ttl, so expiry, unblock and strikes apply as usual.
+        None when it is already blocked or allowlisted."""
+        with self.lock:
+            if ip in self.active or ip in self.allowlist:
+                return None
+            now = self.clock.now()
+            strike = self.offenders.offend(ip, now) if block else None
+            d = Decision(ts=now, action="block" if block else "would-block", ip=ip,
+                         ttl=strike.ttl if strike else 0, reason=reason, first_seen=now,
+                         last_seen=now, strikes=strike.strikes if strike else 1,
+                         sensors=("fast-path",))
+            if not block:
+                self._record(d)
+                return d
+            if not self._enforce(d):
+                return None
+            self.detector.adopt(ip, now + d.ttl)
+            return d
+
     def manual_unblock(self, ip: str, reason: str = "manual unblock", *,
                        manual: bool = True) -> Decision:
         now = self.clock.now()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from scanguard_ids.block.fastpath import FastPath, FastPathLayout
 from scanguard_ids.clock import SystemClock
 from scanguard_ids.commands.common import add_config, load_config, override
 from scanguard_ids.config import BACKENDS
+from scanguard_ids.errors import BackendError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,7 +37,21 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "remove":
         backend.remove()
         print(f"removed: {backend.info.name} sets and rules")
+        fast = FastPath(FastPathLayout.from_config(cfg.fastpath))
+        fast.remove()  # idempotent: also when it was never installed
+        print(f"removed: fast-path table inet {fast.layout.table}")
     else:
         print(backend.show())
+        print(_fast_path_status(FastPath(FastPathLayout.from_config(cfg.fastpath))))
     backend.stop()
     return 0
+
+
+def _fast_path_status(fast: FastPath) -> str:
+    try:
+        c = fast.counters()
+    except BackendError:
+        return f"fast path: table inet {fast.layout.table} is not installed"
+    return (f"fast path: table inet {fast.layout.table}: tripped {c.tripped} probes, "
+            f"seen set full {c.seen_full}, meter set full {c.meter_full} (probes passed "
+            "uncounted)")

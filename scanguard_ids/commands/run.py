@@ -51,6 +51,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", metavar="PATH", help="EVE file position checkpoint")
     p.add_argument("--metrics", metavar="ADDR:PORT",
                    help="serve Prometheus /metrics here, e.g. 127.0.0.1:9477 (default: off)")
+    p.add_argument("--fast-path", nargs="?", const="block", choices=("off", "detect", "block"),
+                   help="the kernel fast path (docs/fast-path.md): block (the default of the "
+                        "flag), detect or off (default: fastpath.mode)")
 
 
 def effective_config(args: argparse.Namespace, path: str | None = None) -> config.Config:
@@ -62,6 +65,7 @@ def effective_config(args: argparse.Namespace, path: str | None = None) -> confi
     cfg = override(cfg, "block", backend=args.backend, set_name=args.set_name)
     cfg = override(cfg, "control", socket=args.control_socket)
     cfg = override(cfg, "metrics", listen=args.metrics)
+    cfg = override(cfg, "fastpath", mode=getattr(args, "fast_path", None))
     return override(cfg, "journal", path=args.journal, state=args.state)
 
 

@@ -272,6 +272,50 @@ class CrowdsecConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FastpathConfig:
+    """The kernel fast path (docs/fast-path.md): an nftables table that drops a source
+    probing too many new ports per second, before any response is sent. Unlike the
+    response-based detector it judges inbound probes: read the false-positive figures
+    in docs/fast-path.md before turning it on."""
+
+    mode: str = key("off", """off | detect (add to the would_block set, drop nothing; the
+        daemon journals what it would have blocked) | block (the kernel drops the source
+        itself; the daemon adopts it as a block of the main backend).""",
+                    choices=("off", "detect", "block"), restart=True)
+    placement: str = key("host", """host: meter in INPUT, counting (source, port) pairs;
+        gateway: meter in FORWARD, counting (source, destination, port), so sweeps count.""",
+                         choices=("host", "gateway"), restart=True)
+    burst: int = key(8, """New (source, port) pairs a source may open back to back before it
+        is stopped ...""", ge=1, le=10_000, restart=True)
+    rate: int = key(2, "... and per second after that.", ge=1, le=10_000, restart=True)
+    ttl: int = key(300, """How long the kernel holds a fast-path block by itself (the daemon
+        adopts it into the main backend with detect.ttl and the repeat-offender policy).""",
+                   ge=1, le=MAX_TTL, restart=True)
+    seen_timeout: int = key(60, """A (source, port) pair seen within this many seconds never
+        counts again (retransmissions, reconnects).""", ge=1, le=86_400, restart=True)
+    live_bytes: int = key(1000, """A peer whose established connection carried more than this
+        many bytes each way is "live" for live_timeout and never metered (a connect scan
+        sends no data, so it never qualifies).""", ge=1, restart=True)
+    live_timeout: int = key(600, "See live_bytes, seconds.", ge=1, le=86_400, restart=True)
+    max_sources: int = key(65_536, """Set size bound of the per-source sets (meter, live,
+        blocked). A full set fails open for the meter (counted as meter_full).""",
+                           ge=16, restart=True)
+    max_pairs: int = key(262_144, """Set size bound of the seen (source, port) pairs. A full
+        set fails open for the meter (counted as seen_full).""", ge=16, restart=True)
+    exclude_ports: tuple[str, ...] = key((), """Ports never counted, as "21" or ranges
+        "50000-51000" (e.g. a passive-FTP data range).""", item=str, restart=True)
+
+    def __post_init__(self) -> None:
+        from scanguard_ids.block.fastpath import parse_ports
+        from scanguard_ids.errors import ConfigError
+
+        try:
+            parse_ports(self.exclude_ports)
+        except ValueError as exc:
+            raise ConfigError("fastpath.exclude_ports", str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     detect: DetectConfig = field(default_factory=DetectConfig)
     eve: EveConfig = field(default_factory=EveConfig)
@@ -281,6 +325,7 @@ class Config:
     sdn: SdnConfig = field(default_factory=SdnConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     crowdsec: CrowdsecConfig = field(default_factory=CrowdsecConfig)
+    fastpath: FastpathConfig = field(default_factory=FastpathConfig)
 
     def replace(self, section: str, **changes: Any) -> Config:
         """A copy with some keys of one section changed (CLI overrides), validated."""
@@ -303,4 +348,5 @@ SECTIONS: dict[str, type] = {
     "sdn": SdnConfig,
     "metrics": MetricsConfig,
     "crowdsec": CrowdsecConfig,
+    "fastpath": FastpathConfig,
 }
