@@ -125,6 +125,7 @@ class Engine:
         self._evictable: list[tuple[int, int, int, float, int, str]] = []
         self._evict_seq: dict[str, int] = {}
         self._seq = 0
+        self._evict_logged = float("-inf")
         # while sync() lists the kernel: what changed meanwhile (ip -> "block" / "unblock")
         self._since_list: dict[str, str] | None = None
         #: nothing leaves the host and every journal record says so (docs/security.md)
@@ -290,7 +291,13 @@ class Engine:
                               strikes=ev.strikes if ev else 0,
                               reason=f"set full (block.max_set_size = {self.valve.max_set_size}):"
                                      f" room for {for_ip}"))
-        log.warning("action=evict ip=%s for=%s active=%d", ip, for_ip, len(self.active))
+        log.debug("action=evict ip=%s for=%s active=%d", ip, for_ip, len(self.active))
+        mono = self.clock.monotonic()
+        if mono - self._evict_logged >= 1.0:  # a flood of evictions does not flood the log
+            self._evict_logged = mono
+            log.warning("action=evict ip=%s for=%s active=%d evicted=%d: the set is full "
+                        "(block.max_set_size)", ip, for_ip, len(self.active),
+                        self.counters["evicted"])
         return True
 
     def _defer(self, d: Decision) -> bool:
