@@ -21,7 +21,8 @@ Replay (:class:`ReplayGuard`, no wall clock): an event more than ``window + reor
 ahead of the median of the last ``confirm`` accepted events is held back. ``confirm``
 held events that agree with each other (within ``window + reorder``) are a real clock
 jump: they are released in order and the jump is accepted. ``confirm`` ordinary events
-while something is held make the held ones lone outliers: dropped and counted.
+while something is held make the held ones lone outliers: dropped and counted. The first
+``confirm`` events of a replay have no neighbours to be judged by and are accepted.
 """
 
 from __future__ import annotations
@@ -97,24 +98,35 @@ class TimeGuard:
 
 
 class ReplayGuard:
-    """Replay guard (event time only). See the module docstring."""
+    """Replay guard (event time only). See the module docstring.
 
-    __slots__ = ("_held", "_recent", "_since_held", "confirm", "late", "stats")
+    Hot path for callers: an event with ``ts <= limit`` while nothing is ``held`` is
+    accepted as it is by ``recent.append(ts)``; anything else goes through :meth:`admit`.
+    """
+
+    __slots__ = ("_since_held", "confirm", "held", "late", "limit", "recent", "stats")
 
     def __init__(self, late: float, confirm: int = CONFIRM) -> None:
         self.late = float(late)
         self.confirm = max(1, confirm)
-        self._recent: deque[float] = deque(maxlen=self.confirm)
-        self._held: list[ResponseEvent] = []
+        self.recent: deque[float] = deque(maxlen=self.confirm)
+        self.held: list[ResponseEvent] = []
+        self.limit = -math.inf  # median of recent + late (recomputed when passed)
         self._since_held = 0
         self.stats = GuardStats()
 
     def admit(self, ev: ResponseEvent) -> list[ResponseEvent]:
         """The events to feed now, in order (usually just ``ev``)."""
-        recent = self._recent
-        ref = median_low(recent) if recent else -math.inf
-        if ev.ts > ref + self.late and recent:
-            held = self._held
+        recent = self.recent
+        if len(recent) < self.confirm and not self.held:  # warming up: nothing to judge by
+            recent.append(ev.ts)
+            if len(recent) == self.confirm:
+                self.limit = median_low(recent) + self.late
+            return [ev]
+        if ev.ts > self.limit:
+            self.limit = median_low(recent) + self.late
+        if ev.ts > self.limit:
+            held = self.held
             if held and abs(ev.ts - held[0].ts) > self.late:
                 self.stats.outliers += len(held)
                 held.clear()
@@ -128,18 +140,18 @@ class ReplayGuard:
             held.clear()
             recent.clear()
             recent.extend(e.ts for e in out[-self.confirm:])
+            self.limit = median_low(recent) + self.late
             return out
         recent.append(ev.ts)
-        if self._held:
+        if self.held:
             self._since_held += 1
             if self._since_held >= self.confirm:
-                self.stats.outliers += len(self._held)
-                self._held.clear()
-                self._since_held = 0
+                self.stats.outliers += len(self.held)
+                self.held.clear()
         return [ev]
 
     def flush(self) -> list[ResponseEvent]:
         """At the end of the input: what is still held is a lone outlier (dropped)."""
-        self.stats.outliers += len(self._held)
-        self._held.clear()
+        self.stats.outliers += len(self.held)
+        self.held.clear()
         return []
