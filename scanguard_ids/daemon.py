@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 1.0
 STATE_SAVE_S = 10.0
+#: after a strike (a block applied), the offender history is saved within this long: a crash
+#: loses at most this much, and a flood still costs one fsync per STRIKE_SAVE_S, not per block
+STRIKE_SAVE_S = 1.0
 
 
 def allow_nets(cfg: config.Config, own: Iterable[str] | None = None) -> list[str]:
@@ -277,20 +280,25 @@ class Daemon:
         also prune forgotten offenders), reloads."""
         assert self.engine is not None
         last_save = self.clock.monotonic()
-        while not self.stop_event.wait(HOUSEKEEPING_S):
+        saved_blocks = self.engine.counters["blocks"]
+        while not self.stop_event.wait(min(HOUSEKEEPING_S, STRIKE_SAVE_S)):
             try:
                 if self.own_watch is not None and self.cfg.detect.allow_own_addresses:
                     self.own_watch.poll()  # only when the netlink subscription is not running
-                if self.checkpoint is not None:
+                since = self.clock.monotonic() - last_save
+                blocks = self.engine.counters["blocks"]
+                if since >= STATE_SAVE_S or (blocks != saved_blocks and since >= STRIKE_SAVE_S):
+                    # strikes first: the checkpoint below must not get ahead of them
+                    saved_blocks = blocks
+                    self.save_state()
+                    last_save = self.clock.monotonic()
+                if self.checkpoint is not None and blocks == saved_blocks:
                     self.checkpoint.save()  # if a reader moved on; fsync here, not in the reader
                 self.engine.sync()
                 self.adopt_fast_path()
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
-                if self.clock.monotonic() - last_save >= STATE_SAVE_S:
-                    self.save_state()
-                    last_save = self.clock.monotonic()
             except Exception:  # housekeeping must survive anything and keep going
                 log.exception("housekeeping step failed")
 
@@ -337,12 +345,7 @@ class Daemon:
 
     def save_state(self) -> None:
         assert self.engine is not None
-        if self.checkpoint is not None:
-            try:
-                if not self.checkpoint.save(force=True):
-                    self.engine.counters["state_errors"] += 1
-            except OSError as exc:
-                log.error("checkpoint save failed: %s", exc)
+        # offender history first: a checkpoint must never be ahead of the strikes it implies
         try:
             with self.engine.lock:
                 # Forget offenders past strike_memory. Offences are in event time: take the
@@ -354,6 +357,12 @@ class Daemon:
         except OSError as exc:
             self.engine.counters["state_errors"] += 1
             log.error("state save failed path=%s error=%s", self.cfg.journal.state, exc)
+        if self.checkpoint is not None:
+            try:
+                if not self.checkpoint.save(force=True):
+                    self.engine.counters["state_errors"] += 1
+            except OSError as exc:
+                log.error("checkpoint save failed: %s", exc)
 
     def shutdown(self) -> None:
         self.stop_event.set()

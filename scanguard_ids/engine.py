@@ -8,9 +8,11 @@ per-second history, top ports, recent decisions.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 from collections import Counter, deque
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from scanguard_ids import config
@@ -21,11 +23,12 @@ from scanguard_ids.detect.allowlist import Allowlist
 from scanguard_ids.detect.dedup import Deduper
 from scanguard_ids.detect.detector import Detector
 from scanguard_ids.detect.offenders import Offenders
+from scanguard_ids.detect.timeguard import TimeGuard
 from scanguard_ids.errors import ScanguardError
 from scanguard_ids.eve.decode import Decoder
 from scanguard_ids.eve.source import Source, health_of
 from scanguard_ids.journal import Journal
-from scanguard_ids.model import Block, Decision
+from scanguard_ids.model import Block, Decision, ResponseEvent, parse_target
 from scanguard_ids.snapshot import DecisionRow, Snapshot
 from scanguard_ids.snapshot_build import Evidence, build
 
@@ -37,6 +40,29 @@ MAX_PORT_COUNTERS = 4096
 SMALL_SET = 64  # up to this many blocks, read the kernel's sets every SMALL_SYNC_S
 SMALL_SYNC_S = 5.0  # (a listing costs ~5 us of CPU per entry on ipset's raw netlink path,
 FULL_SYNC_S = 15.0  # ~40 us through pyroute2 or ~0.7 ms per call for an empty set)
+PENDING_MAX = 1024  # decisions the rate valve deferred, retried best evidence first
+MAX_SPELLINGS = 4096  # cached canonical forms of IPv6 / IPv4-mapped spellings
+
+
+def canonical(ip: str) -> str:
+    """The one spelling the kernel lists: IPv4-mapped IPv6 as IPv4, IPv6 compressed and
+    lower-case, without a zone id (``fe80::1%eth0`` -> ``fe80::1``). Unparseable text is
+    returned as it is (the backend refuses it later)."""
+    try:
+        target = parse_target(ip.split("%", 1)[0] if "%" in ip else ip)
+    except ValueError:
+        return ip
+    return str(target)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A decision the rate valve deferred; ``score`` grows with the address's responses
+    while it waits (they are suppressed by the detector, counted here)."""
+
+    d: Decision
+    score: int
+    since: float  # monotonic
 
 
 class BlockRefused(ScanguardError):
@@ -77,7 +103,7 @@ class Engine:
         self.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
         self.offenders = offenders if offenders is not None else Offenders(cfg.detect)
         self.detector = Detector(cfg.detect, allowlist, self.offenders)
-        self.valve = SafetyValve(cfg.block.max_blocks_per_second, cfg.block.max_set_size, clock)
+        self.valve = SafetyValve.with_reserves(cfg.block, clock)
         self.lock = threading.RLock()
         self.started = clock.now()
         self.counters: Counter[str] = Counter()
@@ -91,6 +117,17 @@ class Engine:
         self.sinks: list[DecisionSink] = []
         self.dedup = Deduper(cfg.eve.dedup_tolerance)
         self._last_full_sync = float("-inf")
+        self.guard = TimeGuard(cfg.detect.window + cfg.detect.reorder, cfg.detect.max_future)
+        self._spellings: dict[str, str] = {}
+        self.pending: dict[str, _Pending] = {}
+        # eviction candidates: (strikes, ports, responses, expires, seq, ip); stale entries
+        # (seq no longer the address's) are skipped
+        self._evictable: list[tuple[int, int, int, float, int, str]] = []
+        self._evict_seq: dict[str, int] = {}
+        self._seq = 0
+        self._evict_logged = float("-inf")
+        # while sync() lists the kernel: what changed meanwhile (ip -> "block" / "unblock")
+        self._since_list: dict[str, str] | None = None
         #: nothing leaves the host and every journal record says so (docs/security.md)
         self.dry_run = backend.info.name == "dry-run"
 
@@ -99,9 +136,20 @@ class Engine:
         with self.lock:
             self.counters["events"] += len(lines)
             seen = self.dedup.seen
+            guard, detector = self.guard, self.detector
+            bound = guard.bound(self.clock.now())
+            late = guard.late
             for ev in self.decoder.decode_batch(lines):
                 if seen(ev):
                     self.counters["duplicates"] += 1
+                    continue
+                remote = ev.remote
+                if ":" in remote:  # one spelling per address (IPv6, IPv4-mapped, zone id)
+                    ev.remote = self._spelling(remote)
+                if guard.shift:
+                    ev.ts += guard.shift
+                if ev.ts > bound and guard.future(ev, bound - guard.max_future):
+                    self.counters["future"] += 1
                     continue
                 self.counters["responses"] += 1
                 self._tick(1)
@@ -109,9 +157,37 @@ class Engine:
                     len(self.ports) < MAX_PORT_COUNTERS or (ev.local_port, ev.proto) in self.ports
                 ):
                     self.ports[(ev.local_port, ev.proto)] += 1
-                decision = self.detector.feed(ev)
-                if decision is not None:
-                    self._enforce(decision)
+                if ev.ts < detector.newest - late:
+                    stepped = guard.behind(ev, detector.newest)
+                    if stepped:
+                        self.counters["clock_steps"] += 1
+                        log.warning("action=clock-step shift=%.1f: event time stepped back, "
+                                    "later events are shifted", guard.shift)
+                        for e in stepped:
+                            self._judge(e)
+                        continue
+                else:
+                    guard.ok()
+                self._judge(ev)
+            if self.pending:
+                self._drain()
+
+    def _judge(self, ev: ResponseEvent) -> None:
+        decision = self.detector.feed(ev)
+        if decision is not None:
+            self._enforce(decision)
+        elif self.pending:
+            p = self.pending.get(ev.remote)
+            if p is not None:
+                p.score += 1
+
+    def _spelling(self, ip: str) -> str:
+        known = self._spellings.get(ip)
+        if known is None:
+            if len(self._spellings) >= MAX_SPELLINGS:
+                self._spellings.clear()
+            known = self._spellings[ip] = canonical(ip)
+        return known
 
     def _tick(self, n: int) -> None:
         sec = int(self.clock.now())
@@ -121,28 +197,146 @@ class Engine:
             self._history_sec = sec
         self._history[-1] += n
 
-    def _enforce(self, d: Decision) -> bool:
-        ok, why = self.valve.allow(len(self.active))
+    def _enforce(self, d: Decision, *, priority: bool = False) -> bool:
+        """Apply one decision through the valves. Strikes: the detector recorded one for
+        ``d``; it is taken back unless the block lands (a refused block is no offence).
+
+        Set full: the weakest automatic block is evicted to make room (see _victim).
+        Rate short: a detector decision waits in ``pending`` (its strike taken back, the
+        detector keeps suppressing the address) and is retried by _drain, best evidence
+        first, from the tokens reserved for priority blocks.
+        """
+        ip = d.ip
+        refresh = ip in self.active
+        victim = None
+        if not refresh and len(self.active) >= self.valve.limit(d.manual):
+            victim = self._victim()
+        ok, why = self.valve.allow(len(self.active) - (victim is not None), ip, refresh,
+                                   manual=d.manual, priority=priority)
+        if ok and victim is not None and not self._evict(victim, ip):
+            ok, why = False, "full: eviction failed"
         if not ok:
             self.counters["valve_drops"] += 1
-            self.detector.release(d.ip)  # let a later response try again
-            log.debug("action=refused ip=%s reason=%s", d.ip, why)
+            if not d.manual:
+                self.offenders.retract(ip, d.strikes)
+            if not d.manual and why.startswith("rate") and self._defer(d):
+                log.debug("action=deferred ip=%s reason=%s", ip, why)
+                return False
+            self.detector.release(ip)  # let a later response try again
+            log.debug("action=refused ip=%s reason=%s", ip, why)
             return False
         try:
-            self.backend.block(d.ip, d.ttl)
+            self.backend.block(ip, d.ttl)
         except ScanguardError as exc:
             self.counters["backend_errors"] += 1
-            self.detector.release(d.ip)
-            log.error("action=block-failed ip=%s error=%s", d.ip, exc)
+            if not d.manual:
+                self.offenders.retract(ip, d.strikes)
+            self.detector.release(ip)
+            log.error("action=block-failed ip=%s error=%s", ip, exc)
             return False
         now = self.clock.now()
-        self.active[d.ip] = Block(d.ip, now + d.ttl)
-        self.evidence[d.ip] = Evidence(d.ttl, now, d.ports, d.count, d.strikes, d.manual, d.reason)
+        self.active[ip] = Block(ip, now + d.ttl)
+        self.evidence[ip] = Evidence(d.ttl, now, d.ports, d.count, d.strikes, d.manual, d.reason)
+        if self._since_list is not None:
+            self._since_list[ip] = "block"
+        if d.manual:
+            self._evict_seq.pop(ip, None)
+        else:
+            self._candidate(ip, d.strikes, len(d.ports), d.count, now + d.ttl)
         self.counters["blocks"] += 1
         self._record(d)
         log.info("action=block ip=%s ttl=%d count=%d ports=%s strikes=%d manual=%s reason=%r",
-                 d.ip, d.ttl, d.count, ",".join(map(str, d.ports)), d.strikes, d.manual, d.reason)
+                 ip, d.ttl, d.count, ",".join(map(str, d.ports)), d.strikes, d.manual, d.reason)
         return True
+
+    # -- valves under pressure (docs/security.md "Valves under attack") ------------------
+    def _candidate(self, ip: str, strikes: int, ports: int, count: int, expires: float) -> None:
+        self._seq += 1
+        self._evict_seq[ip] = self._seq
+        heapq.heappush(self._evictable, (strikes, ports, count, expires, self._seq, ip))
+        if len(self._evictable) > 2 * len(self.active) + 1024:
+            live = self._evict_seq
+            self._evictable = [e for e in self._evictable if live.get(e[5]) == e[4]]
+            heapq.heapify(self._evictable)
+
+    def _victim(self) -> str | None:
+        """The automatic block to give up first: fewest strikes, then fewest ports, then
+        fewest responses, then soonest to end. Manual blocks are never candidates."""
+        heap, live = self._evictable, self._evict_seq
+        while heap:
+            _, _, _, _, seq, ip = heap[0]
+            if live.get(ip) == seq and ip in self.active:
+                return ip
+            heapq.heappop(heap)
+        return None
+
+    def _evict(self, ip: str, for_ip: str) -> bool:
+        try:
+            self.backend.unblock(ip)
+        except ScanguardError as exc:
+            self.counters["backend_errors"] += 1
+            log.error("action=evict-failed ip=%s error=%s", ip, exc)
+            self._evict_seq.pop(ip, None)  # try another next time
+            return False
+        self._evict_seq.pop(ip, None)
+        self.detector.release(ip)
+        self.active.pop(ip, None)
+        ev = self.evidence.pop(ip, None)
+        if self._since_list is not None:
+            self._since_list[ip] = "unblock"
+        self.counters["evicted"] += 1
+        now = self.clock.now()
+        self._record(Decision(ts=now, action="evict", ip=ip, ttl=ev.ttl if ev else 0,
+                              count=ev.responses if ev else 0, ports=ev.ports if ev else (),
+                              strikes=ev.strikes if ev else 0,
+                              reason=f"set full (block.max_set_size = {self.valve.max_set_size}):"
+                                     f" room for {for_ip}"))
+        log.debug("action=evict ip=%s for=%s active=%d", ip, for_ip, len(self.active))
+        mono = self.clock.monotonic()
+        if mono - self._evict_logged >= 1.0:  # a flood of evictions does not flood the log
+            self._evict_logged = mono
+            log.warning("action=evict ip=%s for=%s active=%d evicted=%d: the set is full "
+                        "(block.max_set_size)", ip, for_ip, len(self.active),
+                        self.counters["evicted"])
+        return True
+
+    def _defer(self, d: Decision) -> bool:
+        """Queue a rate-refused detector decision; False if the queue has no room for it."""
+        pending = self.pending
+        p = pending.get(d.ip)
+        if p is not None:
+            p.score = max(p.score, d.count)
+            return True
+        if len(pending) >= PENDING_MAX:
+            low = min(pending, key=lambda k: pending[k].score)
+            if pending[low].score >= d.count:
+                return False
+            del pending[low]
+            self.detector.release(low)
+            self.counters["pending_dropped"] += 1
+        pending[d.ip] = _Pending(d, d.count, self.clock.monotonic())
+        self.counters["deferred"] += 1
+        return True
+
+    def _drain(self) -> None:
+        """Retry deferred decisions while tokens last, most evidence first; the strike is
+        recorded again now (and taken back again if the retry is refused)."""
+        pending, valve = self.pending, self.valve
+        max_age = float(self.cfg.detect.ttl)
+        now = self.clock.monotonic()
+        while pending and valve.tokens() >= 1.0:
+            ip = max(pending, key=lambda k: pending[k].score)
+            p = pending.pop(ip)
+            if now - p.since > max_age:
+                self.detector.release(ip)
+                self.counters["pending_dropped"] += 1
+                continue
+            strike = self.offenders.offend(ip, p.d.ts)
+            d = replace(p.d, ttl=strike.ttl, strikes=strike.strikes,
+                        count=max(p.d.count, p.score))
+            self.counters["retried"] += 1
+            if not self._enforce(d, priority=True):
+                break
 
     def _record(self, d: Decision) -> None:
         """Every decision: kept for the UI, journaled, handed to the sinks (never raises)."""
@@ -163,6 +357,7 @@ class Engine:
     # -- operator actions -----------------------------------------------------------
     def manual_block(self, ip: str, ttl: int | None = None) -> Decision:
         ttl = int(ttl or self.cfg.detect.ttl)
+        ip = canonical(ip)
         if ip in self.allowlist or ("/" in ip and self.allowlist.overlaps(ip)):
             raise BlockRefused(f"{ip} is or contains an allowlisted address "
                                "(detect.allowlist or an address of this host)")
@@ -200,10 +395,15 @@ class Engine:
 
     def manual_unblock(self, ip: str, reason: str = "manual unblock", *,
                        manual: bool = True) -> Decision:
+        ip = canonical(ip)
         now = self.clock.now()
         d = Decision(ts=now, action="unblock", ip=ip, reason=reason, manual=manual)
         with self.lock:
             self.backend.unblock(ip)
+            if self._since_list is not None:
+                self._since_list[ip] = "unblock"
+            self.pending.pop(ip, None)
+            self._evict_seq.pop(ip, None)
             self.detector.release(ip)
             self.active.pop(ip, None)
             self.evidence.pop(ip, None)
@@ -256,14 +456,25 @@ class Engine:
             full = now - self._last_full_sync >= every
         current: dict[str, Block] | None = None
         if full:
+            with self.lock:
+                self._since_list = {}  # blocks and unblocks made while the kernel is listed
             try:
-                current = {b.ip: b for b in self.backend.list()}
+                current = {canonical(b.ip) if ":" in b.ip else b.ip: b
+                           for b in self.backend.list()}
                 self._last_full_sync = now
             except ScanguardError as exc:
                 self.counters["backend_errors"] += 1
                 log.error("listing blocks failed: %s", exc)
         wall = self.clock.now()
         with self.lock:
+            changed, self._since_list = self._since_list, None
+            if current is not None and changed:
+                # the listing may predate these: the engine's view of them is newer
+                for ip, what in changed.items():
+                    if what == "block" and ip in self.active:
+                        current.setdefault(ip, self.active[ip])
+                    elif what == "unblock":
+                        current.pop(ip, None)
             if current is None:  # between full reads: the timeouts we set tell what ended
                 current = {
                     ip: b for ip, b in self.active.items() if b.expires is None or b.expires > wall
@@ -274,17 +485,24 @@ class Engine:
                 if ip not in self.active:  # added behind our back (another tool, adoption race)
                     self._take_over(b, wall, "external")
             self.active = current
-            self.detector.expire(wall)
+            # Block state is in event time: a block decided from a backlog ends (event time)
+            # long before now, yet runs its ttl in the kernel from now. Expire by event time.
+            self.detector.expire(min(wall, self.detector.newest))
+            if self.pending:
+                self._drain()
             self._tick(0)
 
     def _take_over(self, b: Block, now: float, reason: str) -> None:
         """Track a block we did not make (held at start, or added by another tool)."""
         until = b.expires if b.expires is not None else now + self.cfg.detect.ttl
         self.detector.adopt(b.ip, until)
+        # not known to be ours: evicted before any evidence-backed block (docs/security.md)
+        self._candidate(b.ip, 0, 0, 0, until)
         self.evidence.setdefault(b.ip, Evidence(int(max(0, until - now)), now, reason=reason))
 
     def _expired(self, ip: str, now: float) -> None:
         self.detector.release(ip)
+        self._evict_seq.pop(ip, None)
         ev = self.evidence.pop(ip, None)
         self.counters["expired"] += 1
         d = Decision(ts=now, action="expire", ip=ip, ttl=ev.ttl if ev else 0,
@@ -300,8 +518,9 @@ class Engine:
             self.detector.reconfigure(cfg.detect, self.allowlist)
             if cfg.eve.dedup_tolerance != self.dedup.tolerance:
                 self.dedup = Deduper(cfg.eve.dedup_tolerance)
-            self.valve = SafetyValve(cfg.block.max_blocks_per_second, cfg.block.max_set_size,
-                                     self.clock)
+            self.valve = SafetyValve.with_reserves(cfg.block, self.clock)
+            self.guard.late = float(cfg.detect.window + cfg.detect.reorder)
+            self.guard.max_future = float(cfg.detect.max_future)
 
     # -- what the UI and status read ------------------------------------------------
     def snapshot(self, watch_limit: int = 200, block_limit: int = 500) -> Snapshot:

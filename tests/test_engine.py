@@ -88,9 +88,12 @@ def test_manual_block_refuses_allowlisted_and_unblock_releases(rig: Rig) -> None
 
 
 def test_safety_valve_counts_refusals(tmp_path: Path) -> None:
+    # A full set evicts automatic blocks (tests/test_valves.py), never manual ones: a set
+    # full of manual blocks still refuses, and counts it.
     rig = make_rig(tmp_path, config.Config().replace("block", max_set_size=1))
+    rig.engine.manual_block("198.51.100.9")
     rig.feed(*SAMPLE.read_bytes().splitlines())
-    assert len(rig.blocked()) == 1
+    assert rig.blocked() == {"198.51.100.9"}
     assert rig.engine.counters["valve_drops"] >= 1
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -17,10 +18,11 @@ from scanguard_ids import config
 from scanguard_ids.commands.common import add_config, add_thresholds, load_config
 from scanguard_ids.detect.allowlist import Allowlist
 from scanguard_ids.detect.detector import Detector
+from scanguard_ids.detect.timeguard import ReplayGuard
 from scanguard_ids.errors import ConfigError
 from scanguard_ids.eve.decode import Decoder
 from scanguard_ids.eve.reader import iter_blocks
-from scanguard_ids.model import Decision
+from scanguard_ids.model import Decision, ResponseEvent
 from scanguard_ids.timefmt import iso
 
 
@@ -44,6 +46,7 @@ class ReplayResult:
     decisions: list[Decision] = field(default_factory=list)
     lines: int = 0
     seconds: float = 0.0
+    outliers: int = 0  # lone events far ahead of their neighbours, set aside
 
 
 def replay(
@@ -55,15 +58,26 @@ def replay(
     result = ReplayResult()
     decode_block, feed = decoder.decode_block, detector.feed
     max_line = cfg.eve.max_line_bytes
+    # a lone line far ahead of its neighbours must not blind the replay (detect/timeguard.py)
+    guard = ReplayGuard(cfg.detect.window + cfg.detect.reorder)
+    note = guard.recent.append
     t0 = time.perf_counter()
     for path in paths:
         for buf, start, end in iter_blocks(path, max_line=max_line):
             for ev in decode_block(buf, start, end):
-                decision = feed(ev)
-                if decision is not None:
-                    result.decisions.append(decision)
-                    if on_decision is not None:
-                        on_decision(decision)
+                if ev.ts <= guard.limit and not guard.held:
+                    note(ev.ts)
+                    evs: Iterable[ResponseEvent] = (ev,)
+                else:
+                    evs = guard.admit(ev)
+                for e in evs:
+                    decision = feed(e)
+                    if decision is not None:
+                        result.decisions.append(decision)
+                        if on_decision is not None:
+                            on_decision(decision)
+    guard.flush()
+    result.outliers = guard.stats.outliers
     result.lines = decoder.stats.lines
     result.seconds = time.perf_counter() - t0
     return result, decoder, detector
@@ -103,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         f"(bad_json={s.bad_json} oversized={s.oversized} binary={s.binary} "
         f"missing_fields={s.missing_fields}) no_port={s.no_port} foreign_sids={s.foreign_sids} "
         f"allowlisted={ds.allowlisted} suppressed={ds.suppressed} too_late={ds.too_late} "
+        f"time_outliers={result.outliers} "
         f"decisions={len(result.decisions)} seconds={result.seconds:.3f} lines_per_s={rate:.0f} "
         f"reader={'c' if decoder.accelerated else 'python'}",
         file=sys.stderr,

@@ -86,6 +86,9 @@ class DetectConfig:
         seconds without a new offence.""", gt=0)
     reorder: float = key(30.0, """How far (seconds, event time) an out-of-order EVE line may lag
         and still count.""", ge=0)
+    max_future: float = key(300.0, """Live: an EVE line dated more than this many seconds ahead
+        of the wall clock is set aside (counted as `future`), so one bad timestamp cannot
+        blind the detector (docs/security.md).""", gt=0)
     max_tracked: int = key(100_000, """Memory bound: addresses tracked (least recently seen
         evicted first).""", ge=1)
     max_events_per_ip: int = key(64, "Memory bound: evidence kept per tracked address.", ge=1)

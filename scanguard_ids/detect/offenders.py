@@ -39,12 +39,14 @@ class Strike:
 class Offenders:
     """Strike history per address, bounded, least-recently-offended evicted first."""
 
-    __slots__ = ("_cfg", "_hist", "evicted")
+    __slots__ = ("_cfg", "_hist", "_undo", "evicted")
 
     def __init__(self, cfg: DetectConfig) -> None:
         self._cfg = cfg
         # ip -> (strikes, event time of the last offence); order = least recently offended first
         self._hist: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        # the last offence and the record it replaced, so a refused block can take it back
+        self._undo: tuple[str, int, tuple[int, float] | None] | None = None
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -89,10 +91,27 @@ class Offenders:
         else:
             strikes, last = rec[0] + 1, max(rec[1], ts)
         hist[ip] = (strikes, last)
+        self._undo = (ip, strikes, rec)
         while len(hist) > self._cfg.max_offenders:
             hist.popitem(last=False)
             self.evicted += 1
         return Strike(strikes, self.ttl_for(strikes))
+
+    def retract(self, ip: str, strikes: int) -> bool:
+        """Take back the last offence of ``ip`` (strike number ``strikes``): its block was
+        refused, so it never happened. Only the most recent :meth:`offend` can be taken back
+        (the engine calls this right after the detector's decision, under its lock).
+        True if it was."""
+        undo = self._undo
+        if undo is None or undo[0] != ip or undo[1] != strikes:
+            return False
+        self._undo = None
+        prev = undo[2]
+        if prev is None:
+            self._hist.pop(ip, None)
+        else:
+            self._hist[ip] = prev
+        return True
 
     def forget(self, ip: str) -> bool:
         """Drop the history of one address (operator pardon). True if there was any."""

@@ -17,6 +17,13 @@ Rotation, as done by Suricata itself or logrotate:
   between logrotate's copy and its truncate (in neither file), and lines not read yet when
   the truncate comes (only in the copy). Prefer ``create``.
 
+Rotated while the daemon was down (the checkpoint names a file the path no longer is):
+the rotated file is looked up beside the path (``eve.json.1``, ``eve.json.2``...: same
+inode for rename rotation, same first bytes for a copytruncate copy), finished from the
+checkpoint, and then the path is read from 0. A compressed copy (Debian's stock
+``copytruncate`` + ``compress`` gives ``eve.json.1.gz`` at once) is not read: its rest
+is lost; ``delaycompress`` keeps ``eve.json.1`` plain for one cycle (docs/security.md).
+
 A line is delivered without its newline once the newline arrives. Bytes that can never be
 completed (the end of a rotated-away or truncated file) are delivered as a last line and
 counted as ``unterminated``. Lines longer than ``max_line_bytes`` are dropped (counted as
@@ -225,7 +232,12 @@ class FileTail:
         cur = _OpenFile(fd, st.st_dev, st.st_ino, 0, size=st.st_size)
         cur.head = os.pread(fd, HEAD_BYTES, 0)
         if initial:
-            cur.offset = self._initial_offset(cur)
+            rotated = self._rotated_while_down(cur)
+            if rotated is not None:
+                os.close(fd)  # the path is read from 0 once the rotated file is finished
+                cur = rotated
+            else:
+                cur.offset = self._initial_offset(cur)
         self._cur = cur
         log.info(
             "eve_opened path=%s inode=%d offset=%d size=%d",
@@ -261,6 +273,49 @@ class FileTail:
             )
             return start
         return 0 if self.from_start else self._end_offset(cur)
+
+    def _rotated_while_down(self, cur: _OpenFile) -> _OpenFile | None:
+        """The checkpointed file was rotated while we were not running: find it beside the
+        path (``eve.json.1``...) and resume it at the checkpoint, so its rest is not lost.
+
+        Rename rotation: the sibling has the checkpoint's (dev, inode). copytruncate: the
+        path shrank or changed; the copy has another inode but the checkpoint's first bytes
+        and at least its offset. Compressed copies (``.gz``...) are not read.
+        """
+        saved = self.checkpoint.get(self.path) if self.checkpoint is not None else None
+        if saved is None:
+            return None
+        if (saved.dev, saved.inode) == (cur.dev, cur.ino) and cur.size >= saved.offset and (
+            not saved.head or head_digest(cur.head[: saved.head_len]) == saved.head
+        ):
+            return None  # still the same file: resumed as usual
+        folder, base = os.path.split(self.path)
+        try:
+            names = sorted(n for n in os.listdir(folder)
+                           if n.startswith(base + ".") and n[len(base) + 1:].isdigit())
+        except OSError:
+            return None
+        for name in names:
+            full = os.path.join(folder, name)
+            try:
+                fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            st = os.fstat(fd)
+            head = os.pread(fd, HEAD_BYTES, 0) if stat.S_ISREG(st.st_mode) else b""
+            same_inode = (st.st_dev, st.st_ino) == (saved.dev, saved.inode)
+            same_head = bool(saved.head) and len(head) >= saved.head_len and \
+                head_digest(head[: saved.head_len]) == saved.head
+            if (stat.S_ISREG(st.st_mode) and st.st_size >= saved.offset
+                    and (same_inode or (saved.head_len and same_head))
+                    and (not saved.head or same_head)):
+                log.info("eve_resume_rotated path=%s rotated=%s inode=%d offset=%d size=%d",
+                         self.path, full, st.st_ino, saved.offset, st.st_size)
+                old = _OpenFile(fd, st.st_dev, st.st_ino, saved.offset, size=st.st_size)
+                old.head = head
+                return old
+            os.close(fd)
+        return None
 
     def _end_offset(self, cur: _OpenFile) -> int:
         """Start of the line being written at the end of the file (so it is read whole)."""
