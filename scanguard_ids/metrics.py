@@ -35,6 +35,13 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "expired": ("expired", "Blocks that timed out in the kernel"),
     "allowlisted": ("allowlisted", "Responses to allowlisted addresses, never counted"),
     "journal_errors": ("journal_errors", "Decision journal write failures"),
+    "evicted": ("evictions", "Automatic blocks evicted to make room in a full set"),
+    "deferred": ("deferred", "Decisions held back by the rate valve, to be retried"),
+    "retried": ("retried", "Held-back decisions applied later"),
+    "pending_dropped": ("pending_dropped", "Held-back decisions dropped (expired or superseded)"),
+    "future": ("future_events", "Events dated too far ahead of the clock, set aside"),
+    "clock_steps": ("clock_steps", "Confirmed steps of the sensors' clock"),
+    "sink_errors": ("sink_errors", "Decision sink (CrowdSec, fleet, metrics) failures"),
 }
 #: Counters that are refusals of a decided block, exported with a ``reason`` label.
 REFUSALS: dict[str, str] = {
