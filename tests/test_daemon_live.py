@@ -165,16 +165,17 @@ def test_scanner_blocked_both_families_then_expires(
         assert lab.reach(SCANNER4) == {"ping": True, "tcp": True}
         append(d.eve, scan_lines["tcp4"] + scan_lines["udp6"])
         wait_for(lambda: {SCANNER4, SCANNER6} <= d.blocked(), 10, "both scanners blocked")
+        # the monitor, attached through the control socket, shows both as blocked (first:
+        # the probes below take seconds on a loaded machine, and the blocks last TTL s)
+        top = lab.victim.run([*SCANGUARD, "top", "--once", "--socket", d.ctl], check=False)
+        assert top.returncode == 0, top.stderr
+        blocked_panel = top.stdout[top.stdout.index("─ blocked 2 ") :]
+        assert SCANNER4 in blocked_panel and SCANNER6 in blocked_panel
         assert lab.reach(SCANNER4) == {"ping": False, "tcp": False}
         assert lab.reach(SCANNER6) == {"ping": False, "tcp": False}
         status = d.call("status")
         assert status["counters"]["blocks"] == 2  # type: ignore[index]
         assert status["counters"]["responses"] == 10  # type: ignore[index]
-        # the monitor, attached through the control socket, shows both as blocked
-        top = lab.victim.run([*SCANGUARD, "top", "--once", "--socket", d.ctl], check=False)
-        assert top.returncode == 0, top.stderr
-        blocked_panel = top.stdout[top.stdout.index("─ blocked 2 ") :]
-        assert SCANNER4 in blocked_panel and SCANNER6 in blocked_panel
         # the kernel expires the block after its TTL; the daemon notices and journals it
         wait_for(lambda: lab.reach(SCANNER4)["tcp"], TTL + 6, "block expiry", step=0.5)
         wait_for(lambda: not d.blocked(), 5, "the daemon to see the expiry")
