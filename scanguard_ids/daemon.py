@@ -128,7 +128,7 @@ class Daemon:
             cfg.detect.window,
             cfg.detect.ttl,
             cfg.detect.policy,
-            "c" if engine.decoder.accelerated else "python (no C reader built)",
+            engine.decoder.reader,
         )
         return engine
 
