@@ -20,10 +20,9 @@ Three readers give the same results (``Decoder.reader`` says which one runs):
   an alert written in Suricata 7's own layout without a JSON parse. Anything it does not
   recognise takes the path above. It assumes of Suricata's output: keys in its fixed order
   and each written once, the sensor name (``host``) as the last key.
-- ``"msgspec"`` (the default without the C module): typed.py's batch-wide byte check settles
-  a whole batch in a few C-level passes when every line holds one compact ``event_type``, and
-  an alert of ours is read by a msgspec decoder typed with only the fields used here; a line
-  it refuses takes the full parse.
+- ``"msgspec"`` (the default without the C module): the byte check above, then an alert that
+  may be ours is read by a msgspec decoder typed with only the fields used here (typed.py)
+  instead of the full parse; a line it refuses takes the full parse.
 - ``"python"``: the reference above, line by line. The tests compare each fast reader with
   it, events and stats.
 
@@ -38,7 +37,6 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import ip_address
-from itertools import compress, repeat
 from typing import Any
 
 import orjson
@@ -77,7 +75,6 @@ KIND_FIELDS = 2
 KIND_EVENT = 3
 
 _ET_KEY = b'"event_type"'
-_ET_ALERT = b'"event_type":"alert"'
 _ET_LEN = len(_ET_KEY)
 #: Event type values the byte check cannot settle: an alert, or an escape that may spell one.
 _UNSETTLED = (b'alert"', b"\\")
@@ -193,28 +190,10 @@ class Decoder:
             return self._collect(
                 *self._prefilter_lines(lines, self.max_line_bytes, self._sids, self._ctx)
             )
-        if self._typed is not None and type(lines) is list:
-            return self._batch_typed(lines, b"\n".join(lines))
         return self._batch(lines)
 
-    def _batch_typed(self, lines: list[bytes], block: bytes) -> list[ResponseEvent]:
-        """decode_batch() of the msgspec reader: the batch-wide byte check first."""
-        if not typed.settled(lines, block, self.max_line_bytes):
-            return self._batch(lines)
-        alerts = list(compress(lines, map(bytes.__contains__, lines, repeat(_ET_ALERT))))
-        stats = self.stats
-        stats.lines += len(lines)
-        stats.skipped_events += len(lines) - len(alerts)
-        events: list[ResponseEvent] = []
-        alert = self._alert_slow
-        for line in alerts:
-            ev = alert(line)
-            if ev is not None:
-                events.append(ev)
-        return events
-
     def _batch(self, lines: list[bytes]) -> list[ResponseEvent]:
-        """decode_batch() without the C reader, line by line."""
+        """decode_batch() without the C reader."""
         stats = self.stats
         stats.lines += len(lines)
         events: list[ResponseEvent] = []
@@ -261,13 +240,9 @@ class Decoder:
         if prefilter is None:
             if start >= end:
                 return []
-            block = bytes(memoryview(buf)[start:end])  # one copy, bytes lines
-            lines = block.split(b"\n")
+            lines = bytes(memoryview(buf)[start:end]).split(b"\n")  # one copy, bytes lines
             if not lines[-1]:
                 lines.pop()
-                block = block[:-1]
-            if self._typed is not None:
-                return self._batch_typed(lines, block)
             return self._batch(lines)
         return self._collect(
             *prefilter(buf, start, end, self.max_line_bytes, self._sids, self._ctx)

@@ -1,10 +1,8 @@
-"""The msgspec reader's two parts for decode.py: a batch-wide byte check and a typed alert.
+"""The msgspec reader's typed alert for decode.py: the fields it uses, and nothing else.
 
-:func:`settled` answers for a whole batch at once, in a few C-level passes, what decode.py's
-byte check answers line by line: every line holds ``"event_type"`` exactly once, written
-compactly and without an escape, and none is oversized. Then only the lines holding
-``"event_type":"alert"`` need a look; every other line is a skipped event.
-
+decode.py's byte check settles the other lines as it does for the pure-Python reader (a
+batch-wide version of it in a few whole-block bytes passes measured slower: the per-line
+check stops at each line's ``"event_type"``, a block pass scans every byte).
 :data:`decode_alert` reads only the fields decode.py uses, with strict types (a float is not
 an int, a SID or port out of range is refused). Anything it refuses (a missing field, an
 unexpected type, bad JSON) raises ``msgspec.DecodeError`` and the line takes decode.py's full
@@ -13,18 +11,13 @@ orjson parse, which stays the reference for what a line means.
 
 from __future__ import annotations
 
-from itertools import repeat
 from typing import Annotated
 
 import msgspec
 
-__all__ = ["DecodeError", "decode_alert", "settled"]
+__all__ = ["DecodeError", "decode_alert"]
 
 DecodeError = msgspec.DecodeError  # ValidationError is a subclass
-
-_ET_KEY = b'"event_type"'
-_ET_COMPACT = b'"event_type":"'
-_ET_ESCAPED = b'"event_type":"\\'
 
 _U32 = Annotated[int, msgspec.Meta(ge=0, le=0xFFFFFFFF)]
 _Port = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)]
@@ -60,16 +53,3 @@ class Alert(msgspec.Struct):
 
 
 decode_alert = msgspec.json.Decoder(Alert).decode
-
-
-def settled(lines: list[bytes], block: bytes, max_line_bytes: int) -> bool:
-    """True when every line of ``lines`` (``block`` is them joined by newlines) holds one
-    compact, unescaped ``"event_type"`` and none is longer than ``max_line_bytes``."""
-    n = len(lines)
-    return (
-        n > 0
-        and block.count(_ET_COMPACT) == n
-        and _ET_ESCAPED not in block
-        and (len(block) <= max_line_bytes or max(map(len, lines)) <= max_line_bytes)
-        and list(map(bytes.count, lines, repeat(_ET_KEY))).count(1) == n
-    )
