@@ -51,6 +51,7 @@ from bench.common import (
     require,
     spread,
 )
+from bench.report import md_table
 
 NAME = "replay"
 TITLE = "1. Replay throughput"
@@ -305,17 +306,29 @@ def _decision_md(mixed: float, alerts: float, speedup: float, cpu_ratio: float) 
     """The issue's rule for replacing the C reader by the msgspec one, on this run's figures."""
     checks = [
         ("mixed lines/s", f"{mixed:,.0f}", f">= {TARGET_MIXED:,.0f}", mixed >= TARGET_MIXED),
-        ("alerts-only alerts/s", f"{alerts:,.0f}", f">= {TARGET_ALERTS:,.0f}",
-         alerts >= TARGET_ALERTS),
-        ("speed-up over naive (mixed)", f"{speedup:.2f}x", f">= {TARGET_SPEEDUP:.0f}x",
-         speedup >= TARGET_SPEEDUP),
-        ("daemon CPU per line vs the C reader", f"{cpu_ratio:.2f}x", f"<= {MAX_CPU_RATIO}x",
-         cpu_ratio <= MAX_CPU_RATIO),
+        (
+            "alerts-only alerts/s",
+            f"{alerts:,.0f}",
+            f">= {TARGET_ALERTS:,.0f}",
+            alerts >= TARGET_ALERTS,
+        ),
+        (
+            "speed-up over naive (mixed)",
+            f"{speedup:.2f}x",
+            f">= {TARGET_SPEEDUP:.0f}x",
+            speedup >= TARGET_SPEEDUP,
+        ),
+        (
+            "daemon CPU per line vs the C reader",
+            f"{cpu_ratio:.2f}x",
+            f"<= {MAX_CPU_RATIO}x",
+            cpu_ratio <= MAX_CPU_RATIO,
+        ),
     ]
     ok = all(c[3] for c in checks)
-    rows = "\n".join(
-        f"| {name} | {value} | {need} | {'yes' if met else 'no'} |"
-        for name, value, need, met in checks
+    table = md_table(
+        ("condition", "msgspec reader", "needed", "met"),
+        ((name, value, need, "yes" if met else "no") for name, value, need, met in checks),
     )
     verdict = (
         "the msgspec reader meets every condition: the C reader can go."
@@ -325,8 +338,7 @@ def _decision_md(mixed: float, alerts: float, speedup: float, cpu_ratio: float) 
     )
     return (
         "**JSON reader decision** (msgspec reader in place of the C one):\n\n"
-        "| condition | msgspec reader | needed | met |\n|---|---|---|---|\n"
-        f"{rows}\n\nOn this run {verdict}\n"
+        f"{table}\n\nOn this run {verdict}\n"
     )
 
 
@@ -345,7 +357,7 @@ def run(ctx: Context) -> Section:
         f"{ameta.bytes / 1e6:.0f} MB from {ameta.scanners:,} addresses."
     )
     r = 2 if ctx.quick else ctx.repeats
-    table = []
+    table: list[tuple[object, ...]] = []
     results: dict[str, dict[str, list[dict]]] = {}
     for label, path in (("mixed", mixed), ("alerts", alerts)):
         few = max(1, r - 2)
@@ -387,10 +399,17 @@ def run(ctx: Context) -> Section:
                 sec.notes.append(f"scanguard replay CLI not run: {exc}")
         results[label] = runs
         for mode, rs in runs.items():
+            rates = [x["lines"] / x["seconds"] for x in rs]
             table.append(
-                f"| {label} | {mode} | {len(rs)} | {median([x['lines'] for x in rs]):,.0f} | "
-                f"{_rate(rs, 'lines'):,.0f} ({spread([x['lines'] / x['seconds'] for x in rs])}) | "
-                f"{_rate(rs, 'alerts'):,.0f} | {rs[0].get('decisions', '-')} |"
+                (
+                    label,
+                    mode,
+                    len(rs),
+                    f"{median([x['lines'] for x in rs]):,.0f}",
+                    f"{_rate(rs, 'lines'):,.0f} ({spread(rates)})",
+                    f"{_rate(rs, 'alerts'):,.0f}",
+                    rs[0].get("decisions", "-"),
+                )
             )
         dec = {m: {x.get("decisions") for x in rs} for m, rs in runs.items() if m != "fail2ban"}
         if len({frozenset(v) for v in dec.values()}) != 1:
@@ -521,10 +540,18 @@ def run(ctx: Context) -> Section:
         )
         for reader in ("c", "msgspec", "python")
     ]
+    header = (
+        "corpus",
+        "implementation",
+        "runs",
+        "lines",
+        "lines/s median (min..max)",
+        "alerts/s",
+        "decisions",
+    )
     sec.extra_md = (
-        "| corpus | implementation | runs | lines | lines/s median (min..max) | alerts/s "
-        "| decisions |\n"
-        "|---|---|---|---|---|---|---|\n" + "\n".join(table) + "\n\n"
+        md_table(header, table)
+        + "\n\n"
         + _decision_md(
             _rate(m["msgspec"], "lines"),
             _rate(a["msgspec"], "alerts"),
