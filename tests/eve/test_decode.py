@@ -671,3 +671,19 @@ def test_bad_quote_of_an_unusable_alert_is_not_counted(missing: str) -> None:
     assert d.decode(orjson.dumps(doc)) is None
     assert d.stats.missing_fields == 1
     assert (d.stats.alerts, d.stats.bad_packet, d.stats.no_port) == (0, 0, 0)
+
+
+def test_bad_sums_the_unusable_lines() -> None:
+    stats = DecodeStats(bad_json=1, oversized=2, binary=3, missing_fields=4, unknown_kind=50,
+                        foreign_sids=60, skipped_events=70)
+    assert stats.bad == 10
+
+
+def test_the_decoder_says_which_reader_it_uses(_each_reader: str) -> None:
+    assert Decoder(SIDS).reader == _each_reader
+    assert Decoder(SIDS).accelerated == (_each_reader == "c")
+    assert decode_mod.Decoder(SIDS).reader == decode_mod.READERS[0]  # the fastest installed
+    assert decode_mod.Decoder(SIDS, accel=False).reader == "python"
+    assert decode_mod.READERS[-1] == "python"
+    with pytest.raises(decode_mod.DecoderError, match="not available"):
+        decode_mod.Decoder(SIDS, reader="rust")
