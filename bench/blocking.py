@@ -26,10 +26,10 @@ from bench.common import (
     NotRun,
     Row,
     Section,
+    answer,
     child_main,
     emit,
     is_root,
-    last_error,
     median,
     pin_one_core,
     require,
@@ -156,12 +156,7 @@ def _ipset_count(name: str) -> int:
 def _in_ns(ns: Any, mode: str, n: int) -> dict:
     argv = ns.argv([sys.executable, "-m", "bench.blocking", "--child", mode, str(n)])
     res = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
-    if res.returncode != 0 or not lines:
-        raise NotRun(f"{mode}: exit {res.returncode}: {last_error(res.stderr)}")
-    import json
-
-    return json.loads(lines[-1])
+    return answer(mode, res.returncode, res.stdout, res.stderr)
 
 
 def _list_ms(rs: list[dict] | None) -> float | None:

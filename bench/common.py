@@ -135,10 +135,16 @@ def child(module: str, args: Sequence[str], timeout: float = 300.0) -> dict:
         )
     except subprocess.TimeoutExpired:
         raise NotRun(f"child {module} {' '.join(args)} timed out after {timeout:.0f}s") from None
-    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
-    if res.returncode != 0 or not lines:
-        why = last_error(res.stderr or res.stdout)
-        raise NotRun(f"child {module} {' '.join(args)} exit {res.returncode}: {why}")
+    return answer(f"child {module} {' '.join(args)}", res.returncode, res.stdout, res.stderr)
+
+
+def answer(what: str, returncode: int | None, stdout: str, stderr: str) -> dict:
+    """The JSON object a child printed last (see emit()); NotRun naming ``what`` when it
+    failed, printed none, or answered ``{"not_run": reason}``."""
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+    if returncode != 0 or not lines:
+        why = last_error(stderr or stdout)
+        raise NotRun(f"{what}: exit {returncode}: {why}")
     out = json.loads(lines[-1])
     if "not_run" in out:
         raise NotRun(str(out["not_run"]))

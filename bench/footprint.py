@@ -12,7 +12,6 @@ Baseline, measured at the same time in its own namespace under the same load: fa
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 import sys
@@ -26,10 +25,10 @@ from bench.common import (
     NotRun,
     Row,
     Section,
+    answer,
     child_main,
     emit,
     is_root,
-    last_error,
     proc_cpu_seconds,
     proc_rss_bytes,
     require,
@@ -134,11 +133,10 @@ def run(ctx: Context) -> Section:
             except subprocess.TimeoutExpired:
                 p.kill()
                 out, err = p.communicate()
-            lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-            if p.returncode != 0 or not lines:
-                sec.notes.append(f"{target}: not run: exit {p.returncode}: {last_error(err)}")
-                continue
-            results[target] = json.loads(lines[-1])
+            try:
+                results[target] = answer(f"{target}: not run", p.returncode, out, err)
+            except NotRun as exc:
+                sec.notes.append(str(exc))
     sg, f2b = results.get("scanguard"), results.get("fail2ban")
     if sg is None:
         raise NotRun("the scanguard daemon run failed: " + "; ".join(sec.notes))

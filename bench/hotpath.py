@@ -13,6 +13,7 @@ from typing import Any
 
 from bench import corpus
 from bench.common import Context, Section, child, child_main, emit, pin_one_core, require
+from bench.report import md_table
 
 NAME = "profile"
 TITLE = "1b. Profile of the replay hot path"
@@ -63,12 +64,21 @@ def run(ctx: Context) -> Section:
             f"**{label} corpus** ({out['lines']:,} lines, {out['alerts']:,} our alerts; "
             f"{out['total']:.2f} s under cProfile = {per:.2f} us/line):\n"
         )
-        parts.append("| function | calls | own s | own % | cumulative s |\n|---|---|---|---|---|")
-        for r in out["top"]:
-            parts.append(
-                f"| `{r['func']}` | {r['calls']:,} | {r['tottime']:.3f} | "
-                f"{100 * r['tottime'] / out['total']:.1f} | {r['cumtime']:.3f} |"
+        parts.append(
+            md_table(
+                ("function", "calls", "own s", "own %", "cumulative s"),
+                (
+                    (
+                        f"`{r['func']}`",
+                        f"{r['calls']:,}",
+                        f"{r['tottime']:.3f}",
+                        f"{100 * r['tottime'] / out['total']:.1f}",
+                        f"{r['cumtime']:.3f}",
+                    )
+                    for r in out["top"]
+                ),
             )
+        )
         parts.append("")
     sec.extra_md = "\n".join(parts)
     sec.notes.append(

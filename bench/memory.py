@@ -34,6 +34,7 @@ from bench.common import (
     rss_bytes,
 )
 from bench.corpus import T0, Addr, Probe, _Ts, alert_line, v6_text
+from bench.report import md_table
 
 NAME = "memory"
 TITLE = "3. Memory per tracked address"
@@ -141,17 +142,20 @@ def run(ctx: Context) -> Section:
                 sec.notes.append(f"{tracker} IPv{family}: not run: {exc}")
     if ("scanguard", 6) not in runs:
         raise NotRun("the scanguard run failed: " + "; ".join(sec.notes))
-    table = [
-        "| run | events fed | tracked | RSS MiB | RSS growth MiB | live blocks |",
-        "|---|---|---|---|---|---|",
-    ]
+    table: list[tuple[str, ...]] = []
     for (tracker, family), out in runs.items():
         cap = out["cap"]
         base = out["samples"][0]["rss"]
         for s in out["samples"]:
             table.append(
-                f"| {tracker} IPv{family} | {s['events']:,} | {s['tracked']:,} | "
-                f"{s['rss'] / 2**20:,.1f} | {(s['rss'] - base) / 2**20:,.1f} | {s['blocks']:,} |"
+                (
+                    f"{tracker} IPv{family}",
+                    f"{s['events']:,}",
+                    f"{s['tracked']:,}",
+                    f"{s['rss'] / 2**20:,.1f}",
+                    f"{(s['rss'] - base) / 2**20:,.1f}",
+                    f"{s['blocks']:,}",
+                )
             )
         if tracker != "scanguard":
             continue
@@ -206,7 +210,12 @@ def run(ctx: Context) -> Section:
                     lower_is_better=True,
                 )
             )
-    sec.extra_md = "\n".join(table) + "\n"
+    sec.extra_md = (
+        md_table(
+            ("run", "events fed", "tracked", "RSS MiB", "RSS growth MiB", "live blocks"), table
+        )
+        + "\n"
+    )
     sec.notes.append(
         "Live allocations = sys.getallocatedblocks(): the objects the process holds. "
         "RSS also carries allocator slack (partly used pymalloc arenas, the tracking "

@@ -16,7 +16,6 @@ iptables-ipset action on the same kind of file, measured the same way; its backe
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 import sys
@@ -29,15 +28,16 @@ from bench.common import (
     NotRun,
     Row,
     Section,
+    answer,
     child_main,
     emit,
     is_root,
-    last_error,
     percentile,
     proc_cpu_seconds,
     require,
 )
 from bench.corpus import _Ts
+from bench.report import md_table
 
 NAME = "reaction"
 TITLE = "2. Reaction time (EVE line -> kernel set)"
@@ -118,10 +118,7 @@ def _run_in_ns(target: str, n: int, spacing: float, timeout: float) -> dict:
         res = subprocess.run(
             argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
         )
-    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
-    if res.returncode != 0 or not lines:
-        raise NotRun(f"{target}: exit {res.returncode}: {last_error(res.stderr)}")
-    return json.loads(lines[-1])
+    return answer(target, res.returncode, res.stdout, res.stderr)
 
 
 def _dist(xs: list[float]) -> tuple[float, float, float]:
@@ -159,10 +156,7 @@ def run(ctx: Context) -> Section:
         sec.notes.append(f"fail2ban baseline not run: {exc}")
     base = _dist(f2b["file"]) if f2b and f2b.get("file") else (None, None, None)
     bname = "fail2ban-server, file" + (f" ({f2b.get('backend')})" if f2b else "")
-    table = [
-        "| daemon | path | scanners | seen | p50 ms | p99 ms | max ms | daemon CPU ms per block |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    table: list[tuple[object, ...]] = []
     for target, out in runs.items():
         label = "default config" if target == "scanguard" else "clear_conntrack = false"
         for key in ("file", "socket"):
@@ -180,8 +174,16 @@ def run(ctx: Context) -> Section:
             p50, p99, mx = _dist(lat)
             cpu = out.get("cpu_per_block_ms", {}).get(key, 0.0)
             table.append(
-                f"| scanguard, {label} | {key} | {len(lat) + lost} | {len(lat)} | {p50:.2f} | "
-                f"{p99:.2f} | {mx:.2f} | {cpu:.2f} |"
+                (
+                    f"scanguard, {label}",
+                    key,
+                    len(lat) + lost,
+                    len(lat),
+                    f"{p50:.2f}",
+                    f"{p99:.2f}",
+                    f"{mx:.2f}",
+                    f"{cpu:.2f}",
+                )
             )
             if target == "scanguard":
                 sec.rows += [
@@ -212,11 +214,28 @@ def run(ctx: Context) -> Section:
     if f2b and f2b.get("file"):
         p50, p99, mx = base
         table.append(
-            f"| fail2ban-server ({f2b.get('backend')}) | file | "
-            f"{len(f2b['file']) + f2b['file_lost']} | {len(f2b['file'])} | {p50:.1f} | "
-            f"{p99:.1f} | {mx:.1f} | - |"
+            (
+                f"fail2ban-server ({f2b.get('backend')})",
+                "file",
+                len(f2b["file"]) + f2b["file_lost"],
+                len(f2b["file"]),
+                f"{p50:.1f}",
+                f"{p99:.1f}",
+                f"{mx:.1f}",
+                "-",
+            )
         )
-    sec.extra_md = "\n".join(table) + "\n"
+    header = (
+        "daemon",
+        "path",
+        "scanners",
+        "seen",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "daemon CPU ms per block",
+    )
+    sec.extra_md = md_table(header, table) + "\n"
     sec.notes.append(
         "Latency includes the write itself, the source's wake-up (inotify for the file, "
         "recv for the socket), decode, detection, the netlink add, and the poll interval "

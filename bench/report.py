@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from bench.common import Row, Section
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A markdown table: the header, its separator, one line per row (cells as given)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def fmt(x: float | None, unit: str = "") -> str:
@@ -39,16 +48,25 @@ def section_md(sec: Section) -> str:
         return "\n".join(out)
     if sec.rows:
         out += [
-            "| figure | value | baseline | baseline value | ratio | target | result |",
-            "|---|---|---|---|---|---|---|",
+            md_table(
+                ("figure", "value", "baseline", "baseline value", "ratio", "target", "result"),
+                (
+                    (
+                        r.figure,
+                        fmt(r.value, r.unit)
+                        if r.value is not None
+                        else f"not run: {one_line(r.note)}",
+                        r.baseline_name or "-",
+                        fmt(r.baseline, r.unit),
+                        _ratio(r),
+                        r.target or "-",
+                        _verdict(r),
+                    )
+                    for r in sec.rows
+                ),
+            ),
+            "",
         ]
-        for r in sec.rows:
-            value = fmt(r.value, r.unit) if r.value is not None else f"not run: {one_line(r.note)}"
-            out.append(
-                f"| {r.figure} | {value} | {r.baseline_name or '-'} | {fmt(r.baseline, r.unit)} | "
-                f"{_ratio(r)} | {r.target or '-'} | {_verdict(r)} |"
-            )
-        out.append("")
         if any(r.lower_is_better for r in sec.rows):
             out += [
                 "Ratio = baseline / value where lower is better (times faster or smaller), "
@@ -86,15 +104,14 @@ def render(machine: dict[str, str], command: str, sections: list[Section], total
         f"| total time | {total_s:.0f} s |",
         "",
     ]
-    summary = ["| benchmark | targets met |", "|---|---|"]
-    for sec in sections:
-        if sec.not_run:
-            summary.append(f"| {sec.title} | not run: {one_line(sec.not_run)} |")
-            continue
-        judged = [r for r in sec.rows if r.passed is not None]
-        ok = sum(1 for r in judged if r.passed)
-        summary.append(
-            f"| {sec.title} | {ok}/{len(judged)} |" if judged else f"| {sec.title} | (no target) |"
-        )
+    summary = md_table(("benchmark", "targets met"), ((s.title, _met(s)) for s in sections))
     body = [section_md(s) for s in sections]
-    return "\n".join(head + ["## Summary", ""] + summary + [""] + body)
+    return "\n".join(head + ["## Summary", "", summary, ""] + body)
+
+
+def _met(sec: Section) -> str:
+    if sec.not_run:
+        return f"not run: {one_line(sec.not_run)}"
+    judged = [r for r in sec.rows if r.passed is not None]
+    ok = sum(1 for r in judged if r.passed)
+    return f"{ok}/{len(judged)}" if judged else "(no target)"

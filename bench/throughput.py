@@ -4,14 +4,20 @@ Measured, each in a fresh child pinned to one (the idlest) core, runs interleave
 
 - scanguard: ``scanguard_ids.commands.replay.replay([path], Config())`` (its own timer: read,
   decode, detect), with the C reader (scanguard_ids/eve/_fast.c) as installed;
-- scanguard-python (for information): the same with ``accel=False``, the pure-Python reader
-  a machine without a C compiler gets;
+- scanguard-msgspec / scanguard-python (for information): the same with the msgspec reader
+  (the default without a C compiler) and with the pure-Python reference reader;
 - naive (the baseline): every line through stdlib ``json.loads``, the event built from the dict
   (ipaddress, timestamp parse, base64 + the same quoted-probe parser), the same Detector;
 - orjson-naive (for information): the naive loop with orjson.loads: what the byte pre-filter adds
   over a fast parser alone;
 - peer: ``fail2ban-regex`` with bench/fail2ban/scanguard-eve.conf on a slice of the same file
-  (its own "processed in" figure, so interpreter start-up is not counted).
+  (its own "processed in" figure, so interpreter start-up is not counted);
+- daemon CPU per EVE line, per reader: ``Decoder.decode_batch`` (the live daemon's call) on
+  batches of 256 lines of the mixed corpus, CPU time of the child.
+
+The "JSON reader decision" table applies the rule of the issue "A simpler house": the msgspec
+reader could replace the C one if it meets the replay targets and its daemon CPU per line is
+within 1.5x of the C reader's.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from bench.common import (
     require,
     spread,
 )
+from bench.report import md_table
 
 NAME = "replay"
 TITLE = "1. Replay throughput"
@@ -53,22 +60,47 @@ F2B_FILTER = HERE / "fail2ban" / "scanguard-eve.conf"
 TARGET_MIXED = 1_000_000.0
 TARGET_ALERTS = 300_000.0
 TARGET_SPEEDUP = 5.0
+BATCH = 256  # lines per decode_batch() call in the daemon measurement
+MAX_CPU_RATIO = 1.5  # the library reader's daemon CPU per line, at most this times the C one's
 
 
 # -- what the children run ---------------------------------------------------------------------
 
 
-def run_scanguard(path: str, accel: bool = True) -> dict[str, Any]:
+def run_scanguard(path: str, reader: str | None = None) -> dict[str, Any]:
     from scanguard_ids import config
     from scanguard_ids.commands.replay import replay
 
-    result, decoder, _detector = replay([path], config.Config(), accel=accel)
+    result, decoder, _detector = replay([path], config.Config(), reader=reader)
     return {
         "seconds": result.seconds,
         "lines": result.lines,
         "alerts": decoder.stats.alerts,
         "decisions": len(result.decisions),
         "accelerated": decoder.accelerated,
+        "reader": decoder.reader,
+    }
+
+
+def run_batches(path: str, reader: str, batch: int = BATCH) -> dict[str, Any]:
+    """The live daemon's decode cost: decode_batch() on ``batch``-line lists, CPU seconds."""
+    from scanguard_ids import config
+    from scanguard_ids.eve.decode import Decoder
+
+    with open(path, "rb") as fh:
+        lines = fh.read().splitlines()
+    batches = [lines[i : i + batch] for i in range(0, len(lines), batch)]
+    cfg = config.Config()
+    dec = Decoder(config.sid_set(cfg), cfg.eve.max_line_bytes, reader=reader)
+    decode_batch = dec.decode_batch
+    t0 = time.process_time()
+    for b in batches:
+        decode_batch(b)
+    return {
+        "seconds": time.process_time() - t0,
+        "lines": dec.stats.lines,
+        "alerts": dec.stats.alerts,
+        "reader": dec.reader,
     }
 
 
@@ -155,8 +187,10 @@ def _child(argv: list[str]) -> None:
     cpu = pin_one_core()
     if mode == "scanguard":
         out = run_scanguard(path)
-    elif mode == "python":
-        out = run_scanguard(path, accel=False)
+    elif mode in ("msgspec", "python"):
+        out = run_scanguard(path, reader=mode)
+    elif mode == "batch":
+        out = run_batches(path, argv[2])
     elif mode == "naive":
         out = run_naive(path, json.loads)
     elif mode == "orjson":
@@ -257,6 +291,57 @@ def _rate(runs: list[dict], key: str) -> float:
     return median([r[key] / r["seconds"] for r in runs])
 
 
+def _daemon_cpu(ctx: Context, r: int) -> dict[str, float]:
+    """Median CPU microseconds per line of decode_batch(), per reader (interleaved runs)."""
+    path, _meta = corpus.ensure("mixed", quick=True)  # a realistic all-events eve.json
+    ctx.say(f"replay: daemon CPU per line, decode_batch of {BATCH} lines, c/msgspec/python x{r}")
+    plan = [(reader, ["batch", str(path), reader]) for reader in ("c", "msgspec", "python")]
+    runs = _runs(ctx, plan, {"c": r, "msgspec": r, "python": r})
+    return {
+        reader: median([x["seconds"] / x["lines"] * 1e6 for x in rs]) for reader, rs in runs.items()
+    }
+
+
+def _decision_md(mixed: float, alerts: float, speedup: float, cpu_ratio: float) -> str:
+    """The issue's rule for replacing the C reader by the msgspec one, on this run's figures."""
+    checks = [
+        ("mixed lines/s", f"{mixed:,.0f}", f">= {TARGET_MIXED:,.0f}", mixed >= TARGET_MIXED),
+        (
+            "alerts-only alerts/s",
+            f"{alerts:,.0f}",
+            f">= {TARGET_ALERTS:,.0f}",
+            alerts >= TARGET_ALERTS,
+        ),
+        (
+            "speed-up over naive (mixed)",
+            f"{speedup:.2f}x",
+            f">= {TARGET_SPEEDUP:.0f}x",
+            speedup >= TARGET_SPEEDUP,
+        ),
+        (
+            "daemon CPU per line vs the C reader",
+            f"{cpu_ratio:.2f}x",
+            f"<= {MAX_CPU_RATIO}x",
+            cpu_ratio <= MAX_CPU_RATIO,
+        ),
+    ]
+    ok = all(c[3] for c in checks)
+    table = md_table(
+        ("condition", "msgspec reader", "needed", "met"),
+        ((name, value, need, "yes" if met else "no") for name, value, need, met in checks),
+    )
+    verdict = (
+        "the msgspec reader meets every condition: the C reader can go."
+        if ok
+        else "the msgspec reader does not meet every condition: the C reader stays; the msgspec "
+        "reader is the default where the C one is not built."
+    )
+    return (
+        "**JSON reader decision** (msgspec reader in place of the C one):\n\n"
+        f"{table}\n\nOn this run {verdict}\n"
+    )
+
+
 def run(ctx: Context) -> Section:
     sec = Section(NAME, TITLE)
     require(
@@ -272,20 +357,24 @@ def run(ctx: Context) -> Section:
         f"{ameta.bytes / 1e6:.0f} MB from {ameta.scanners:,} addresses."
     )
     r = 2 if ctx.quick else ctx.repeats
-    table = []
+    table: list[tuple[object, ...]] = []
     results: dict[str, dict[str, list[dict]]] = {}
     for label, path in (("mixed", mixed), ("alerts", alerts)):
         few = max(1, r - 2)
         ctx.say(
-            f"replay: {label} corpus, scanguard x{r}, scanguard-python, naive and orjson x{few}"
+            f"replay: {label} corpus, scanguard and scanguard-msgspec x{r}, scanguard-python, "
+            f"naive and orjson x{few}"
         )
         plan = [
             ("scanguard", ["scanguard", str(path)]),
+            ("msgspec", ["msgspec", str(path)]),
             ("python", ["python", str(path)]),
             ("naive", ["naive", str(path)]),
             ("orjson", ["orjson", str(path)]),
         ]
-        runs = _runs(ctx, plan, {"scanguard": r, "python": few, "naive": few, "orjson": few})
+        runs = _runs(
+            ctx, plan, {"scanguard": r, "msgspec": r, "python": few, "naive": few, "orjson": few}
+        )
         if not all(x.get("accelerated") for x in runs["scanguard"]):
             sec.notes.append(
                 f"WARNING {label}: the C reader is not built (no compiler at install?): the "
@@ -310,10 +399,17 @@ def run(ctx: Context) -> Section:
                 sec.notes.append(f"scanguard replay CLI not run: {exc}")
         results[label] = runs
         for mode, rs in runs.items():
+            rates = [x["lines"] / x["seconds"] for x in rs]
             table.append(
-                f"| {label} | {mode} | {len(rs)} | {median([x['lines'] for x in rs]):,.0f} | "
-                f"{_rate(rs, 'lines'):,.0f} ({spread([x['lines'] / x['seconds'] for x in rs])}) | "
-                f"{_rate(rs, 'alerts'):,.0f} | {rs[0].get('decisions', '-')} |"
+                (
+                    label,
+                    mode,
+                    len(rs),
+                    f"{median([x['lines'] for x in rs]):,.0f}",
+                    f"{_rate(rs, 'lines'):,.0f} ({spread(rates)})",
+                    f"{_rate(rs, 'alerts'):,.0f}",
+                    rs[0].get("decisions", "-"),
+                )
             )
         dec = {m: {x.get("decisions") for x in rs} for m, rs in runs.items() if m != "fail2ban"}
         if len({frozenset(v) for v in dec.values()}) != 1:
@@ -351,7 +447,14 @@ def run(ctx: Context) -> Section:
             _rate(m["orjson"], "lines"),
         ),
         Row(
-            "mixed corpus: lines/s of the pure-Python reader (no C compiler)",
+            "mixed corpus: lines/s of the msgspec reader (no C compiler)",
+            _rate(m["msgspec"], "lines"),
+            "lines/s",
+            "naive json.loads loop",
+            nv_m,
+        ),
+        Row(
+            "mixed corpus: lines/s of the pure-Python reader (reference)",
             _rate(m["python"], "lines"),
             "lines/s",
             "naive json.loads loop",
@@ -374,7 +477,14 @@ def run(ctx: Context) -> Section:
             sg_a >= TARGET_ALERTS,
         ),
         Row(
-            "alerts-only corpus: alerts/s of the pure-Python reader (no C compiler)",
+            "alerts-only corpus: alerts/s of the msgspec reader (no C compiler)",
+            _rate(a["msgspec"], "alerts"),
+            "alerts/s",
+            "naive json.loads loop",
+            nv_a,
+        ),
+        Row(
+            "alerts-only corpus: alerts/s of the pure-Python reader (reference)",
             _rate(a["python"], "alerts"),
             "alerts/s",
             "naive json.loads loop",
@@ -418,10 +528,36 @@ def run(ctx: Context) -> Section:
                 nv_m,
             )
         )
+    per_line = _daemon_cpu(ctx, r)
+    sec.rows += [
+        Row(
+            f"daemon: CPU per EVE line, decode_batch of {BATCH} lines, {reader} reader",
+            per_line[reader],
+            "us",
+            "C reader",
+            per_line["c"],
+            lower_is_better=True,
+        )
+        for reader in ("c", "msgspec", "python")
+    ]
+    header = (
+        "corpus",
+        "implementation",
+        "runs",
+        "lines",
+        "lines/s median (min..max)",
+        "alerts/s",
+        "decisions",
+    )
     sec.extra_md = (
-        "| corpus | implementation | runs | lines | lines/s median (min..max) | alerts/s "
-        "| decisions |\n"
-        "|---|---|---|---|---|---|---|\n" + "\n".join(table) + "\n"
+        md_table(header, table)
+        + "\n\n"
+        + _decision_md(
+            _rate(m["msgspec"], "lines"),
+            _rate(a["msgspec"], "alerts"),
+            _rate(m["msgspec"], "lines") / nv_m,
+            per_line["msgspec"] / per_line["c"],
+        )
     )
     sec.notes.append(
         "fail2ban-regex only matches lines (no count/port threshold) and runs on the first "

@@ -103,7 +103,7 @@ def version_text() -> str:
     from scanguard_ids.rulepack import find_pack
 
     decoder = Decoder(frozenset())
-    reader = getattr(decoder, "reader", None) or ("c" if decoder.accelerated else "python")
+    reader = decoder.reader
     try:
         pack = find_pack().version()
     except ScanguardError as exc:

@@ -236,8 +236,7 @@ class Daemon:
             cfg.detect.window,
             cfg.detect.ttl,
             cfg.detect.policy,
-            getattr(engine.decoder, "reader", None)
-            or ("c" if engine.decoder.accelerated else "python"),
+            engine.decoder.reader,
         )
         if cfg.metrics.listen:
             from scanguard_ids.metrics import Metrics

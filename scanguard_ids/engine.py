@@ -538,7 +538,7 @@ class Engine:
                 evidence=self.evidence,
                 counters=self.counters,
                 # lines a source dropped as oversized never reached the decoder: count them too
-                bad_lines=self._bad_lines() + sum(h.oversized for h in sources),
+                bad_lines=self.decoder.stats.bad + sum(h.oversized for h in sources),
                 no_port=self.decoder.stats.no_port,
                 journal_errors=self.journal.errors,
                 history=self._history,
@@ -547,8 +547,3 @@ class Engine:
                 sources=sources,
                 block_limit=block_limit,
             )
-
-    def _bad_lines(self) -> int:
-        """Lines the decoder could not use (the one "bad lines" figure)."""
-        s = self.decoder.stats
-        return s.bad_json + s.oversized + s.binary + s.missing_fields

@@ -50,10 +50,17 @@ class ReplayResult:
 
 
 def replay(
-    paths: list[str], cfg: config.Config, on_decision=None, accel: bool = True
+    paths: list[str],
+    cfg: config.Config,
+    on_decision=None,
+    accel: bool = True,
+    reader: str | None = None,
 ) -> tuple[ReplayResult, Decoder, Detector]:  # type: ignore[no-untyped-def]
-    """Decode and detect every line of ``paths``; accel=False forces the pure-Python reader."""
-    decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes, accel=accel)
+    """Decode and detect every line of ``paths``; accel=False forces the pure-Python reader,
+    ``reader`` names one ("c", "msgspec", "python"; None: the fastest installed)."""
+    decoder = Decoder(
+        config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes, accel=accel, reader=reader
+    )
     detector = Detector(cfg.detect, Allowlist(cfg.detect.allowlist))
     result = ReplayResult()
     decode_block, feed = decoder.decode_block, detector.feed
@@ -110,16 +117,15 @@ def run(args: argparse.Namespace) -> int:
     result, decoder, detector = replay(args.files, cfg, on_decision=emit)
     out.flush()
     s, ds = decoder.stats, detector.stats
-    bad = s.bad_json + s.oversized + s.binary + s.missing_fields
     rate = result.lines / result.seconds if result.seconds > 0 else 0.0
     print(
-        f"replay: lines={result.lines} alerts_used={s.alerts} bad_lines={bad} "
+        f"replay: lines={result.lines} alerts_used={s.alerts} bad_lines={s.bad} "
         f"(bad_json={s.bad_json} oversized={s.oversized} binary={s.binary} "
         f"missing_fields={s.missing_fields}) no_port={s.no_port} foreign_sids={s.foreign_sids} "
         f"allowlisted={ds.allowlisted} suppressed={ds.suppressed} too_late={ds.too_late} "
         f"time_outliers={result.outliers} "
         f"decisions={len(result.decisions)} seconds={result.seconds:.3f} lines_per_s={rate:.0f} "
-        f"reader={'c' if decoder.accelerated else 'python'}",
+        f"reader={decoder.reader}",
         file=sys.stderr,
     )
     return 0

@@ -12,14 +12,22 @@ those of the alerting packet (our host's response) even when ``direction`` is
 ``to_client``; the ``flow`` object carries the flow's direction instead. An ICMP error
 alert's ``payload`` is the quoted probe (IP header + transport header).
 
-The optional C module ``_fast`` (built at install when a compiler is present) runs the same
-byte check over whole buffers (:meth:`Decoder.decode_block`, replay) and over the readers'
-batches (:meth:`Decoder.decode_batch`, the daemon), and reads the fields of an alert
-written in Suricata 7's own layout without a JSON parse. The Python code here is the
-reference: anything the C reader does not recognise takes the path above, and the tests
-compare both paths field by field. What the C reader assumes of Suricata's output: keys in
-its fixed order and each written once, the sensor name (``host``) as the last key. It checks
-the fields it reads and that the line closes with ``}``; the rest of the line is not parsed.
+Three readers give the same results (``Decoder.reader`` says which one runs):
+
+- ``"c"``: the optional C module ``_fast`` (built at install when a compiler is present)
+  runs the same byte check over whole buffers (:meth:`Decoder.decode_block`, replay) and over
+  the readers' batches (:meth:`Decoder.decode_batch`, the daemon), and reads the fields of
+  an alert written in Suricata 7's own layout without a JSON parse. Anything it does not
+  recognise takes the path above. It assumes of Suricata's output: keys in its fixed order
+  and each written once, the sensor name (``host``) as the last key.
+- ``"msgspec"`` (the default without the C module): the byte check above, then an alert that
+  may be ours is read by a msgspec decoder typed with only the fields used here (typed.py)
+  instead of the full parse; a line it refuses takes the full parse.
+- ``"python"``: the reference above, line by line. The tests compare each fast reader with
+  it, events and stats.
+
+Known divergence of both fast readers from the reference: a number that overflows a double
+(``1e400``) in a field neither reads is accepted by them and refused by orjson (bad_json).
 """
 
 from __future__ import annotations
@@ -33,19 +41,38 @@ from typing import Any
 
 import orjson
 
+from scanguard_ids.errors import ScanguardError
 from scanguard_ids.eve.packet import PORT_PROTOCOLS, Quoted, quoted_from_frame, quoted_probe
 from scanguard_ids.model import Kind, ResponseEvent
 from scanguard_ids.timefmt import parse_eve_ts
 
 try:
     from scanguard_ids.eve import _fast
-except ImportError:  # built without a C compiler: the pure-Python path does everything
+except ImportError:  # built without a C compiler: the msgspec or pure-Python path instead
     _fast = None  # type: ignore[assignment]
+try:
+    from scanguard_ids.eve import typed
+except ImportError:  # msgspec not installed
+    typed = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
 #: True when the C accelerator is importable (``Decoder(accel=True)`` then uses it).
 ACCELERATED = _fast is not None
+#: The readers this install has, fastest first: the first one is the default.
+READERS: tuple[str, ...] = tuple(
+    name
+    for name, there in (("c", _fast is not None), ("msgspec", typed is not None), ("python", True))
+    if there
+)
+
+# What the C prefilters return for each line they hand on (_fast.c's KIND_*): any other line
+# the byte check could not settle (Decoder._decode), a compact alert the C reader did not
+# recognise (Decoder._alert_slow), the fields of one of ours (Decoder._event), or the event.
+KIND_OTHER = 0
+KIND_ALERT = 1
+KIND_FIELDS = 2
+KIND_EVENT = 3
 
 _ET_KEY = b'"event_type"'
 _ET_LEN = len(_ET_KEY)
@@ -81,6 +108,15 @@ class DecodeStats:
     bad_packet: int = 0  # payload / packet present but unusable (subset of no_port)
     remote_mismatch: int = 0  # quoted prober != response destination (dest_ip kept)
 
+    @property
+    def bad(self) -> int:
+        """Lines that could not be used: bad_json + oversized + binary + missing_fields."""
+        return self.bad_json + self.oversized + self.binary + self.missing_fields
+
+
+class DecoderError(ScanguardError):
+    """A reader was asked for that this install does not have."""
+
 
 class Decoder:
     """Turns EVE lines into ResponseEvents for the given SIDs."""
@@ -92,20 +128,36 @@ class Decoder:
         "_prefilter",
         "_prefilter_lines",
         "_sids",
+        "_typed",
         "_warned",
         "max_line_bytes",
+        "reader",
         "stats",
     )
 
     def __init__(
-        self, sids: frozenset[int], max_line_bytes: int = 1_048_576, accel: bool = True
+        self,
+        sids: frozenset[int],
+        max_line_bytes: int = 1_048_576,
+        accel: bool = True,
+        reader: str | None = None,
     ) -> None:
+        """``reader``: "c", "msgspec" or "python"; None: the first of READERS, or "python"
+        with ``accel=False``."""
+        if reader is None:
+            reader = READERS[0] if accel else "python"
+        if reader not in READERS:
+            raise DecoderError(
+                f"EVE reader {reader!r} is not available here (available: {', '.join(READERS)})"
+            )
+        self.reader = reader
         self._sids = sids
         self.max_line_bytes = max_line_bytes
         self.stats = DecodeStats()
         self._addrs: dict[str, tuple[str, bytes]] = {}
         self._warned = False
-        fast = _fast if accel else None
+        fast = _fast if reader == "c" else None
+        self._typed = typed.decode_alert if reader == "msgspec" else None
         self._prefilter = fast.prefilter if fast is not None else None
         self._prefilter_lines = fast.prefilter_lines if fast is not None else None
         self._head = fast.head if fast is not None else None
@@ -116,7 +168,7 @@ class Decoder:
 
     @property
     def accelerated(self) -> bool:
-        """Whether this decoder uses the C reader."""
+        """Whether this decoder uses the C reader (``reader == "c"``)."""
         return self._head is not None
 
     # -- the cheap byte-level pre-filter -------------------------------------------------
@@ -138,6 +190,10 @@ class Decoder:
             return self._collect(
                 *self._prefilter_lines(lines, self.max_line_bytes, self._sids, self._ctx)
             )
+        return self._batch(lines)
+
+    def _batch(self, lines: list[bytes]) -> list[ResponseEvent]:
+        """decode_batch() without the C reader."""
         stats = self.stats
         stats.lines += len(lines)
         events: list[ResponseEvent] = []
@@ -187,7 +243,7 @@ class Decoder:
             lines = bytes(memoryview(buf)[start:end]).split(b"\n")  # one copy, bytes lines
             if not lines[-1]:
                 lines.pop()
-            return self.decode_batch(lines)
+            return self._batch(lines)
         return self._collect(
             *prefilter(buf, start, end, self.max_line_bytes, self._sids, self._ctx)
         )
@@ -212,15 +268,12 @@ class Decoder:
         events: list[ResponseEvent] = []
         event, alert, decode = self._event, self._alert_slow, self._decode
         for item, kind in zip(items, kinds, strict=True):
-            # 3: one of our alerts, already an event (counted above); 2: its fields, for
-            # _event(); 1: a compact alert the C reader did not recognise; 0: any other line
-            # the byte check could not settle.
-            if kind == 3:
+            if kind == KIND_EVENT:  # already counted above
                 events.append(item)  # type: ignore[arg-type]
                 continue
-            if kind == 2:
+            if kind == KIND_FIELDS:
                 ev = event(*item)
-            elif kind:
+            elif kind == KIND_ALERT:
                 ev = alert(item)
             else:
                 ev = decode(item)
@@ -258,10 +311,40 @@ class Decoder:
         return self._alert_slow(line)
 
     def _alert_slow(self, line: bytes) -> ResponseEvent | None:
-        """_alert() without the C reader."""
+        """_alert() without the C reader: the msgspec reader if chosen, else the full parse."""
         if self._surely_foreign(line):
             self.stats.foreign_sids += 1
             return None
+        decode_alert = self._typed
+        if decode_alert is not None and line.isascii():  # non-ASCII: orjson checks UTF-8
+            try:
+                a = decode_alert(line)
+            except (typed.DecodeError, RecursionError):
+                return self._parse(line)
+            if a.event_type == "alert":
+                sid = a.alert.signature_id
+                if sid not in self._sids:
+                    self.stats.foreign_sids += 1
+                    return None
+                sensor = a.host
+                if sensor is None:
+                    sensor = a.in_iface if a.in_iface is not None else ""
+                info = a.packet_info
+                return self._event(
+                    _timestamp(a.timestamp),
+                    a.src_ip,
+                    a.dest_ip,
+                    a.proto,
+                    a.src_port,
+                    a.icmp_type,
+                    a.icmp_code,
+                    sid,
+                    sensor,
+                    None,
+                    None,
+                    None,
+                    (a.payload, a.packet, None if info is None else info.linktype),
+                )
         return self._parse(line)
 
     def _surely_foreign(self, line: bytes) -> bool:
@@ -329,7 +412,7 @@ class Decoder:
             None,
             None,
             None,
-            doc,
+            (get("payload"), get("packet"), _linktype(get("packet_info"))),
         )
 
     def _event(
@@ -346,14 +429,15 @@ class Decoder:
         probe_proto: int | None,
         probe_src: bytes | None,
         probe_port: int | None,
-        doc: dict[str, object] | None = None,
+        quote: tuple[object, object, object] | None = None,
     ) -> ResponseEvent | None:
         """The event of one of our alerts (``sid``), counted in the stats.
 
         The arguments are the alert's fields, from the C reader (same order as its tuple,
-        ``probe_*`` describing the probe an ICMP error quotes) or from the full parse, which
-        passes the parsed ``doc`` instead: the quote is then read from it here, only for a
-        usable ICMP error, so that ``bad_packet`` stays a sub-count of ``alerts``.
+        ``probe_*`` describing the probe an ICMP error quotes) or from a parse, which passes
+        ``quote`` = (payload, packet, packet_info.linktype) instead: the quote is then read
+        here, only for a usable ICMP error, so that ``bad_packet`` stays a sub-count of
+        ``alerts``.
         """
         stats = self.stats
         addr = self._addrs.get
@@ -379,8 +463,8 @@ class Decoder:
             kind = icmp
             name = "udp"
             port = None
-            if doc is not None:
-                quoted = self._quoted(doc, sid)
+            if quote is not None:
+                quoted = self._quoted(*quote, sid)
                 if quoted is not None:
                     probe_proto, probe_src, probe_port = quoted.proto, quoted.src, quoted.dst_port
             if probe_proto is not None:
@@ -393,10 +477,10 @@ class Decoder:
         stats.alerts += 1
         return ResponseEvent(ts, dst[0], src[0], port, name, kind, sid, sensor)
 
-    def _quoted(self, doc: dict[str, object], sid: int) -> Quoted | None:
+    def _quoted(
+        self, payload: object, packet: object, linktype: object, sid: int
+    ) -> Quoted | None:
         """The probe an ICMP error quotes, from ``payload`` else from ``packet``."""
-        payload = doc.get("payload")
-        packet = doc.get("packet")
         if payload is None and packet is None:
             if not self._warned:
                 self._warned = True
@@ -413,8 +497,6 @@ class Decoder:
             if raw is not None:
                 quoted = quoted_probe(raw)
         if quoted is None and type(packet) is str:
-            info = doc.get("packet_info")
-            linktype = info.get("linktype") if type(info) is dict else None
             raw = _b64(packet)
             if raw is not None and type(linktype) is int:
                 quoted = quoted_from_frame(raw, linktype)
@@ -437,6 +519,10 @@ class Decoder:
                 cache.clear()
             hit = cache[text] = (str(ip), ip.packed)
         return hit
+
+
+def _linktype(info: object) -> object:
+    return info.get("linktype") if type(info) is dict else None
 
 
 def _icmp_kind(proto: object, itype: object, icode: object) -> Kind | None:

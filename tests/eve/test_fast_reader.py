@@ -1,8 +1,11 @@
-"""The C reader (scanguard_ids/eve/_fast.c) gives exactly the results of the Python decoder.
+"""The fast readers give exactly the results of the Python decoder.
 
-decode.py is the reference: ``Decoder(accel=False)`` never touches the C module. Every test
-here runs the same input through ``Decoder(accel=True)`` (C prefilter + head, with the Python
-parse as fallback) and ``Decoder(accel=False)`` and wants equal events AND equal DecodeStats.
+decode.py is the reference: ``Decoder(accel=False)`` never touches the C module or msgspec.
+Every differential test here runs once per fast reader (FAST: "c", the C prefilter + head of
+scanguard_ids/eve/_fast.c, and "msgspec", typed.py's batch check + typed alert decoder; both
+with the Python parse as fallback), feeds the same input to ``Decoder(reader=FAST)`` and
+``Decoder(accel=False)`` and wants equal events AND equal DecodeStats. The tests of the C
+functions themselves (``_fast.head``, ``_fast.prefilter``) run with FAST = "c" only.
 
 The C reader's documented assumption is Suricata's own output: compact JSON, keys in
 Suricata 7's fixed order, each top-level key once, the sensor name ("host") last. The
@@ -16,10 +19,13 @@ from __future__ import annotations
 import base64
 import calendar
 import dataclasses
+import functools
 import json
 import os
 import re
 import struct
+import sys
+from collections.abc import Iterator
 from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
@@ -37,6 +43,26 @@ from scanguard_ids.eve.packet import quoted_probe
 from scanguard_ids.model import Kind, ResponseEvent
 
 SIDS = config.sid_set(config.Config())
+FAST = "c"  # the fast reader under test; _fast_reader() below sets it per module run
+
+
+@pytest.fixture(scope="module", autouse=True, params=["c", "msgspec"])
+def _fast_reader(request: pytest.FixtureRequest) -> Iterator[str]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys.modules[__name__], "FAST", request.param)
+        yield request.param
+
+
+def c_only(fn: Any) -> Any:
+    """A test of the C functions themselves: runs in the "c" pass only."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if FAST != "c":
+            pytest.skip("a test of the C reader's own functions")
+        return fn(*args, **kwargs)
+
+    return run
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "bench" / "samples" / "suricata7-eve.jsonl"
 
@@ -86,7 +112,7 @@ SAMPLE_OTHERS = [ln for ln in SAMPLE_LINES if b'"event_type":"alert"' not in ln]
 
 def both(line: bytes, max_line_bytes: int = 1_048_576) -> tuple[Any, Any, Decoder, Decoder]:
     """decode(line) with the C reader and without: (event C, event Python, decoders)."""
-    fast = Decoder(SIDS, max_line_bytes, accel=True)
+    fast = Decoder(SIDS, max_line_bytes, reader=FAST)
     ref = Decoder(SIDS, max_line_bytes, accel=False)
     return fast.decode(line), ref.decode(line), fast, ref
 
@@ -96,14 +122,14 @@ def assert_same(line: bytes, max_line_bytes: int = 1_048_576) -> ResponseEvent |
     assert got == want, line
     assert fast.stats == ref.stats, (line, fast.stats, ref.stats)
     # decode_batch on the C path (the live daemon's): the same, line kept whole
-    batch = Decoder(SIDS, max_line_bytes, accel=True)
+    batch = Decoder(SIDS, max_line_bytes, reader=FAST)
     assert batch.decode_batch([line]) == ([] if want is None else [want]), line
     assert batch.stats == ref.stats, (line, batch.stats, ref.stats)
     # The block path too, where the C reader builds the event itself: cold, then with the
     # address cache warm (IPv6 addresses come from it). A newline would make it two lines.
     if b"\n" in line:
         return want
-    block = Decoder(SIDS, max_line_bytes, accel=True)
+    block = Decoder(SIDS, max_line_bytes, reader=FAST)
     for _ in range(2):
         assert block.decode_block(line) == ([] if want is None else [want]), line
     ref.decode(line)
@@ -408,6 +434,7 @@ def alert_lines(draw: st.DrawFn, ours: bool | None = None) -> tuple[bytes, bool]
 # the C reader is there
 
 
+@c_only
 def test_c_reader_is_built() -> None:
     """CI builds the extension (pip install -e . with gcc): the C path is what gets tested."""
     assert decode.ACCELERATED is True
@@ -449,6 +476,7 @@ def test_our_alert_lines_decode_the_same(case: tuple[bytes, bool]) -> None:
             assert want.sensor == head[8]
 
 
+@c_only
 def test_generated_lines_mostly_take_the_fast_path() -> None:
     """The generator is not vacuous: a good share of the lines it writes are read in C."""
     seen: list[bool] = []
@@ -514,7 +542,7 @@ def test_decode_block_equals_decode_batch(lines: list[bytes], newline: bool, bef
     buf = bytearray(before + body + after)
     start, end = len(before), len(before) + len(body)
 
-    fast = Decoder(SIDS, max_line, accel=True)
+    fast = Decoder(SIDS, max_line, reader=FAST)
     ref = Decoder(SIDS, max_line, accel=False)
     got = fast.decode_block(buf, start, end)
     want = ref.decode_batch(lines)
@@ -528,18 +556,18 @@ def test_decode_block_equals_decode_batch(lines: list[bytes], newline: bool, bef
 
     # decode_batch with the C reader (prefilter_lines: the live daemon's path), twice so
     # that the second run reads IPv6 addresses from the warm address cache
-    batch = Decoder(SIDS, max_line, accel=True)
+    batch = Decoder(SIDS, max_line, reader=FAST)
     assert batch.decode_batch(list(lines)) == want
     assert _stats(batch) == _stats(ref)
     assert batch.decode_batch(list(lines)) == want
     if not before and not after:
-        whole = Decoder(SIDS, max_line, accel=True)
+        whole = Decoder(SIDS, max_line, reader=FAST)
         assert whole.decode_block(bytes(buf)) == want and _stats(whole) == _stats(ref)
 
 
 def test_decode_block_of_the_sample_file() -> None:
     data = SAMPLE.read_bytes()
-    fast, ref = Decoder(SIDS, accel=True), Decoder(SIDS, accel=False)
+    fast, ref = Decoder(SIDS, reader=FAST), Decoder(SIDS, accel=False)
     got = fast.decode_block(data)
     want = [ev for ln in data.splitlines() if (ev := ref.decode(ln)) is not None]
     assert got == want and len(want) == fast.stats.alerts > 20
@@ -565,6 +593,7 @@ def test_decode_block_offsets() -> None:
 
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=400))
+@c_only
 def test_head_on_random_bytes(raw: bytes) -> None:
     assert_head_shape(_fast.head(raw))
     assert_head_shape(_fast.head(raw + b"}"))
@@ -577,6 +606,7 @@ ICMP_PREFIX = ICMP[: ICMP.index(b'"rev"')]
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=200), st.binary(max_size=1100),
        st.sampled_from([b"}", b'"}', b',"host":"x"}', b',"host":"\\"}', b'\\"}', b'"']))
+@c_only
 def test_head_on_a_valid_head_and_a_random_tail(tail: bytes, quote: bytes, end: bytes) -> None:
     b64 = base64.b64encode(quote)
     for line in (RST_PREFIX + tail + end, ICMP_PREFIX + tail + end,
@@ -662,6 +692,7 @@ def test_head_on_mutated_real_lines(line: bytes, ops: list[tuple[str, int, int]]
         assert_same(mutated)
 
 
+@c_only
 def test_truncated_lines_give_none() -> None:
     for line in MUTABLE:
         assert (_fast.head(line) is not None) == line.isascii()  # non-ASCII: the full parse
@@ -685,12 +716,13 @@ def test_not_utf8_in_a_field_the_c_reader_reads(name: str) -> None:
     line = NOT_UTF8_FIELDS[name]
     assert_head_shape(_fast.head(line))
     assert_same(line)
-    fast, ref = Decoder(SIDS, accel=True), Decoder(SIDS, accel=False)
+    fast, ref = Decoder(SIDS, reader=FAST), Decoder(SIDS, accel=False)
     block = FLOW + b"\n" + line + b"\n" + RST + b"\n"
     assert fast.decode_block(block) == ref.decode_batch([FLOW, line, RST])
     assert _stats(fast) == _stats(ref)
 
 
+@c_only
 def test_head_wants_bytes() -> None:
     with pytest.raises(TypeError):
         _fast.head(bytearray(RST))  # type: ignore[arg-type]
@@ -700,6 +732,7 @@ def test_head_wants_bytes() -> None:
 
 @pytest.mark.parametrize("start,end", [(-1, 4), (0, 11), (5, 4), (11, 11), (0, -1),
                                        (2**62, 2**62 + 1), (-(2**62), 0)])
+@c_only
 def test_prefilter_rejects_bad_offsets(start: int, end: int) -> None:
     for buf in (b"0123456789", bytearray(b"0123456789"), memoryview(b"0123456789")):
         with pytest.raises(ValueError):
@@ -708,6 +741,7 @@ def test_prefilter_rejects_bad_offsets(start: int, end: int) -> None:
             _fast.prefilter(buf, start, end, 100, SIDS)
 
 
+@c_only
 def test_prefilter_edges() -> None:
     buf = b"a\n\nb\n"
     assert _fast.prefilter(buf, 0, len(buf), 100)[0] == 3
@@ -920,6 +954,7 @@ def test_suricata_header_keys_decode_the_same(line: bytes) -> None:
 
 
 @pytest.mark.parametrize("line", [PCAP_CNT, SENSOR_ID], ids=["pcap_cnt", "sensor_id"])
+@c_only
 def test_suricata_header_keys_take_the_fast_path(line: bytes) -> None:
     """CreateEveHeader (Suricata 7 output-json.c) writes timestamp, flow_id, parent_id,
     sensor_id, in_iface, pcap_cnt, event_type: every ``suricata -r`` alert has pcap_cnt."""
@@ -988,7 +1023,7 @@ def test_real_suricata_lines_decode_the_same(sensor_eves: dict[str, list[bytes]]
         assert orjson.loads(line)["host"] == "sg-test"
         assert line.endswith(b',"host":"sg-test"}')
         assert_same(line)
-    fast, ref = Decoder(SIDS, accel=True), Decoder(SIDS, accel=False)
+    fast, ref = Decoder(SIDS, reader=FAST), Decoder(SIDS, accel=False)
     got = fast.decode_block(b"\n".join(lines) + b"\n")
     assert got == ref.decode_batch(lines)
     assert _stats(fast) == _stats(ref)
@@ -998,6 +1033,7 @@ def test_real_suricata_lines_decode_the_same(sensor_eves: dict[str, list[bytes]]
 
 @pytest.mark.suricata
 @pytest.mark.parametrize("name", REAL_SCENARIOS)
+@c_only
 def test_real_suricata_alerts_take_the_fast_path(sensor_eves: dict[str, list[bytes]],
                                                  name: str) -> None:
     ours = _ours(sensor_eves[name])
@@ -1009,6 +1045,7 @@ def test_real_suricata_alerts_take_the_fast_path(sensor_eves: dict[str, list[byt
                         f"{len(without_cnt)} without pcap_cnt; first: {missed[0]!r}")
 
 
+@c_only
 def test_events_made_in_c_are_response_events() -> None:
     """The C reader fills a ResponseEvent's slots itself only for the plain dataclass; any
     other class (here one with __post_init__, and a plain function) is called instead."""

@@ -3,7 +3,7 @@
 An over-long line (> max_line) comes out once, cut to max_line + 1 bytes (so the decoder
 counts it as oversized once), or whole when its newline arrived in the same read that took
 it over max_line; the yielded buffer never grows past max_line + 2 * chunk. And
-``scanguard replay`` (iter_blocks + Decoder.decode_block with the C reader) counts what the
+``scanguard replay`` (iter_blocks + Decoder.decode_block, with each reader) counts what the
 pure-Python decoder counts line by line.
 """
 
@@ -24,6 +24,7 @@ from scanguard_ids import config
 from scanguard_ids.commands import replay as replay_cmd
 from scanguard_ids.detect.allowlist import Allowlist
 from scanguard_ids.detect.detector import Detector
+from scanguard_ids.eve import decode as decode_mod
 from scanguard_ids.eve.decode import Decoder
 from scanguard_ids.eve.reader import iter_blocks
 
@@ -207,13 +208,14 @@ def _line_by_line(data: bytes, cfg: config.Config) -> tuple[Decoder, list, list]
     return dec, events, decisions
 
 
+@pytest.mark.parametrize("reader", decode_mod.READERS)
 @pytest.mark.parametrize("chunk", [1, 13, 64, 4096])
-def test_blocks_decode_like_lines(tmp_path: Path, chunk: int) -> None:
+def test_blocks_decode_like_lines(tmp_path: Path, chunk: int, reader: str) -> None:
     data = _corpus()
     cfg = config.Config(eve=config.EveConfig(max_line_bytes=1024))
     ref, want, _ = _line_by_line(data, cfg)
     for gz in (False, True):
-        dec = Decoder(SIDS, 1024, accel=True)
+        dec = Decoder(SIDS, 1024, reader=reader)
         got = []
         for buf, start, end in iter_blocks(str(write(tmp_path, data, gz)), chunk, 1024):
             got += dec.decode_block(buf, start, end)
@@ -222,18 +224,19 @@ def test_blocks_decode_like_lines(tmp_path: Path, chunk: int) -> None:
         assert ref.stats.oversized > 1 and ref.stats.alerts > 20
 
 
+@pytest.mark.parametrize("reader", decode_mod.READERS)
 @pytest.mark.parametrize("max_line", [1024, 1_048_576])
 @pytest.mark.parametrize("chunk", [None, 97])
 def test_replay_counts_like_line_by_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         max_line: int, chunk: int | None) -> None:
+                                         max_line: int, chunk: int | None, reader: str) -> None:
     data = _corpus() + b"z" * (max_line + 10) + b"\n" + SAMPLES[1].read_bytes()
     path = write(tmp_path, data, gz=chunk is None)
     if chunk is not None:
         monkeypatch.setattr(replay_cmd, "iter_blocks", functools.partial(iter_blocks, chunk=chunk))
     cfg = config.Config(eve=config.EveConfig(max_line_bytes=max_line))
-    result, decoder, _det = replay_cmd.replay([str(path)], cfg)
+    result, decoder, _det = replay_cmd.replay([str(path)], cfg, reader=reader)
     ref, events, decisions = _line_by_line(data, cfg)
-    assert decoder.accelerated
+    assert decoder.reader == reader
     assert result.lines == ref.stats.lines == len(lines_of(data))
     assert decoder.stats.alerts == ref.stats.alerts == len(events)
     assert dataclasses.asdict(decoder.stats) == dataclasses.asdict(ref.stats)
