@@ -31,6 +31,7 @@ from scanguard_ids.journal import Journal, load_json, save_json
 from scanguard_ids.model import parse_target
 
 if TYPE_CHECKING:
+    from scanguard_ids.fleet.node import FleetNode
     from scanguard_ids.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -62,13 +63,15 @@ class Daemon:
         self.checkpoint: Checkpoint | None = None
         self.control: ControlServer | None = None
         self.metrics: Metrics | None = None
+        self.fleet: FleetNode | None = None
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> Engine:
         cfg = self.cfg
-        if not cfg.eve.paths and not cfg.eve.socket:
+        if not cfg.eve.paths and not cfg.eve.socket and not cfg.eve.redis:
             raise ConfigError(
-                "--eve", "give at least one EVE file (--eve) or socket (--eve-socket)"
+                "--eve", "give at least one EVE file (--eve), socket (--eve-socket) or Redis "
+                "list (--eve-redis)"
             )
         self.backend = registry.create(cfg.block.backend, cfg.block, self.clock,
                                        **cfg.sdn.backend_kwargs(cfg.block.backend))
@@ -91,6 +94,9 @@ class Daemon:
             except Exception:  # noqa: BLE001 - cleanup of a failed start goes on
                 log.exception("stopping source failed")
         self.sources.clear()
+        if self.fleet is not None:
+            self.fleet.stop()
+            self.fleet = None
         if self.control is not None:
             self.control.stop()
             self.control = None
@@ -127,6 +133,10 @@ class Daemon:
         )
         engine.adopt()
         self.engine = engine
+        if cfg.fleet.url:  # before the sources: their first events are shared too
+            from scanguard_ids.fleet.node import connect
+
+            self.fleet = connect(engine, cfg.fleet, self.clock)
         self.checkpoint = Checkpoint.load(cfg.eve.checkpoint) if cfg.eve.checkpoint else None
         for path in cfg.eve.paths:
             self.sources.append(
@@ -153,6 +163,12 @@ class Daemon:
                     clock=self.clock,
                 )
             )
+        if cfg.eve.redis:
+            from scanguard_ids.fleet.evelist import RedisListSource
+
+            self.sources.append(RedisListSource(cfg.eve.redis, cfg.eve.redis_key, engine.process,
+                                                max_line_bytes=cfg.eve.max_line_bytes,
+                                                clock=self.clock))
         engine.sources = self.sources
         for src in self.sources:
             src.start()
@@ -259,6 +275,8 @@ class Daemon:
                 log.exception("stopping source failed")
         if self.control is not None:
             self.control.stop()
+        if self.fleet is not None:
+            self.fleet.stop()  # after the sources: their last decisions are published
         if self.engine is not None:
             self.save_state()
             self.engine.journal.close()
@@ -276,7 +294,9 @@ class Daemon:
             return engine.snapshot(watch_limit=limit, block_limit=limit).to_dict()
         if cmd == "list":
             with engine.lock:
-                return [{"ip": b.ip, "expires": b.expires} for b in engine.active.values()]
+                return [{"ip": b.ip, "expires": b.expires,
+                         "node": ev.node if (ev := engine.evidence.get(b.ip)) else ""}
+                        for b in engine.active.values()]
         if cmd == "block":
             ip = _valid_ip(req.get("ip"))
             ttl = req.get("ttl")
