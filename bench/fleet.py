@@ -46,7 +46,7 @@ NAME = "fleet"
 TITLE = "Fleet mode on Redis"
 PACE_S = 0.004
 N_DECISIONS = 600
-N_EVENTS = 1_000_000
+N_EVENTS = 300_000
 PREFIX = "bench"
 
 
