@@ -101,6 +101,14 @@ def _child(argv: list[str]) -> None:
             stamps[ip] = time.time()
 
         engine.backend.block = timed
+        got: dict[str, float] = {}
+        apply = engine.apply_fleet
+
+        def received(d: Any, expires: float = 0.0) -> bool:
+            got[d.ip] = time.time()
+            return bool(apply(d, expires))
+
+        engine.apply_fleet = received
         node = _node(engine, cfg, url, "B")
         node.start()
         if not node.ready.wait(10):
@@ -113,11 +121,21 @@ def _child(argv: list[str]) -> None:
         node.stop()
         held = len(engine.backend.list())
         engine.backend.remove() if hasattr(engine.backend, "remove") else engine.backend.stop()
-        emit({"stamps": stamps, "held": held})
+        emit({"stamps": stamps, "got": got, "held": held})
     elif role == "sender":  # node A: N manual blocks, paced
         n = int(argv[2])
         engine, cfg = _engine("dry-run", url)
         node = _node(engine, cfg, url, "A")
+        published: dict[str, float] = {}
+        publish = node.bus.publish_decisions
+
+        def stamped(decisions: Any, now: float) -> None:
+            publish(decisions, now)
+            t = time.time()
+            for fd in decisions:
+                published[fd.ip] = t
+
+        node.bus.publish_decisions = stamped
         node.start()
         node.ready.wait(10)
         sent: dict[str, float] = {}
@@ -128,7 +146,7 @@ def _child(argv: list[str]) -> None:
             time.sleep(PACE_S)
         time.sleep(0.5)
         node.stop()
-        emit({"sent": sent})
+        emit({"sent": sent, "published": published})
     elif role == "hop-recv":  # baseline: bare XADD -> XREAD
         import redis
 
@@ -296,6 +314,18 @@ def _propagation(ctx: Context, sec: Section, url: str) -> None:
     if recv.get("held", n) < len(lat):
         sec.notes.append(f"WARNING: B's set holds {recv['held']} of {len(lat)}")
     hop99 = percentile(hop_ms, 99)
+    stages = []
+    for ip, t0 in sent["sent"].items():
+        if ip in recv["stamps"] and ip in recv.get("got", {}) and ip in sent.get("published", {}):
+            pub, got = sent["published"][ip], recv["got"][ip]
+            stages.append(((pub - t0) * 1e3, (got - pub) * 1e3, (recv["stamps"][ip] - got) * 1e3))
+    if stages:
+        cols = list(zip(*stages, strict=True))
+        sec.notes.append(
+            "stages p50 / p99 (ms): A decides -> A's pipeline executed "
+            f"{median(cols[0]):.2f} / {percentile(cols[0], 99):.2f}; -> B's reader has it "
+            f"{median(cols[1]):.2f} / {percentile(cols[1], 99):.2f}; -> in B's set "
+            f"{median(cols[2]):.2f} / {percentile(cols[2], 99):.2f}")
     sec.rows += [
         Row(f"decision at A -> rule in B's {kind} set, p50", median(lat), "ms",
             "bare XADD -> XREAD hop p50", median(hop_ms), lower_is_better=True),
