@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 
 import orjson
 
@@ -53,11 +54,18 @@ def encode_events(events: list[ResponseEvent], node: str) -> dict[str, str]:
 
 @lru_cache(maxsize=65_536)
 def _addr(text: str) -> str | None:
-    """The canonical form of an address, None if it is not one (cached: scanners repeat)."""
+    """The canonical form of an address, None if it is not one (cached: scanners repeat).
+
+    inet_pton/inet_ntop (C) rather than ipaddress: ~20x cheaper on the IPv6 addresses of a
+    wide sweep, where the cache rarely hits. Mapped IPv4 goes through parse_ip (-> a.b.c.d)."""
     try:
-        return str(parse_ip(text))
-    except ValueError:
+        if ":" not in text:
+            inet_pton(AF_INET, text)  # strict dotted quad: the text is already canonical
+            return text
+        canon = inet_ntop(AF_INET6, inet_pton(AF_INET6, text))
+    except (OSError, ValueError):  # ValueError: an embedded NUL
         return None
+    return str(parse_ip(canon)) if canon.startswith("::ffff:") else canon
 
 
 def decode_events(fields: dict[bytes, bytes]) -> tuple[str, list[ResponseEvent], int] | None:
