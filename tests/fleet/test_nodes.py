@@ -53,11 +53,11 @@ def nodes(tmp_path: Path, redis_server, prefix: str) -> Iterator[NodeFactory]:  
     made: list[Node] = []
 
     def make(name: str, url: str = "", cfg: config.Config | None = None,
-             wait: bool = True) -> Node:
+             wait: bool = True, publish: bool = True) -> Node:
         cfg = (cfg or config.Config()).replace("fleet", url=url or redis_server.url)
         rig = make_rig(tmp_path / name, cfg)
         bus = Bus(url or redis_server.url, prefix)
-        fleet = FleetNode(rig.engine, cfg.fleet, bus, rig.clock, name)
+        fleet = FleetNode(rig.engine, cfg.fleet, bus, rig.clock, name, publish=publish)
         fleet.attach()
         fleet.start()
         node = Node(rig, fleet)
@@ -190,3 +190,20 @@ def test_redis_down_a_blocks_locally_and_b_gets_it_after(nodes: NodeFactory,
     assert "203.0.113.99" not in b.rig.blocked()
     assert a.fleet.counters["fleet_outbox_expired"] == 1
     assert a.fleet.health().outbox == 0 and a.fleet.connected
+
+
+def test_share_policy_and_a_silent_node(nodes: NodeFactory) -> None:
+    manual_only = config.Config().replace("fleet", share=("manual",))
+    a = nodes("A", cfg=manual_only)
+    quiet = nodes("Q", publish=False)  # dry-run / detect-only: publishes nothing
+    b = nodes("B")
+    a.rig.feed(*(rst(SCANNER, p, T0 + p / 100, LOCAL_A) for p in (21, 22, 23)))
+    quiet.rig.feed(rst("203.0.113.77", 21, T0, LOCAL_B))
+    quiet.engine.manual_block("203.0.113.78", 60)
+    a.engine.manual_block("203.0.113.79", 60)
+    wait_for(lambda: "203.0.113.79" in b.rig.blocked(), "A's manual block at B")
+    time.sleep(0.3)
+    assert b.rig.blocked() == {SCANNER, "203.0.113.79"}  # SCANNER: from A's shared evidence
+    assert b.fleet.counters["fleet_decisions_in"] == 1
+    assert quiet.fleet.counters["fleet_events_out"] == 0 and b.engine.counters[
+        "fleet_events"] == 3
