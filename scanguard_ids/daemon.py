@@ -34,6 +34,7 @@ from scanguard_ids.journal import Journal, load_json, save_json
 from scanguard_ids.model import parse_target
 
 if TYPE_CHECKING:
+    from scanguard_ids.fleet.node import FleetNode
     from scanguard_ids.metrics import Metrics
     from scanguard_ids.sinks.crowdsec import CrowdsecSink
 
@@ -109,13 +110,15 @@ class Daemon:
         self.crowdsec: CrowdsecSink | None = None
         self.own_watch: OwnAddressWatch | None = None
         self.fastpath: FastPath | None = None
+        self.fleet: FleetNode | None = None
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> Engine:
         cfg = self.cfg = dry_run_config(self.cfg, self.config_path)
-        if not cfg.eve.paths and not cfg.eve.socket:
+        if not cfg.eve.paths and not cfg.eve.socket and not cfg.eve.redis:
             raise ConfigError(
-                "--eve", "give at least one EVE file (--eve) or socket (--eve-socket)"
+                "--eve", "give at least one EVE file (--eve), socket (--eve-socket) or Redis "
+                "list (--eve-redis)"
             )
         self.backend = registry.create(cfg.block.backend, cfg.block, self.clock,
                                        **cfg.sdn.backend_kwargs(cfg.block.backend))
@@ -140,6 +143,9 @@ class Daemon:
         self.sources.clear()
         if self.own_watch is not None:
             self.own_watch.stop()
+        if self.fleet is not None:
+            self.fleet.stop()
+            self.fleet = None
         if self.control is not None:
             self.control.stop()
             self.control = None
@@ -193,6 +199,10 @@ class Daemon:
             self.fastpath = FastPath(FastPathLayout.from_config(cfg.fastpath))
             self.fastpath.install(allow_nets(cfg, self.own_watch.known or None))
             self.fastpath.poll()  # what the kernel held before start was adopted above
+        if cfg.fleet.url:  # before the sources: their first events are shared too
+            from scanguard_ids.fleet.node import connect
+
+            self.fleet = connect(engine, cfg.fleet, self.clock, publish=not engine.dry_run)
         self.checkpoint = Checkpoint.load(cfg.eve.checkpoint) if cfg.eve.checkpoint else None
         for path in cfg.eve.paths:
             self.sources.append(
@@ -221,6 +231,12 @@ class Daemon:
                     clock=self.clock,
                 )
             )
+        if cfg.eve.redis:
+            from scanguard_ids.fleet.evelist import RedisListSource
+
+            self.sources.append(RedisListSource(cfg.eve.redis, cfg.eve.redis_key, engine.process,
+                                                max_line_bytes=cfg.eve.max_line_bytes,
+                                                clock=self.clock))
         engine.sources = self.sources
         for src in self.sources:
             src.start()
@@ -377,6 +393,8 @@ class Daemon:
                 log.exception("stopping source failed")
         if self.control is not None:
             self.control.stop()
+        if self.fleet is not None:
+            self.fleet.stop()  # after the sources: their last decisions are published
         if self.engine is not None:
             self.save_state()
             self.engine.journal.close()
@@ -399,7 +417,9 @@ class Daemon:
         if cmd == "list":
             with engine.lock:
                 return [{"ip": b.ip, "expires": b.expires,
-                         "by": _by(engine.evidence.get(b.ip))} for b in engine.active.values()]
+                         "by": _by(ev := engine.evidence.get(b.ip)),
+                         "node": ev.node if ev else ""}
+                        for b in engine.active.values()]
         if cmd == "block":
             ip = _valid_ip(req.get("ip"))
             ttl = req.get("ttl")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import threading
 from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -29,7 +31,7 @@ from scanguard_ids.eve.decode import Decoder
 from scanguard_ids.eve.source import Source, health_of
 from scanguard_ids.journal import Journal
 from scanguard_ids.model import Block, Decision, ResponseEvent, parse_target
-from scanguard_ids.snapshot import DecisionRow, Snapshot
+from scanguard_ids.snapshot import DecisionRow, FleetHealth, Snapshot
 from scanguard_ids.snapshot_build import Evidence, build
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,14 @@ def is_external(sink: object) -> bool:
     return bool(getattr(sink, "external", False))
 
 
+class FleetView(Protocol):
+    """What the engine shows of fleet mode (scanguard_ids.fleet.node.FleetNode)."""
+
+    def health(self) -> FleetHealth: ...
+
+    def counter_values(self) -> dict[str, int]: ...
+
+
 class Engine:
     def __init__(
         self,
@@ -115,7 +125,7 @@ class Engine:
         self._history_sec = int(clock.now())
         self.sources: list[Source] = []
         self.sinks: list[DecisionSink] = []
-        self.dedup = Deduper(cfg.eve.dedup_tolerance)
+        self.dedup = _deduper(cfg)
         self._last_full_sync = float("-inf")
         self.guard = TimeGuard(cfg.detect.window + cfg.detect.reorder, cfg.detect.max_future)
         self._spellings: dict[str, str] = {}
@@ -130,47 +140,70 @@ class Engine:
         self._since_list: dict[str, str] | None = None
         #: nothing leaves the host and every journal record says so (docs/security.md)
         self.dry_run = backend.info.name == "dry-run"
+        # fleet mode (scanguard_ids.fleet): who decides here, and who gets the fresh events
+        self.node = ""
+        self.tap: Callable[[list[ResponseEvent]], None] | None = None  # lock held: enqueue only
+        self.fleet: FleetView | None = None
 
     # -- hot path -----------------------------------------------------------------
     def process(self, lines: list[bytes], source: str = "") -> None:
         with self.lock:
             self.counters["events"] += len(lines)
-            seen = self.dedup.seen
-            guard, detector = self.guard, self.detector
-            bound = guard.bound(self.clock.now())
-            late = guard.late
-            for ev in self.decoder.decode_batch(lines):
-                if seen(ev):
-                    self.counters["duplicates"] += 1
+            tap = self.tap
+            fresh = self._consume(self.decoder.decode_batch(lines), tap is not None)
+            if tap is not None and fresh:
+                tap(fresh)
+
+    def feed_events(self, events: list[ResponseEvent], origin: str) -> None:
+        """Responses another fleet node decoded (``origin``): the same dedup, time guard,
+        detector and enforcement as our own, but not handed to the tap (already shared)."""
+        with self.lock:
+            self.counters["fleet_events"] += len(events)
+            self._consume(events, False)
+
+    def _consume(self, events: Iterable[ResponseEvent], keep: bool) -> list[ResponseEvent]:
+        """Dedup, time guard, count and detect; returns the events counted when ``keep``
+        (for the fleet tap)."""
+        seen = self.dedup.seen
+        guard, detector = self.guard, self.detector
+        bound = guard.bound(self.clock.now())
+        late = guard.late
+        fresh: list[ResponseEvent] = []
+        for ev in events:
+            if seen(ev):
+                self.counters["duplicates"] += 1
+                continue
+            remote = ev.remote
+            if ":" in remote:  # one spelling per address (IPv6, IPv4-mapped, zone id)
+                ev.remote = self._spelling(remote)
+            if guard.shift:
+                ev.ts += guard.shift
+            if ev.ts > bound and guard.future(ev, bound - guard.max_future):
+                self.counters["future"] += 1
+                continue
+            if keep:
+                fresh.append(ev)
+            self.counters["responses"] += 1
+            self._tick(1)
+            if ev.local_port is not None and (
+                len(self.ports) < MAX_PORT_COUNTERS or (ev.local_port, ev.proto) in self.ports
+            ):
+                self.ports[(ev.local_port, ev.proto)] += 1
+            if ev.ts < detector.newest - late:
+                stepped = guard.behind(ev, detector.newest)
+                if stepped:
+                    self.counters["clock_steps"] += 1
+                    log.warning("action=clock-step shift=%.1f: event time stepped back, "
+                                "later events are shifted", guard.shift)
+                    for e in stepped:
+                        self._judge(e)
                     continue
-                remote = ev.remote
-                if ":" in remote:  # one spelling per address (IPv6, IPv4-mapped, zone id)
-                    ev.remote = self._spelling(remote)
-                if guard.shift:
-                    ev.ts += guard.shift
-                if ev.ts > bound and guard.future(ev, bound - guard.max_future):
-                    self.counters["future"] += 1
-                    continue
-                self.counters["responses"] += 1
-                self._tick(1)
-                if ev.local_port is not None and (
-                    len(self.ports) < MAX_PORT_COUNTERS or (ev.local_port, ev.proto) in self.ports
-                ):
-                    self.ports[(ev.local_port, ev.proto)] += 1
-                if ev.ts < detector.newest - late:
-                    stepped = guard.behind(ev, detector.newest)
-                    if stepped:
-                        self.counters["clock_steps"] += 1
-                        log.warning("action=clock-step shift=%.1f: event time stepped back, "
-                                    "later events are shifted", guard.shift)
-                        for e in stepped:
-                            self._judge(e)
-                        continue
-                else:
-                    guard.ok()
-                self._judge(ev)
-            if self.pending:
-                self._drain()
+            else:
+                guard.ok()
+            self._judge(ev)
+        if self.pending:
+            self._drain()
+        return fresh
 
     def _judge(self, ev: ResponseEvent) -> None:
         decision = self.detector.feed(ev)
@@ -236,7 +269,8 @@ class Engine:
             return False
         now = self.clock.now()
         self.active[ip] = Block(ip, now + d.ttl)
-        self.evidence[ip] = Evidence(d.ttl, now, d.ports, d.count, d.strikes, d.manual, d.reason)
+        self.evidence[ip] = Evidence(d.ttl, now, d.ports, d.count, d.strikes, d.manual, d.reason,
+                                    d.node or self.node)
         if self._since_list is not None:
             self._since_list[ip] = "block"
         if d.manual:
@@ -340,6 +374,8 @@ class Engine:
 
     def _record(self, d: Decision) -> None:
         """Every decision: kept for the UI, journaled, handed to the sinks (never raises)."""
+        if self.node and not d.node:
+            d = replace(d, node=self.node)
         self.recent.append(DecisionRow.of(d))
         if self.dry_run:
             self.journal.write(d, dry_run=True)
@@ -429,6 +465,46 @@ class Engine:
                     log.error("action=unblock-failed ip=%s reason=%r error=%s", ip, reason, exc)
         return lifted
 
+    # -- fleet mode -------------------------------------------------------------------------
+    def apply_fleet(self, d: Decision, expires: float = 0.0) -> bool:
+        """Apply a block/unblock another node decided (``d.node``) until ``expires`` (epoch s):
+        the allowlist first, then the backend with the remaining time; journaled with the
+        deciding node, never re-published (the fleet sink skips another node's decisions).
+        Idempotent: a block already held at least as long is left alone. True if applied."""
+        now = self.clock.now()
+        with self.lock:
+            if d.action == "unblock":
+                if d.ip not in self.active:
+                    return False
+                try:
+                    self.backend.unblock(d.ip)
+                except ScanguardError as exc:
+                    self.counters["backend_errors"] += 1
+                    log.error("action=unblock-failed ip=%s error=%s", d.ip, exc)
+                    return False
+                self.detector.release(d.ip)
+                self.active.pop(d.ip, None)
+                self.evidence.pop(d.ip, None)
+                self.counters["unblocks"] += 1
+                self._record(d)
+                log.info("action=unblock ip=%s node=%s reason=%r", d.ip, d.node, d.reason)
+                return True
+            if d.ip in self.allowlist or ("/" in d.ip and self.allowlist.overlaps(d.ip)):
+                self.counters["fleet_refused"] += 1
+                log.warning("action=refused ip=%s node=%s reason=allowlisted", d.ip, d.node)
+                return False
+            until = expires or now + d.ttl
+            ttl = math.ceil(until - now)
+            held = self.active.get(d.ip)
+            if ttl <= 0 or (held is not None and (held.expires is None
+                                                  or held.expires >= until - 1)):
+                return False
+            if not self._enforce(replace(d, ttl=ttl)):
+                return False
+            self.detector.adopt(d.ip, until)
+            self.offenders.remember(d.ip, d.strikes, now)
+            return True
+
     # -- the kernel is the source of truth -----------------------------------------
     def adopt(self) -> int:
         """On start: take over the blocks the kernel already holds."""
@@ -516,8 +592,9 @@ class Engine:
             self.cfg = cfg
             self.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
             self.detector.reconfigure(cfg.detect, self.allowlist)
-            if cfg.eve.dedup_tolerance != self.dedup.tolerance:
-                self.dedup = Deduper(cfg.eve.dedup_tolerance)
+            fresh = _deduper(cfg)
+            if (fresh.tolerance, fresh.keep) != (self.dedup.tolerance, self.dedup.keep):
+                self.dedup = fresh
             self.valve = SafetyValve.with_reserves(cfg.block, self.clock)
             self.guard.late = float(cfg.detect.window + cfg.detect.reorder)
             self.guard.max_future = float(cfg.detect.max_future)
@@ -525,6 +602,8 @@ class Engine:
     # -- what the UI and status read ------------------------------------------------
     def snapshot(self, watch_limit: int = 200, block_limit: int = 500) -> Snapshot:
         sources = tuple(health_of(src) for src in self.sources)
+        fleet = self.fleet.health() if self.fleet is not None else None
+        fleet_counters = self.fleet.counter_values() if self.fleet is not None else None
         now = self.clock.now()
         with self.lock:
             self._tick(0)
@@ -546,4 +625,11 @@ class Engine:
                 decisions=self.recent,
                 sources=sources,
                 block_limit=block_limit,
+                fleet=fleet,
+                fleet_counters=fleet_counters,
             )
+
+
+def _deduper(cfg: config.Config) -> Deduper:
+    """In fleet mode responses are kept longer: other sensors' copies arrive late."""
+    return Deduper(cfg.eve.dedup_tolerance, keep=cfg.fleet.dedup_keep if cfg.fleet.url else 0.0)

@@ -108,6 +108,7 @@ class Decision:
     sensors: tuple[str, ...] = ()
     manual: bool = False
     kinds: tuple[str, ...] = field(default=())
+    node: str = ""  # the fleet node that decided ("" = this daemon, fleet mode off)
 
     def to_dict(self) -> dict[str, object]:
         from scanguard_ids.timefmt import iso
@@ -126,6 +127,7 @@ class Decision:
             "sensors": list(self.sensors),
             "kinds": list(self.kinds),
             "manual": self.manual,
+            "node": self.node,
         }
 
 

@@ -14,7 +14,8 @@ from scanguard_ids.eve.source import SourceHealth
 if TYPE_CHECKING:
     from scanguard_ids.model import Decision
 
-__all__ = ["BlockRow", "DecisionRow", "PortRow", "Snapshot", "SourceHealth", "WatchRow"]
+__all__ = ["BlockRow", "DecisionRow", "FleetHealth", "FleetPeer", "PortRow", "Snapshot",
+           "SourceHealth", "WatchRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class BlockRow:
     manual: bool = False
     since: float = 0.0
     reason: str = ""
+    node: str = ""  # fleet node that decided ("" = this daemon)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +71,34 @@ class DecisionRow:
     sensors: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
     manual: bool = False
+    node: str = ""
 
     @classmethod
     def of(cls, d: Decision) -> DecisionRow:
         return _row(cls, d.to_dict())
+
+
+@dataclass(frozen=True, slots=True)
+class FleetPeer:
+    """Another node this one heard from on the fleet streams."""
+
+    name: str
+    last_seen: float  # seconds since its last entry (this node's clock)
+    lag_ms: float  # its last entry: stream id time -> read here
+
+
+@dataclass(frozen=True, slots=True)
+class FleetHealth:
+    """Fleet mode as this node sees it (scanguard_ids.fleet.node builds it)."""
+
+    node: str
+    url: str  # password removed
+    connected: bool
+    queued: int = 0  # response events waiting to be published
+    outbox: int = 0  # decisions waiting for Redis
+    lag_ms: float = 0.0  # newest entry read: stream id time -> read here
+    error: str = ""  # the last connection error
+    peers: tuple[FleetPeer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +121,7 @@ class Snapshot:
     history: tuple[float, ...] = ()  # responses/s, one value per second, oldest first
     top_ports: tuple[PortRow, ...] = ()
     decisions: tuple[DecisionRow, ...] = ()  # newest last
+    fleet: FleetHealth | None = None  # None: fleet mode off
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,6 +137,9 @@ class Snapshot:
         kw["top_ports"] = tuple(_row(PortRow, r) for r in kw.get("top_ports", ()))
         kw["history"] = tuple(kw.get("history", ()))
         kw["decisions"] = tuple(_row(DecisionRow, r) for r in kw.get("decisions", ()))
+        if kw.get("fleet") is not None:
+            peers = tuple(_row(FleetPeer, p) for p in kw["fleet"].get("peers", ()))
+            kw["fleet"] = _row(FleetHealth, {**kw["fleet"], "peers": peers})
         return cls(**kw)
 
 

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from scanguard_ids.config import DetectConfig
 from scanguard_ids.detect.detector import DetectorSnapshot
 from scanguard_ids.model import Block
-from scanguard_ids.snapshot import BlockRow, DecisionRow, PortRow, Snapshot, SourceHealth, WatchRow
+from scanguard_ids.snapshot import (
+    BlockRow,
+    DecisionRow,
+    FleetHealth,
+    PortRow,
+    Snapshot,
+    SourceHealth,
+    WatchRow,
+)
 
 TOP_PORTS = 10
 RATE_SECONDS = 10  # responses/s is the mean of the last this many whole seconds
@@ -30,6 +38,7 @@ class Evidence:
     strikes: int = 1
     manual: bool = False
     reason: str = ""
+    node: str = ""
 
 
 def build(
@@ -50,6 +59,8 @@ def build(
     decisions: Iterable[DecisionRow],
     sources: tuple[SourceHealth, ...],
     block_limit: int = 500,
+    fleet: FleetHealth | None = None,
+    fleet_counters: Mapping[str, int] | None = None,
 ) -> Snapshot:
     blocked = sorted((_block_row(ip, b, evidence.get(ip), now) for ip, b in active.items()),
                      key=lambda r: -r.since)
@@ -73,6 +84,7 @@ def build(
             "too_late": watch.stats.too_late,
             "tracked": watch.stats.tracked,
             "journal_errors": journal_errors,
+            **(fleet_counters or {}),
         },
         events_per_s=sum(h.lines_per_s for h in sources),
         responses_per_s=sum(last) / max(1, len(last)),
@@ -96,6 +108,7 @@ def build(
         history=hist,
         top_ports=tuple(PortRow(p, proto, n) for (p, proto), n in ports.most_common(TOP_PORTS)),
         decisions=tuple(decisions),
+        fleet=fleet,
     )
 
 
@@ -113,5 +126,6 @@ def _block_row(ip: str, b: Block, ev: Evidence | None, now: float) -> BlockRow:
         manual=ev.manual,
         since=ev.since,
         reason=ev.reason,
+        node=ev.node,
     )
 

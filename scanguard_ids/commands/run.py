@@ -40,6 +40,14 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="Suricata eve-log filetype of --eve-socket "
              f"(default {config.EveConfig().socket_type})",
     )
+    p.add_argument("--eve-redis", metavar="URL",
+                   help="read EVE records Suricata pushes to a Redis list (filetype redis)")
+    p.add_argument("--eve-redis-key", metavar="KEY",
+                   help=f"that list's key (default {config.EveConfig().redis_key})")
+    p.add_argument("--fleet", metavar="URL",
+                   help="share evidence and decisions through this Redis, e.g. "
+                        "redis://HOST:6379/0 (docs/fleet.md)")
+    p.add_argument("--node", metavar="NAME", help="this node's fleet name (default: host name)")
     p.add_argument("--from-start", action="store_true", help="read EVE files from their start")
     p.add_argument("--backend", choices=BACKENDS,
                    help="enforcement backend (default auto: ipset where the host has it)")
@@ -61,7 +69,9 @@ def effective_config(args: argparse.Namespace, path: str | None = None) -> confi
     cfg = load_config(args, path if path is not None else args.config)
     cfg = override(cfg, "eve", paths=tuple(args.eve), socket=args.eve_socket,
                    socket_type=args.eve_socket_type, from_start=args.from_start,
-                   checkpoint=args.checkpoint)
+                   checkpoint=args.checkpoint, redis=args.eve_redis,
+                   redis_key=args.eve_redis_key)
+    cfg = override(cfg, "fleet", url=args.fleet, node=args.node)
     cfg = override(cfg, "block", backend=args.backend, set_name=args.set_name)
     cfg = override(cfg, "control", socket=args.control_socket)
     cfg = override(cfg, "metrics", listen=args.metrics)

@@ -17,6 +17,7 @@ from typing import Any
 from scanguard_ids.config.schema import (
     CROWDSEC_POST,
     SECTIONS,
+    SHARE_KINDS,
     SID_CORE_LAST,
     SID_FIRST,
     Config,
@@ -181,6 +182,12 @@ def validate(cfg: Config) -> None:
     name = cfg.block.set_name
     if not name or len(name) > 28 or not name.replace("_", "").replace("-", "").isalnum():
         raise ConfigError("block.set_name", "1-28 characters of letters, digits, '-' and '_'")
+    for i, kind in enumerate(cfg.fleet.share):
+        if kind not in SHARE_KINDS:
+            raise ConfigError(f"fleet.share[{i}]", f"must be one of {', '.join(SHARE_KINDS)}")
+    for name, url in (("fleet.url", cfg.fleet.url), ("eve.redis", cfg.eve.redis)):
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(name, "a redis://, rediss:// or unix:// URL")
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -137,6 +137,12 @@ class EveConfig:
     sids: tuple[int, ...] = key((), """SIDs to act on; empty = the core rules of the scanguard
         pack (9400000-9400049). The optional extended signatures (9400050-9400099) are for the
         SIEM: the daemon does not count them.""", item=int)
+    redis: str = key("", """Read alerts Suricata pushes to a Redis list (`eve-log` with filetype
+        redis, mode rpush): its URL, e.g. "redis://127.0.0.1:6379/0" or "unix:///run/redis.sock".
+        A list entry is popped once: give each sensor its own redis_key and exactly one daemon
+        per key (see docs/fleet.md). Empty: none.""", restart=True)
+    redis_key: str = key("suricata", "The Redis list Suricata pushes EVE records to.",
+                         restart=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +324,38 @@ class FastpathConfig:
             raise ConfigError("fastpath.exclude_ports", str(exc)) from None
 
 
+SHARE_KINDS = ("automatic", "manual")
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    """Fleet mode: share evidence and decisions with other nodes through Redis (docs/fleet.md)."""
+
+    url: str = key("", """Redis URL as redis-py reads it: redis://[:PASSWORD@]HOST:PORT/DB,
+        rediss://... for TLS (?ssl_cert_reqs=required&ssl_ca_certs=PATH), unix:///PATH?db=N.
+        Empty: fleet mode off.""", restart=True)
+    node: str = key("", "This node's name in the fleet. Empty: the host name.", restart=True)
+    prefix: str = key("scanguard", """Key prefix: streams PREFIX:events and PREFIX:decisions,
+        active blocks PREFIX:block:<ip>. Fleets sharing one Redis need distinct prefixes.""",
+        restart=True)
+    share: tuple[str, ...] = key(SHARE_KINDS, """Which of this node's block/unblock decisions
+        are published: "automatic" (the detector's), "manual" (scanguard block/unblock).
+        Detect-only and dry-run nodes publish nothing.""", item=str, restart=True)
+    events_maxlen: int = key(1_000_000, """Evidence stream length kept (XADD MAXLEN ~, in
+        entries of up to batch events each).""", ge=100, restart=True)
+    decisions_maxlen: int = key(100_000, "Decision stream length kept (XADD MAXLEN ~).",
+                                ge=100, restart=True)
+    batch: int = key(512, "Most response events in one evidence stream entry.", ge=1,
+                     le=10_000, restart=True)
+    queue: int = key(100_000, """Response events waiting to be published; past it the oldest
+        are dropped (counted as fleet_events_dropped).""", ge=1, restart=True)
+    dedup_keep: float = key(5.0, """How long (seconds, event time) a response is remembered so
+        another sensor's report of the same packet, read later from the fleet, counts once
+        (matched within eve.dedup_tolerance).""", ge=0, le=600)
+    outbox: int = key(10_000, """Decisions waiting for Redis while it is unreachable; published
+        when it returns, expired blocks dropped.""", ge=1, restart=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     detect: DetectConfig = field(default_factory=DetectConfig)
@@ -329,6 +367,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     crowdsec: CrowdsecConfig = field(default_factory=CrowdsecConfig)
     fastpath: FastpathConfig = field(default_factory=FastpathConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
     def replace(self, section: str, **changes: Any) -> Config:
         """A copy with some keys of one section changed (CLI overrides), validated."""
@@ -352,4 +391,5 @@ SECTIONS: dict[str, type] = {
     "metrics": MetricsConfig,
     "crowdsec": CrowdsecConfig,
     "fastpath": FastpathConfig,
+    "fleet": FleetConfig,
 }

@@ -8,8 +8,9 @@ sensor and within ``tolerance`` seconds across sensors with synchronised clocks;
 response to the same endpoint within ``tolerance`` is, in practice, a retransmitted probe, and
 counting it once changes no distinct-target figure.
 
-Pure and bounded: at most ``max_keys`` keys, each forgotten ``tolerance`` (event time) after the
-newest event, oldest first.
+Pure and bounded: at most ``max_keys`` keys, each forgotten ``max(tolerance, keep)`` (event time)
+after the newest event, oldest first. ``keep`` (fleet mode) remembers responses longer than the
+tolerance, so another sensor's copy that arrives after newer events still counts once.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ _Key = tuple[str, str, str, int | None]
 
 
 class Deduper:
-    __slots__ = ("_last", "_max", "_newest", "_tol", "duplicates")
+    __slots__ = ("_horizon", "_last", "_max", "_newest", "_tol", "duplicates")
 
-    def __init__(self, tolerance: float = 0.05, max_keys: int = 65_536) -> None:
+    def __init__(self, tolerance: float = 0.05, max_keys: int = 65_536,
+                 keep: float = 0.0) -> None:
         self._tol = tolerance
+        self._horizon = max(tolerance, keep)
         self._max = max_keys
         self._last: OrderedDict[_Key, float] = OrderedDict()  # key -> ts, oldest insert first
         self._newest = float("-inf")
@@ -42,7 +45,7 @@ class Deduper:
             return True
         if ts > self._newest:
             self._newest = ts
-            cutoff = ts - self._tol
+            cutoff = ts - self._horizon
             while last:
                 oldest = next(iter(last.values()))
                 if oldest >= cutoff:
@@ -57,6 +60,10 @@ class Deduper:
     @property
     def tolerance(self) -> float:
         return self._tol
+
+    @property
+    def keep(self) -> float:
+        return self._horizon
 
     def __len__(self) -> int:
         return len(self._last)

@@ -113,6 +113,18 @@ class Offenders:
             self._hist[ip] = prev
         return True
 
+    def remember(self, ip: str, strikes: int, ts: float) -> None:
+        """Record an offence another node decided (fleet): its strike count becomes ours, so
+        this address's next offence here escalates from it. Never lowers what we hold."""
+        rec = self._hist.pop(ip, None)
+        if rec is not None and ts - rec[1] <= self._cfg.strike_memory:
+            strikes = max(strikes, rec[0])
+            ts = max(ts, rec[1])
+        self._hist[ip] = (max(1, strikes), ts)
+        while len(self._hist) > self._cfg.max_offenders:
+            self._hist.popitem(last=False)
+            self.evicted += 1
+
     def forget(self, ip: str) -> bool:
         """Drop the history of one address (operator pardon). True if there was any."""
         return self._hist.pop(ip, None) is not None
