@@ -74,7 +74,7 @@ install_venv() {
         --exclude='_fast*.so' -cf - . | tar -C "$TMP/src" -xf -
     "$PREFIX/bin/pip" install -q --upgrade "$TMP/src" 2>&1 | grep -v 'is ignored: it is neither' >&2 || true
     "$PREFIX/bin/scanguard" --version >/dev/null || die "the install into $PREFIX failed"
-    if "$PREFIX/bin/python" -c 'import scanguard_ids.eve._fast' 2>/dev/null; then
+    if "$PREFIX/bin/python" -I -c 'import scanguard_ids.eve._fast' 2>/dev/null; then
         log "C EVE reader built"
     else
         log "C EVE reader not built (no gcc/python3-dev): the daemon reads EVE in pure Python"
