@@ -49,13 +49,18 @@ class Rig:
         return {b.ip for b in self.backend.list()}
 
 
-def make_rig(path: Path, cfg: config.Config | None = None, t0: float = T0) -> Rig:
+def make_rig(path: Path, cfg: config.Config | None = None, t0: float = T0, *,
+             kernel_stand_in: bool = False) -> Rig:
+    """``kernel_stand_in``: the dry-run backend stands in for a kernel (fleet nodes), so the
+    engine is not in dry-run mode and hands decisions to external sinks."""
     cfg = cfg or config.Config()
     clock = FixedClock(t0)
     backend = DryRunBackend(cfg.block, clock)
     journal_path = path / "journal.jsonl"
     engine = Engine(cfg, backend, clock, Allowlist(cfg.detect.allowlist),
                     Journal(str(journal_path)))
+    if kernel_stand_in:
+        engine.dry_run = False
     return Rig(engine, clock, backend, journal_path)
 
 

@@ -55,7 +55,7 @@ def nodes(tmp_path: Path, redis_server, prefix: str) -> Iterator[NodeFactory]:  
     def make(name: str, url: str = "", cfg: config.Config | None = None,
              wait: bool = True, publish: bool = True) -> Node:
         cfg = (cfg or config.Config()).replace("fleet", url=url or redis_server.url)
-        rig = make_rig(tmp_path / name, cfg)
+        rig = make_rig(tmp_path / name, cfg, kernel_stand_in=True)
         bus = Bus(url or redis_server.url, prefix)
         fleet = FleetNode(rig.engine, cfg.fleet, bus, rig.clock, name, publish=publish)
         fleet.attach()
