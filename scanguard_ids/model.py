@@ -58,7 +58,7 @@ class ResponseEvent:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What the detector (or an operator) decided about one address."""
+    """What the detector (or an operator) decided about one address or IPv6 prefix (CIDR)."""
 
     ts: float
     action: str  # "block" | "unblock"
@@ -73,6 +73,10 @@ class Decision:
     sensors: tuple[str, ...] = ()
     manual: bool = False
     kinds: tuple[str, ...] = field(default=())
+    hosts: tuple[str, ...] = ()  # the distinct local addresses that answered
+    tier: str = ""  # "fast" | "slow" (detection); "" for an operator's decision
+    rule: str = ""  # "ports" (vertical) | "hosts" (sweep); "" for an operator's decision
+    detect_only: bool = False  # journal and show it, do not block (detect.sweep/slow "detect")
 
     def to_dict(self) -> dict[str, object]:
         from scanguard_ids.timefmt import iso
@@ -91,6 +95,10 @@ class Decision:
             "sensors": list(self.sensors),
             "kinds": list(self.kinds),
             "manual": self.manual,
+            "hosts": list(self.hosts),
+            "tier": self.tier,
+            "rule": self.rule,
+            "detect_only": self.detect_only,
         }
 
 
