@@ -99,7 +99,7 @@ class DetectConfig:
     slow_count: int = key(6, """Slow tier: responses needed within slow_window ...""", ge=2)
     slow_ports: int = key(4, """... covering this many distinct ports of one local host ...""",
                           ge=1)
-    slow_hosts: int = key(10, """... or this many distinct local hosts (a slow sweep).""",
+    slow_hosts: int = key(20, """... or this many distinct local hosts (a slow sweep).""",
                           ge=2)
     slow_max_tracked: int = key(10_000, """Memory bound: addresses with slow-tier evidence (two
         responses or more; the fewest responses are evicted first, so a flood of one-off

@@ -92,9 +92,9 @@ class SlowTier:
             return
         keys, items = self._once_keys, self._once_items
         b = hash(key) & self._mask
-        if keys[b] is not None and keys[b] != key:
-            if keys[b + 1] is None or keys[b + 1] == key or items[b + 1][0] < items[b][0]:
-                b += 1
+        if keys[b] is not None and keys[b] != key and (
+                keys[b + 1] is None or keys[b + 1] == key or items[b + 1][0] < items[b][0]):
+            b += 1  # the free or same slot, or else the older entry
         keys[b] = key
         items[b] = item
 
