@@ -56,6 +56,7 @@ import math
 from bisect import bisect_left, insort
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import TypeAlias
 
 from scanguard_ids.config import DetectConfig
@@ -68,6 +69,8 @@ log = logging.getLogger(__name__)
 
 #: Stored port of a response without a local port (sorts before real ports).
 _NO_PORT = -1
+_PORT = itemgetter(1)
+_TAG = itemgetter(2)
 #: Distinct tags whose tuples are shared between events.
 _MAX_TAGS = 4096
 #: IPv6 address -> group key entries remembered (the cache is cleared when full).
@@ -204,14 +207,17 @@ class Detector:
         self._slow_params = (max(float(cfg.slow_window), self._window),
                              max(cfg.slow_count, cfg.count), max(cfg.slow_ports, cfg.ports),
                              max(cfg.slow_hosts, cfg.hosts) if cfg.sweep != "off" else 0)
+        _, slow_count, slow_ports, slow_hosts = self._slow_params
+        # Distinct endpoints a slow window needs at least (see slow.py): the cheap pre-check.
+        targets = min(slow_ports, slow_hosts) if slow_hosts else slow_ports
         if cfg.slow == "off":
             self._slow = None
         elif self._slow is None:
             self._slow = SlowTier(cfg.slow_window, cfg.reorder, cfg.slow_max_tracked,
-                                  cfg.slow_max_events)
+                                  cfg.slow_max_events, slow_count, targets)
         else:
             self._slow.settings(cfg.slow_window, cfg.reorder, cfg.slow_max_tracked,
-                                cfg.slow_max_events)
+                                cfg.slow_max_events, slow_count, targets)
         self._prefix6 = cfg.prefix6
         self._groups: dict[str, str] = {}
         self._allow6 = [n for n in (ipaddress.ip_network(x, strict=False)
@@ -283,7 +289,7 @@ class Detector:
                     slow.remember(old_key, old)
             if slow is not None:
                 rec = slow.add(key, item, item, self._newest)
-                if rec is not None and len(rec) >= self._slow_params[1]:
+                if rec is not None:
                     return self._check(key, [item], rec, ts)
             if self._count == 1:
                 return self._check(key, [item], None, ts)
@@ -301,7 +307,7 @@ class Detector:
             tracked[key] = st
         if slow is not None:
             rec = slow.add(key, item, st, self._newest)
-            if rec is not None and len(rec) >= self._slow_params[1]:
+            if rec is not None:
                 return self._check(key, st, rec, ts)
         if len(st) < self._count:
             return None
@@ -399,6 +405,8 @@ class Detector:
         lo, hi, rule = found
         end = src[hi - 1][0]
         window = src[lo:hi]
+        if rec is None and self._slow is not None:  # not handed out: it cannot meet the slow tier
+            rec = self._slow.records.get(key)
         evidence = rec if rec is not None else st  # the slow record holds all of st
         ip = _decision_ip(key, window)
         self._tracked.pop(key, None)
@@ -598,24 +606,40 @@ def _first_window(st: list[_Item], ts: float, limit: float, window: float, need_
 
 
 def _targets(st: list[_Item], lo: int, hi: int, need_ports: int, need_hosts: int) -> str:
-    """Which target rule st[lo:hi] meets: distinct ports of one host, or distinct hosts."""
-    if need_ports <= 1:
-        if any(st[k][1] != _NO_PORT for k in range(lo, hi)):
-            return "ports"
+    """Which target rule st[lo:hi] meets: distinct ports of one host, or distinct hosts.
+
+    The hot path: most windows fail on the distinct ports or hosts of the whole window
+    (set comprehensions); ports per host are counted only when those could succeed.
+    """
+    win = st[lo:hi]
+    ports = set(map(_PORT, win))
+    ports.discard(_NO_PORT)
+    if not ports:
         return ""
-    seen: dict[str, set[int]] = {}
-    for k in range(lo, hi):
-        _, port, tag = st[k]
-        if port == _NO_PORT:
-            continue
-        ports = seen.get(tag[2])
-        if ports is None:
-            seen[tag[2]] = {port}
-        else:
-            ports.add(port)
-            if len(ports) >= need_ports:
-                return "ports"
-    if need_hosts and len(seen) >= need_hosts:
+    if need_ports <= 1:
+        return "ports"
+    if len(ports) < need_ports:
+        if not need_hosts:
+            return ""
+        tags = list(map(_TAG, win))
+        if need_hosts > 1 and tags.count(tags[0]) == len(tags):
+            return ""  # one tag, so one host (count() compares shared tags by identity)
+    hosts = {e[2][2] for e in win if e[1] != _NO_PORT}
+    if len(ports) >= need_ports:
+        if len(hosts) == 1:
+            return "ports"
+        seen: dict[str, set[int]] = {}
+        for _, port, tag in win:
+            if port == _NO_PORT:
+                continue
+            per_host = seen.get(tag[2])
+            if per_host is None:
+                seen[tag[2]] = {port}
+            else:
+                per_host.add(port)
+                if len(per_host) >= need_ports:
+                    return "ports"
+    if need_hosts and len(hosts) >= need_hosts:
         return "hosts"
     return ""
 

@@ -13,6 +13,12 @@ low-and-slow scan (``nmap -T0``: one probe per 300 s) adds up. It holds two thin
   nothing beyond its fast-tier state while that lives, and the table's size afterwards; when
   two groups share a bucket the older entry is replaced (load shedding, like the caps).
 
+Each record also keeps its *spread*: distinct (tag, port) endpoints it has held since it was
+made, up to ``need_targets`` of them (what it holds now has no more). A slow window needs that many
+(``slow_ports`` ports of one host or ``slow_hosts`` hosts), so :meth:`SlowTier.add` hands a record
+out for checking only when it holds ``need_count`` responses and that many endpoints: a client
+refused again and again on one endpoint costs an insert, not a window scan.
+
 Idle records (newest response older than ``newest - slow_window - reorder``) are dropped
 incrementally. Pure: no clock, times are the events' own.
 """
@@ -30,12 +36,13 @@ _EVICT_SHARE = 8
 class SlowTier:
     """Long-window evidence per group key. See the module docstring."""
 
-    __slots__ = ("_keep", "_mask", "_max_events", "_max_tracked", "_once_items", "_once_keys",
-                 "evicted", "idle", "records")
+    __slots__ = ("_keep", "_mask", "_max_events", "_max_tracked", "_need_count", "_need_targets",
+                 "_once_items", "_once_keys", "_spread", "evicted", "idle", "records")
 
     def __init__(self, slow_window: float, reorder: float, max_tracked: int,
-                 max_events: int) -> None:
+                 max_events: int, need_count: int = 2, need_targets: int = 1) -> None:
         self.records: OrderedDict[str, list[Any]] = OrderedDict()  # least recently fed first
+        self._spread: dict[str, set[tuple[Any, int]]] = {}  # key -> endpoints ever held
         slots = 2
         while slots < 2 * max_tracked:
             slots *= 2
@@ -44,10 +51,12 @@ class SlowTier:
         self._mask = slots - 2  # bucket = two adjacent slots
         self.evicted = 0
         self.idle = 0
-        self.settings(slow_window, reorder, max_tracked, max_events)
+        self.settings(slow_window, reorder, max_tracked, max_events, need_count, need_targets)
 
     def settings(self, slow_window: float, reorder: float, max_tracked: int,
-                 max_events: int) -> None:
+                 max_events: int, need_count: int = 2, need_targets: int = 1) -> None:
+        self._need_count = need_count
+        self._need_targets = need_targets
         self._keep = float(slow_window + reorder)
         self._max_tracked = max_tracked
         self._max_events = max_events
@@ -60,30 +69,39 @@ class SlowTier:
     def add(self, key: str, item: Any, fast: Any, newest: float) -> list[Any] | None:
         """Count ``item`` of group ``key``; ``fast`` is the fast tier's state after it.
 
-        Returns the group's slow evidence (time-sorted, includes ``item``) or None while the
-        group has drawn a single response.
+        Returns the group's slow evidence (time-sorted, includes ``item``) when it may meet
+        the slow thresholds (enough responses and endpoints, see top), else None.
         """
         records = self.records
         rec = records.get(key)
         if rec is not None:
             records.move_to_end(key)
-            insort(rec, item)
+            if item >= rec[-1]:
+                rec.append(item)
+            else:
+                insort(rec, item)
             cutoff = newest - self._keep
             while rec[0][0] < cutoff:
                 del rec[0]
             if len(rec) > self._max_events:
                 del rec[0]
-            return rec
-        if isinstance(fast, list):  # its second response while the fast tier holds it
-            rec = fast[-self._max_events:]
+            spread = self._spread[key]
+            if len(spread) < self._need_targets and item[1] >= 0:
+                spread.add((item[2], item[1]))
         else:
-            old = self._take_once(key, newest)
-            if old is None:
-                return None
-            rec = [old, item] if old <= item else [item, old]
-        records[key] = rec
-        if len(records) > self._max_tracked:
-            self._evict()
+            if isinstance(fast, list):  # its second response while the fast tier holds it
+                rec = fast[-self._max_events:]
+            else:
+                old = self._take_once(key, newest)
+                if old is None:
+                    return None
+                rec = [old, item] if old <= item else [item, old]
+            records[key] = rec
+            spread = self._spread[key] = {(e[2], e[1]) for e in rec if e[1] >= 0}
+            if len(records) > self._max_tracked:
+                self._evict()
+        if len(rec) < self._need_count or len(spread) < self._need_targets:
+            return None
         return rec
 
     def remember(self, key: str, item: Any) -> None:
@@ -111,6 +129,7 @@ class SlowTier:
     def drop(self, key: str) -> None:
         """A decision consumed the group's evidence (or it was released)."""
         self.records.pop(key, None)
+        self._spread.pop(key, None)
         keys = self._once_keys
         b = hash(key) & self._mask
         for i in (b, b + 1):
@@ -126,6 +145,7 @@ class SlowTier:
             if records[key][-1][0] >= cutoff:
                 break
             del records[key]
+            del self._spread[key]
             self.idle += 1
 
     def _evict(self) -> None:
@@ -136,4 +156,5 @@ class SlowTier:
         victims = sorted(records, key=lambda k: (len(records[k]), records[k][-1][0]))[:n]
         for k in victims:
             del records[k]
+            del self._spread[k]
         self.evicted += len(victims)
