@@ -13,7 +13,7 @@ low-and-slow scan (``nmap -T0``: one probe per 300 s) adds up. It holds two thin
   nothing beyond its fast-tier state while that lives, and the table's size afterwards; when
   two groups share a bucket the older entry is replaced (load shedding, like the caps).
 
-Each record also keeps its *spread*: distinct (tag, port) endpoints it has held since it was
+Each record also keeps its *spread*: distinct (host, port) endpoints it has held since it was
 made, up to ``need_targets`` of them (what it holds now has no more). A slow window needs that many
 (``slow_ports`` ports of one host or ``slow_hosts`` hosts), so :meth:`SlowTier.add` hands a record
 out for checking only when it holds ``need_count`` responses and that many endpoints: a client
@@ -42,7 +42,7 @@ class SlowTier:
     def __init__(self, slow_window: float, reorder: float, max_tracked: int,
                  max_events: int, need_count: int = 2, need_targets: int = 1) -> None:
         self.records: OrderedDict[str, list[Any]] = OrderedDict()  # least recently fed first
-        self._spread: dict[str, set[tuple[Any, int]]] = {}  # key -> endpoints ever held
+        self._spread: dict[str, set[tuple[str, int]]] = {}  # key -> (host, port) ever held
         slots = 2
         while slots < 2 * max_tracked:
             slots *= 2
@@ -87,7 +87,7 @@ class SlowTier:
                 del rec[0]
             spread = self._spread[key]
             if len(spread) < self._need_targets and item[1] >= 0:
-                spread.add((item[2], item[1]))
+                spread.add((item[2][2], item[1]))
         else:
             if isinstance(fast, list):  # its second response while the fast tier holds it
                 rec = fast[-self._max_events:]
@@ -97,7 +97,7 @@ class SlowTier:
                     return None
                 rec = [old, item] if old <= item else [item, old]
             records[key] = rec
-            spread = self._spread[key] = {(e[2], e[1]) for e in rec if e[1] >= 0}
+            spread = self._spread[key] = {(e[2][2], e[1]) for e in rec if e[1] >= 0}
             if len(records) > self._max_tracked:
                 self._evict()
         if len(rec) < self._need_count or len(spread) < self._need_targets:
