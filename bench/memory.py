@@ -9,6 +9,13 @@ goes on, in a fresh child per run.
   tracked addresses gained (so fixed costs do not count);
 - after the cap: RSS growth from the cap to the end of the flood.
 
+Both tiers (the slow tier is on by default): ``scanguard`` counts each IPv6 address as its own
+group (``prefix6 = 128``); ``scanguard-p64`` keeps the default ``prefix6 = 64`` and floods
+distinct /64s (each its own group, keyed by its prefix); ``scanguard-slow`` gives each IPv6
+address two responses, so both tiers hold it (a fast-tier list and a slow-tier record), up to
+``slow_max_tracked`` addresses. A one-off address holds no slow-tier record: once its fast state
+ends it waits in the slow tier's fixed table (a fixed cost, not per address).
+
 Baseline: the same decoder feeding a naive tracker, ``dict[str, list[tuple]]`` with no cap.
 Remote addresses: IPv6 from 2001:db8::/32 (the 1 M run) and IPv4 from 198.18.0.0/15 (RFC 2544,
 131 072 addresses, so that run crosses the cap by 31 %). Nothing is sent anywhere.
@@ -19,6 +26,7 @@ from __future__ import annotations
 import gc
 import ipaddress
 import sys
+from dataclasses import replace
 from typing import Any
 
 from bench.common import (
@@ -57,9 +65,11 @@ def _template() -> str:
     return line.replace(stamp, "{ts}", 1).replace('"198.51.100.77"', '"{ip}"')
 
 
-def _addr_text(i: int, family: int) -> str:
+def _addr_text(i: int, family: int, tracker: str = "") -> str:
     if family == 4:
         return str(ipaddress.IPv4Address(0xC6120000 + i))
+    if tracker == "scanguard-p64":  # a /64 of its own for each
+        return v6_text(((0x20010DB8 << 96) | (i << 64) | 1).to_bytes(16, "big"))
     return v6_text(((0x20010DB8 << 96) | (i * 0x9E3779B1 + 1)).to_bytes(16, "big"))
 
 
@@ -72,7 +82,10 @@ def _child(argv: list[str]) -> None:
     from scanguard_ids.eve.decode import Decoder
 
     cfg = config.Config()
-    cap = cfg.detect.max_tracked
+    if tracker in ("scanguard", "scanguard-slow"):
+        cfg = replace(cfg, detect=replace(cfg.detect, prefix6=128))
+    cap = cfg.detect.slow_max_tracked if tracker == "scanguard-slow" else cfg.detect.max_tracked
+    per_addr = 2 if tracker == "scanguard-slow" else 1
     decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
     tpl = _template()
     fmt = tpl.format
@@ -81,7 +94,10 @@ def _child(argv: list[str]) -> None:
     feed = detector.feed
 
     def tracked() -> int:
-        return detector.stats.tracked if tracker == "scanguard" else len(naive)
+        if tracker == "naive":
+            return len(naive)
+        st = detector.stats
+        return st.slow_tracked if tracker == "scanguard-slow" else st.tracked
 
     # Warm up the allocator and the caches with addresses outside the measured run.
     ts = _Ts()
@@ -105,15 +121,17 @@ def _child(argv: list[str]) -> None:
             )
         if i == total:
             break
-        line = fmt(ts=ts(T0 + i * step), ip=_addr_text(i, family)).encode()
-        ev = decoder.decode(line)
-        if ev is None:
-            raise SystemExit(f"decoder dropped the template line: {decoder.stats}")
-        if tracker == "scanguard":
-            if feed(ev) is not None:
-                raise SystemExit("a single response blocked: the flood is not what it should be")
-        else:
-            naive.setdefault(ev.remote, []).append((ev.ts, ev.local_port, ev.kind))
+        ip = _addr_text(i, family, tracker)
+        for k in range(per_addr):
+            line = fmt(ts=ts(T0 + i * step + k * step / 2), ip=ip).encode()
+            ev = decoder.decode(line)
+            if ev is None:
+                raise SystemExit(f"decoder dropped the template line: {decoder.stats}")
+            if tracker != "naive":
+                if feed(ev) is not None:
+                    raise SystemExit("one endpoint blocked: the flood is not what it should be")
+            else:
+                naive.setdefault(ev.remote, []).append((ev.ts, ev.local_port, ev.kind))
     emit({"tracker": tracker, "family": family, "cap": cap, "samples": samples})
 
 
@@ -131,8 +149,11 @@ def run(ctx: Context) -> Section:
     big = 100_000 if ctx.quick else 1_000_000
     v4 = 131_072 if not ctx.quick else 60_000
     runs: dict[tuple[str, int], dict] = {}
-    for family, total in ((6, big), (4, v4)):
-        for tracker in ("scanguard", "naive"):
+    slow_total = 10_000  # the default slow_max_tracked
+    plan = [(6, big, ("scanguard", "naive")), (4, v4, ("scanguard", "naive")),
+            (6, big, ("scanguard-p64",)), (6, slow_total, ("scanguard-slow",))]
+    for family, total, trackers in plan:
+        for tracker in trackers:
             ctx.say(f"memory: {tracker} IPv{family} {total:,} sources")
             try:
                 runs[(tracker, family)] = child(
@@ -157,14 +178,17 @@ def run(ctx: Context) -> Section:
                     f"{s['blocks']:,}",
                 )
             )
-        if tracker != "scanguard":
+        if tracker == "naive":
             continue
         per = _slope(out["samples"], cap)
         naive = runs.get(("naive", family))
         nper = _slope(naive["samples"], cap) if naive else None
+        what = {"scanguard": "" if family == 4 else " (prefix6 128)",
+                "scanguard-p64": " (prefix6 64, a /64 each)",
+                "scanguard-slow": " (prefix6 128, two responses: both tiers)"}[tracker]
         sec.rows.append(
             Row(
-                f"IPv{family}: bytes per tracked address (below the cap)",
+                f"IPv{family}{what}: bytes per tracked address (below the cap)",
                 per,
                 "bytes/address",
                 "naive dict of lists",
@@ -174,6 +198,8 @@ def run(ctx: Context) -> Section:
                 lower_is_better=True,
             )
         )
+        if tracker != "scanguard":
+            continue
         at_cap = next((s for s in out["samples"] if s["tracked"] >= cap), None)
         end = out["samples"][-1]
         if at_cap is not None and end["events"] > at_cap["events"]:

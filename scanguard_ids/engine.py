@@ -208,7 +208,13 @@ class Engine:
     def _judge(self, ev: ResponseEvent) -> None:
         decision = self.detector.feed(ev)
         if decision is not None:
-            self._enforce(decision)
+            if decision.detect_only:  # detect.sweep / detect.slow = "detect": a trial
+                self.counters["would_block"] += 1
+                self._record(replace(decision, action="would-block"))
+                log.info("action=would-block ip=%s tier=%s rule=%s reason=%r", decision.ip,
+                         decision.tier, decision.rule, decision.reason)
+            else:
+                self._enforce(decision)
         elif self.pending:
             p = self.pending.get(ev.remote)
             if p is not None:

@@ -93,7 +93,7 @@ class ResponseEvent:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What the detector (or an operator) decided about one address."""
+    """What the detector (or an operator) decided about one address or IPv6 prefix (CIDR)."""
 
     ts: float
     action: str  # "block" | "unblock"
@@ -109,6 +109,10 @@ class Decision:
     manual: bool = False
     kinds: tuple[str, ...] = field(default=())
     node: str = ""  # the fleet node that decided ("" = this daemon, fleet mode off)
+    hosts: tuple[str, ...] = ()  # the distinct local addresses that answered
+    tier: str = ""  # "fast" | "slow" (detection); "" for an operator's decision
+    rule: str = ""  # "ports" (vertical) | "hosts" (sweep); "" for an operator's decision
+    detect_only: bool = False  # journal and show it, do not block (detect.sweep/slow "detect")
 
     def to_dict(self) -> dict[str, object]:
         from scanguard_ids.timefmt import iso
@@ -128,6 +132,10 @@ class Decision:
             "kinds": list(self.kinds),
             "manual": self.manual,
             "node": self.node,
+            "hosts": list(self.hosts),
+            "tier": self.tier,
+            "rule": self.rule,
+            "detect_only": self.detect_only,
         }
 
 

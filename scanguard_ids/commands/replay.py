@@ -92,8 +92,11 @@ def replay(
 
 def format_text(d: Decision) -> str:
     ports = ",".join(map(str, d.ports)) or "-"
+    hosts = ",".join(d.hosts) or "-"
+    action = "detect" if d.detect_only else d.action
     return (
-        f"{iso(d.ts)} {d.action} {d.ip} ttl={d.ttl} count={d.count} ports={ports} "
+        f"{iso(d.ts)} {action} {d.ip} ttl={d.ttl} count={d.count} ports={ports} "
+        f"hosts={hosts} tier={d.tier or '-'} rule={d.rule or '-'} "
         f'strikes={d.strikes} reason="{d.reason}"'
     )
 

@@ -150,6 +150,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError("detect.max_ttl", f"must be >= detect.ttl ({d.ttl})")
     if d.max_events_per_ip < d.count:
         raise ConfigError("detect.max_events_per_ip", f"must be >= detect.count ({d.count})")
+    if d.slow_ports > d.slow_count:
+        raise ConfigError("detect.slow_ports", f"cannot exceed detect.slow_count ({d.slow_count})")
+    if d.slow_max_events < d.slow_count:
+        raise ConfigError("detect.slow_max_events",
+                          f"must be >= detect.slow_count ({d.slow_count})")
     for i, net in enumerate(d.allowlist):
         try:
             ipaddress.ip_network(net, strict=False)

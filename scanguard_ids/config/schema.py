@@ -89,6 +89,30 @@ class DetectConfig:
     max_future: float = key(300.0, """Live: an EVE line dated more than this many seconds ahead
         of the wall clock is set aside (counted as `future`), so one bad timestamp cannot
         blind the detector (docs/security.md).""", gt=0)
+    hosts: int = key(5, """Sweeps: a remote is also blocked once `count` responses within
+        `window` came from this many distinct local hosts (one port each is enough: zmap,
+        masscan, `nmap -p 22 <net>`). `ports` counts distinct ports per local host, so two
+        refusals from two web servers are no scan.""", ge=2)
+    sweep: str = key("block", """The sweep rule (`hosts`): "block", "detect" (journal and show
+        what it would block, block nothing) or "off".""", choices=("block", "detect", "off"))
+    slow: str = key("block", """The slow tier (`slow_*` keys, low-and-slow scans such as
+        `nmap -T0`): "block", "detect" or "off".""", choices=("block", "detect", "off"))
+    slow_window: float = key(7_200.0, """Slow tier: its window, seconds (event time). Each
+        slow threshold is raised to the fast tier's where that is higher.""", gt=0)
+    slow_count: int = key(6, """Slow tier: responses needed within slow_window ...""", ge=2)
+    slow_ports: int = key(4, """... covering this many distinct ports of one local host ...""",
+                          ge=1)
+    slow_hosts: int = key(20, """... or this many distinct local hosts (a slow sweep).""",
+                          ge=2)
+    slow_max_tracked: int = key(10_000, """Memory bound: addresses with slow-tier evidence (two
+        responses or more; the fewest responses are evicted first, so a flood of one-off
+        sources cannot flush it). Single responses wait in a fixed table of about twice this
+        many slots.""", ge=1)
+    slow_max_events: int = key(32, "Memory bound: slow-tier evidence kept per address.", ge=2)
+    prefix6: int = key(64, """IPv6 evidence is counted per prefix of this length (a scanner
+        rotating through its /64 is one scanner). Evidence from one address blocks that
+        address; from two or more, the prefix (never one that holds an allowlisted address:
+        then per address). 128 = per address.""", ge=1, le=128)
     max_tracked: int = key(100_000, """Memory bound: addresses tracked (least recently seen
         evicted first).""", ge=1)
     max_events_per_ip: int = key(64, "Memory bound: evidence kept per tracked address.", ge=1)

@@ -1,11 +1,25 @@
-"""The count-and-port threshold: pure, driven by the events' own timestamps.
+"""The count-and-target thresholds: pure, driven by the events' own timestamps.
 
-Rule: block a remote address once at least ``count`` responses covering at least
-``ports`` distinct local ports fall within ``window`` seconds of event time
-(a set of responses qualifies when its newest minus its oldest timestamp is
-<= ``window``). A response without a local port (``local_port`` None: the EVE
-line carried no packet) counts toward ``count`` but adds no distinct port, so
-port-less responses alone can never satisfy ``ports``.
+Rule (fast tier): block a remote once at least ``count`` responses fall within
+``window`` seconds of event time (a set of responses qualifies when its newest
+minus its oldest timestamp is <= ``window``) and they cover either at least
+``ports`` distinct ports of one local host (a vertical scan; on a single host this
+is "distinct local ports") or at least ``hosts`` distinct local hosts (a sweep:
+one port across many hosts; ``detect.sweep``). The targets are local endpoints
+(address, port). A response without a local port (``local_port`` None: the EVE
+line carried no packet) counts toward ``count`` but adds no target.
+
+Slow tier (``detect.slow``, :mod:`scanguard_ids.detect.slow`): the same rule with
+``slow_window`` / ``slow_count`` / ``slow_ports`` / ``slow_hosts``, so a scan at
+one probe per minutes still adds up; it asks more evidence than the fast tier.
+The fast tier is checked first; a decision names its ``tier`` and ``rule``.
+A tier or rule in "detect" mode returns decisions flagged ``detect_only``: they
+consume the evidence but hold no block state and record no strike.
+
+Groups: IPv4 evidence is counted per address; IPv6 evidence per ``prefix6``
+prefix (rotating through a /64 is no evasion), except for prefixes that hold an
+allowlisted address (then per address). A decision names the address when all of
+its window's evidence came from that one address, else the prefix as a CIDR.
 
 Event order: Suricata threads write EVE lines independently, so events arrive
 out of timestamp order. Each address keeps its evidence sorted by time and a
@@ -18,11 +32,12 @@ Guarantee: if every event arrives less than ``reorder`` seconds (event time)
 behind the newest event seen before it, and ``ttl > reorder``, the blocked
 addresses, their block counts, strikes and ttls equal those of the sorted
 stream, and each decision's ``ts`` is at most ``reorder`` after the sorted
-one (property-tested against a plain reference model). Events older than
+one (property-tested against a plain reference model, both tiers). Events older than
 ``newest - window - reorder`` are dropped as ``too_late``; those between that
 and ``newest - reorder`` still count, best effort. Evictions (``max_tracked``),
-the evidence cap (``max_events_per_ip``) and :meth:`Detector.expire` with a
-``now`` ahead of event time are load shedding / policy and fall outside it.
+the evidence caps (``max_events_per_ip``, ``slow_max_events``), the slow tier's
+caps and shared buckets and :meth:`Detector.expire` with a ``now`` ahead of event
+time are load shedding / policy and fall outside it.
 
 Blocking: a decision consumes the evidence; until the block ends (event time
 ``< ts + ttl``) the address's responses are only counted as ``suppressed``.
@@ -35,30 +50,38 @@ No wall clock is read here: ``now`` is passed in where needed.
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import logging
 import math
 from bisect import bisect_left, insort
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import TypeAlias
 
 from scanguard_ids.config import DetectConfig
 from scanguard_ids.detect.allowlist import Allowlist
 from scanguard_ids.detect.offenders import Offenders, Strike
-from scanguard_ids.model import Decision, Kind, ResponseEvent
+from scanguard_ids.detect.slow import SlowTier
+from scanguard_ids.model import Decision, ResponseEvent
 
 log = logging.getLogger(__name__)
 
 #: Stored port of a response without a local port (sorts before real ports).
 _NO_PORT = -1
-#: Distinct (kind, sensor) pairs whose tuples are shared between events.
-_MAX_TAGS = 1024
+_PORT = itemgetter(1)
+_TAG = itemgetter(2)
+#: Distinct tags whose tuples are shared between events.
+_MAX_TAGS = 4096
+#: IPv6 address -> group key entries remembered (the cache is cleared when full).
+_MAX_GROUPS = 65_536
 
-# What a response was besides its time and port: (kind, sensor), one shared tuple per pair.
-_Tag: TypeAlias = tuple[Kind, str]
+# What a response was besides its time and port: (kind, sensor, local address), plus the
+# remote address when it is counted in an IPv6 prefix group; one shared tuple per value.
+_Tag: TypeAlias = tuple[str, ...]
 # One piece of evidence: (event ts, local port or _NO_PORT, tag); it sorts like the
-# flat (ts, port, kind, sensor). An address seen once costs its key, this 3-tuple, a
-# float and (for ports above 256) an int.
+# flat (ts, port, kind, sensor, local). An address seen once costs its key, this 3-tuple,
+# a float and (for ports above 256) an int.
 _Item: TypeAlias = tuple[float, int, _Tag]
 # Tracked state of an address: its only response (compact), or a time-sorted list.
 _State: TypeAlias = _Item | list[_Item]
@@ -75,8 +98,10 @@ class DetectorStats:
     evicted: int = 0  # tracked addresses (or block states) dropped by the max_tracked cap
     idle: int = 0  # tracked addresses dropped as idle (no use for any later event)
     blocks: int = 0  # decisions made
+    detected: int = 0  # decisions flagged detect_only (among blocks)
     tracked: int = 0  # addresses with evidence now
     blocked: int = 0  # addresses with block state now (see Detector.blocked_until)
+    slow_tracked: int = 0  # groups with slow-tier evidence (two responses or more) now
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,16 +151,23 @@ class Detector:
 
     __slots__ = (
         "_allow",
+        "_allow6",
         "_blocks",
         "_count",
         "_ended",
         "_fresh",
+        "_groups",
         "_heap",
         "_late",
         "_max_events",
+        "_max_late",
         "_max_tracked",
+        "_need_hosts",
         "_need_ports",
         "_newest",
+        "_prefix6",
+        "_slow",
+        "_slow_params",
         "_stats",
         "_tags",
         "_tracked",
@@ -148,6 +180,7 @@ class Detector:
         self, cfg: DetectConfig, allowlist: Allowlist, offenders: Offenders | None = None
     ) -> None:
         self.offenders = offenders if offenders is not None else Offenders(cfg)
+        self._slow: SlowTier | None = None
         self._settings(cfg, allowlist)
         self._tracked: OrderedDict[str, _State] = OrderedDict()  # least recently seen first
         self._blocks: dict[str, _Block] = {}
@@ -167,6 +200,28 @@ class Detector:
         self._late = float(cfg.window + cfg.reorder)
         self._max_tracked = cfg.max_tracked
         self._max_events = cfg.max_events_per_ip
+        self._max_late = max(cfg.max_events_per_ip,
+                             cfg.slow_max_events if cfg.slow != "off" else 0)
+        self._need_hosts = cfg.hosts if cfg.sweep != "off" else 0
+        # Slow tier thresholds (window, count, ports, hosts): never less than the fast tier's.
+        self._slow_params = (max(float(cfg.slow_window), self._window),
+                             max(cfg.slow_count, cfg.count), max(cfg.slow_ports, cfg.ports),
+                             max(cfg.slow_hosts, cfg.hosts) if cfg.sweep != "off" else 0)
+        _, slow_count, slow_ports, slow_hosts = self._slow_params
+        # Distinct endpoints a slow window needs at least (see slow.py): the cheap pre-check.
+        targets = min(slow_ports, slow_hosts) if slow_hosts else slow_ports
+        if cfg.slow == "off":
+            self._slow = None
+        elif self._slow is None:
+            self._slow = SlowTier(cfg.slow_window, cfg.reorder, cfg.slow_max_tracked,
+                                  cfg.slow_max_events, slow_count, targets)
+        else:
+            self._slow.settings(cfg.slow_window, cfg.reorder, cfg.slow_max_tracked,
+                                cfg.slow_max_events, slow_count, targets)
+        self._prefix6 = cfg.prefix6
+        self._groups: dict[str, str] = {}
+        self._allow6 = [n for n in (ipaddress.ip_network(x, strict=False)
+                                    for x in allowlist.networks) if n.version == 6]
 
     def reconfigure(self, cfg: DetectConfig, allowlist: Allowlist) -> None:
         """Apply a reloaded config, keeping evidence, block state and offender history.
@@ -206,27 +261,40 @@ class Detector:
         elif ts < self._newest - self._late:
             stats.too_late += 1
             return None
+        key = ip if self._prefix6 >= 128 or ":" not in ip else self._group(ip)
         if self._blocks:
             # Block state outlives the block by window + reorder (event time), so
             # that late responses from within the block are still suppressed.
+            bkey = ip
             blk = self._blocks.get(ip)
+            if (blk is None or ts >= blk.until) and key is not ip:
+                group_blk = self._blocks.get(key)
+                if group_blk is not None:
+                    bkey, blk = key, group_blk
             if blk is not None and ts < blk.until:
                 stats.suppressed += 1
                 if blk.evidence is not None and blk.since <= ts < blk.trigger:
-                    self._late_evidence(ip, blk, self._item(ev))
+                    self._late_evidence(bkey, blk, self._item(ev, key))
                 return None
-        item = self._item(ev)
+        item = self._item(ev, key)
         tracked = self._tracked
-        st = tracked.get(ip)
+        slow = self._slow
+        st = tracked.get(key)
         if st is None:
-            tracked[ip] = item
+            tracked[key] = item
             if len(tracked) > self._max_tracked:
-                tracked.popitem(last=False)
+                old_key, old = tracked.popitem(last=False)
                 stats.evicted += 1
+                if slow is not None and not isinstance(old, list):
+                    slow.remember(old_key, old)
+            if slow is not None:
+                rec = slow.add(key, item, item, self._newest)
+                if rec is not None:
+                    return self._check(key, [item], rec, ts)
             if self._count == 1:
-                return self._check(ip, [item], ts)
+                return self._check(key, [item], None, ts)
             return None
-        tracked.move_to_end(ip)
+        tracked.move_to_end(key)
         if isinstance(st, list):
             insort(st, item)
             cutoff = self._newest - self._late
@@ -236,32 +304,61 @@ class Detector:
                 del st[0]
         else:
             st = [st, item] if st <= item else [item, st]
-            tracked[ip] = st
+            tracked[key] = st
+        if slow is not None:
+            rec = slow.add(key, item, st, self._newest)
+            if rec is not None:
+                return self._check(key, st, rec, ts)
         if len(st) < self._count:
             return None
-        return self._check(ip, st, ts)
+        return self._check(key, st, None, ts)
 
-    def _item(self, ev: ResponseEvent) -> _Item:
+    def _item(self, ev: ResponseEvent, key: str) -> _Item:
         port = ev.local_port
-        key = (ev.kind, ev.sensor)
-        return (ev.ts, _NO_PORT if port is None else port, self._tags.get(key) or self._share(key))
+        tag = (ev.kind, ev.sensor, ev.local) if key is ev.remote else (
+            ev.kind, ev.sensor, ev.local, ev.remote)
+        return (ev.ts, _NO_PORT if port is None else port, self._tags.get(tag) or self._share(tag))
 
     def _share(self, tag: _Tag) -> _Tag:
-        """Remember a (kind, sensor) pair so the evidence of all events shares one tuple."""
+        """Remember a tag so the evidence of all events shares one tuple."""
         if len(self._tags) < _MAX_TAGS:
             self._tags[tag] = tag
         return tag
 
+    def _group(self, ip: str) -> str:
+        """The group key of an IPv6 address: its prefix as a CIDR, or itself (see top)."""
+        key = self._groups.get(ip)
+        if key is None:
+            key = ip
+            try:
+                net = ipaddress.IPv6Network((ip, self._prefix6), strict=False)
+            except ValueError:
+                net = None
+            if net is not None and not any(net.overlaps(a) for a in self._allow6):
+                key = str(net)
+            if len(self._groups) >= _MAX_GROUPS:
+                self._groups.clear()
+            self._groups[ip] = key
+        return key
+
     def _advance(self, cutoff: float) -> None:
         """Event time moved on: drop state no later event can use (amortised O(1))."""
         tracked = self._tracked
+        slow = self._slow
         while tracked:
             ip = next(iter(tracked))
             st = tracked[ip]
-            if (st[-1][0] if isinstance(st, list) else st[0]) >= cutoff:
+            if isinstance(st, list):
+                if st[-1][0] >= cutoff:
+                    break
+            elif st[0] >= cutoff:
                 break
+            elif slow is not None:
+                slow.remember(ip, st)
             del tracked[ip]
             self._stats.idle += 1
+        if slow is not None:
+            slow.advance(self._newest)
         heap = self._heap
         while heap and heap[0][0] < cutoff:
             until, ip = heapq.heappop(heap)
@@ -288,46 +385,45 @@ class Detector:
             del blocks[ip]
             self._stats.evicted += 1
 
-    def _first_window(self, st: list[_Item], ts: float, limit: float) -> tuple[int, int] | None:
-        """The earliest qualifying window of ``st`` that contains time ``ts``.
+    def _fast_window(self, st: list[_Item], ts: float, limit: float) -> _Found | None:
+        return _first_window(st, ts, limit, self._window, self._count, self._need_ports,
+                             self._need_hosts)
 
-        Only windows ending at an event time in [ts, min(ts + window, limit)) are
-        looked at: the others do not contain ``ts`` and were checked before.
-        Returns the slice bounds (lo, hi) of the window's events.
-        """
-        window, need_count, need_ports = self._window, self._count, self._need_ports
-        n = len(st)
-        j = bisect_left(st, (ts,))
-        while j < n:
-            end = st[j][0]
-            if end - ts > window or end >= limit:
-                return None
-            hi = j + 1
-            while hi < n and st[hi][0] == end:
-                hi += 1
-            lo = bisect_left(st, (end - window,), 0, j)
-            if hi - lo >= need_count:
-                if need_ports <= 1:
-                    if any(st[k][1] != _NO_PORT for k in range(lo, hi)):
-                        return lo, hi
-                else:
-                    ports = {st[k][1] for k in range(lo, hi)}
-                    ports.discard(_NO_PORT)
-                    if len(ports) >= need_ports:
-                        return lo, hi
-            j = hi
-        return None
+    def _slow_window(self, st: list[_Item], ts: float, limit: float) -> _Found | None:
+        window, count, ports, hosts = self._slow_params
+        return _first_window(st, ts, limit, window, count, ports, hosts)
 
-    def _check(self, ip: str, st: list[_Item], ts: float) -> Decision | None:
-        found = self._first_window(st, ts, math.inf)
+    def _check(self, key: str, st: list[_Item], rec: list[_Item] | None, ts: float
+               ) -> Decision | None:
+        tier, src = "fast", st
+        found = self._fast_window(st, ts, math.inf) if len(st) >= self._count else None
+        if found is None and rec is not None:
+            tier, src = "slow", rec
+            found = self._slow_window(rec, ts, math.inf)
         if found is None:
             return None
-        lo, hi = found
-        end = st[hi - 1][0]
-        self._tracked.pop(ip, None)
+        lo, hi, rule = found
+        end = src[hi - 1][0]
+        window = src[lo:hi]
+        if rec is None and self._slow is not None:  # not handed out: it cannot meet the slow tier
+            rec = self._slow.records.get(key)
+        evidence = rec if rec is not None else st  # the slow record holds all of st
+        ip = _decision_ip(key, window)
+        self._tracked.pop(key, None)
+        if self._slow is not None:
+            self._slow.drop(key)
+        cfg = self.cfg
+        detect_only = (tier == "slow" and cfg.slow == "detect") or (
+            rule == "hosts" and cfg.sweep == "detect")
+        if detect_only:
+            strikes = self.offenders.strikes(ip, end) + 1
+            self._stats.detected += 1
+            self._stats.blocks += 1
+            return _decision(ip, window, end, Strike(strikes, self.offenders.ttl_for(strikes)),
+                             tier, rule, True)
         strike = self.offenders.offend(ip, end)
         before = self._blocks.get(ip)
-        blk = _Block(end, end + strike.ttl, strike.ttl, st,
+        blk = _Block(end, end + strike.ttl, strike.ttl, evidence,
                      -math.inf if before is None else before.until)
         self._blocks[ip] = blk
         heapq.heappush(self._heap, (blk.until, ip))
@@ -335,7 +431,7 @@ class Detector:
         if len(self._blocks) > self._max_tracked:
             self._cap_blocks()
         self._stats.blocks += 1
-        return _decision(ip, st[lo:hi], end, strike)
+        return _decision(ip, window, end, strike, tier, rule, False)
 
     def _late_evidence(self, ip: str, blk: _Block, item: _Item) -> None:
         """A response older than the block's trigger: maybe the threshold was met earlier."""
@@ -343,12 +439,16 @@ class Detector:
         if ev is None:
             return
         insort(ev, item)
-        if len(ev) > self._max_events:
+        if len(ev) > self._max_late:
             ev.pop()  # the newest matter least for an earlier trigger
-        found = self._first_window(ev, item[0], blk.trigger)
-        if found is None:
+        found = self._fast_window(ev, item[0], blk.trigger)
+        trigger = math.inf if found is None else ev[found[1] - 1][0]
+        if self._slow is not None:
+            slow = self._slow_window(ev, item[0], min(trigger, blk.trigger))
+            if slow is not None:
+                trigger = min(trigger, ev[slow[1] - 1][0])
+        if trigger == math.inf:
             return
-        trigger = ev[found[1] - 1][0]
         log.debug("detect late-trigger ip=%s trigger=%.6f was=%.6f", ip, trigger, blk.trigger)
         blk.trigger = trigger
         blk.until = trigger + blk.ttl
@@ -369,6 +469,8 @@ class Detector:
         """Forget the block state and the evidence of ``ip`` (manual unblock, expiry)."""
         self._blocks.pop(ip, None)
         self._tracked.pop(ip, None)
+        if self._slow is not None:
+            self._slow.drop(ip)
 
     def expire(self, now: float) -> list[str]:
         """Drop block state that ended by ``now``; return those addresses.
@@ -401,7 +503,8 @@ class Detector:
     @property
     def stats(self) -> DetectorStats:
         """A copy of the counters, with the current sizes filled in."""
-        return replace(self._stats, tracked=len(self._tracked), blocked=len(self._blocks))
+        return replace(self._stats, tracked=len(self._tracked), blocked=len(self._blocks),
+                       slow_tracked=0 if self._slow is None else len(self._slow.records))
 
     @property
     def newest(self) -> float:
@@ -473,8 +576,86 @@ def _watch_entry(ip: str, items: list[_Item], now: float, window: float, need_co
     )
 
 
-def _decision(ip: str, window: list[_Item], ts: float, strike: Strike) -> Decision:
+# (lo, hi, rule): the slice of a qualifying window and the rule it met ("ports" | "hosts").
+_Found: TypeAlias = tuple[int, int, str]
+
+
+def _first_window(st: list[_Item], ts: float, limit: float, window: float, need_count: int,
+                  need_ports: int, need_hosts: int) -> _Found | None:
+    """The earliest qualifying window of ``st`` that contains time ``ts``.
+
+    Only windows ending at an event time in [ts, min(ts + window, limit)) are
+    looked at: the others do not contain ``ts`` and were checked before.
+    """
+    n = len(st)
+    j = bisect_left(st, (ts,))
+    while j < n:
+        end = st[j][0]
+        if end - ts > window or end >= limit:
+            return None
+        hi = j + 1
+        while hi < n and st[hi][0] == end:
+            hi += 1
+        lo = bisect_left(st, (end - window,), 0, j)
+        if hi - lo >= need_count:
+            rule = _targets(st, lo, hi, need_ports, need_hosts)
+            if rule:
+                return lo, hi, rule
+        j = hi
+    return None
+
+
+def _targets(st: list[_Item], lo: int, hi: int, need_ports: int, need_hosts: int) -> str:
+    """Which target rule st[lo:hi] meets: distinct ports of one host, or distinct hosts.
+
+    The hot path: most windows fail on the distinct ports or hosts of the whole window
+    (set comprehensions); ports per host are counted only when those could succeed.
+    """
+    win = st[lo:hi]
+    ports = set(map(_PORT, win))
+    ports.discard(_NO_PORT)
+    if not ports:
+        return ""
+    if need_ports <= 1:
+        return "ports"
+    if len(ports) < need_ports:
+        if not need_hosts:
+            return ""
+        tags = list(map(_TAG, win))
+        if need_hosts > 1 and tags.count(tags[0]) == len(tags):
+            return ""  # one tag, so one host (count() compares shared tags by identity)
+    hosts = {e[2][2] for e in win if e[1] != _NO_PORT}
+    if len(ports) >= need_ports:
+        if len(hosts) == 1:
+            return "ports"
+        seen: dict[str, set[int]] = {}
+        for _, port, tag in win:
+            if port == _NO_PORT:
+                continue
+            per_host = seen.get(tag[2])
+            if per_host is None:
+                seen[tag[2]] = {port}
+            else:
+                per_host.add(port)
+                if len(per_host) >= need_ports:
+                    return "ports"
+    if need_hosts and len(hosts) >= need_hosts:
+        return "hosts"
+    return ""
+
+
+def _decision_ip(key: str, window: list[_Item]) -> str:
+    """The address when one address drew all of ``window``, else the group's prefix."""
+    if "/" not in key:
+        return key
+    remotes = {e[2][3] for e in window}
+    return remotes.pop() if len(remotes) == 1 else key
+
+
+def _decision(ip: str, window: list[_Item], ts: float, strike: Strike, tier: str, rule: str,
+              detect_only: bool) -> Decision:
     ports = tuple(sorted({e[1] for e in window} - {_NO_PORT}))
+    hosts = tuple(sorted({e[2][2] for e in window if e[1] != _NO_PORT}))
     kinds = tuple(sorted({str(e[2][0]) for e in window}))
     sensors = tuple(sorted({e[2][1] for e in window} - {""}))
     first, last = window[0][0], window[-1][0]
@@ -482,8 +663,13 @@ def _decision(ip: str, window: list[_Item], ts: float, strike: Strike) -> Decisi
     reason = (
         f"{len(window)} responses to {len(ports)} port{'s' if len(ports) != 1 else ''}"
         f"{f' (+{no_port} without port)' if no_port else ''}"
+        f"{f' on {len(hosts)} hosts' if len(hosts) > 1 else ''}"
         f" in {last - first:.1f}s ({', '.join(kinds)})"
     )
+    if tier == "slow":
+        reason += "; slow tier"
+    if detect_only:
+        reason += "; detect only"
     if strike.strikes > 1:
         reason += f"; strike {strike.strikes}"
     return Decision(
@@ -499,4 +685,8 @@ def _decision(ip: str, window: list[_Item], ts: float, strike: Strike) -> Decisi
         strikes=strike.strikes,
         sensors=sensors,
         kinds=kinds,
+        hosts=hosts,
+        tier=tier,
+        rule=rule,
+        detect_only=detect_only,
     )

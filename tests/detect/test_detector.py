@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import random
 from collections import defaultdict
@@ -24,9 +25,9 @@ T0 = 1_700_000_000.0
 
 
 def ev(ts: float, ip: str = A, port: int | None = 80, kind: Kind = Kind.TCP_RST,
-       sensor: str = "") -> ResponseEvent:
+       sensor: str = "", host: int = 1) -> ResponseEvent:
     proto = "tcp" if kind is Kind.TCP_RST else "udp"
-    local = "2001:db8::1" if ":" in ip else "192.0.2.1"
+    local = f"2001:db8::{host}" if ":" in ip else f"192.0.2.{host}"
     return ResponseEvent(ts, ip, local, port, proto, kind, 9_400_000, sensor)
 
 
@@ -91,7 +92,7 @@ def test_window_is_inclusive(span: float, blocked: bool) -> None:
 
 @pytest.mark.parametrize("interval", [30.5, 31.0, 45.0, 61.0, 600.0])
 def test_slower_than_window_never_blocks(interval: float) -> None:
-    det = detector(window=60.0)
+    det = detector(window=60.0, slow="off")  # the fast tier alone (the slow tier: see below)
     assert feed_all(det, [ev(T0 + i * interval, port=1000 + i) for i in range(50)]) == []
 
 
@@ -130,7 +131,8 @@ def test_decision_carries_the_evidence() -> None:
         ts=T0 + 1.2, action="block", ip=A, ttl=300, count=3, ports=(22, 53, 443),
         reason="3 responses to 3 ports in 1.2s (icmp-port-unreachable, tcp-rst)",
         first_seen=T0, last_seen=T0 + 1.2, strikes=1, sensors=("s1", "s2"),
-        kinds=("icmp-port-unreachable", "tcp-rst"),
+        kinds=("icmp-port-unreachable", "tcp-rst"), hosts=("192.0.2.1",), tier="fast",
+        rule="ports",
     )
     assert d.to_dict()["ports"] == [22, 53, 443]
 
@@ -465,47 +467,82 @@ def test_snapshot_is_frozen() -> None:
 # -- properties --------------------------------------------------------------------------
 
 
+def _group(ip: str, cfg: DetectConfig) -> str:
+    if ":" not in ip or cfg.prefix6 >= 128:
+        return ip
+    return str(ipaddress.IPv6Network((ip, cfg.prefix6), strict=False))
+
+
+def _meets(win: list[ResponseEvent], count: int, ports: int, hosts: int) -> bool:
+    if len(win) < count:
+        return False
+    per_host: dict[str, set[int]] = defaultdict(set)
+    for x in win:
+        if x.local_port is not None:
+            per_host[x.local].add(x.local_port)
+    return any(len(p) >= ports for p in per_host.values()) or bool(
+        hosts and len(per_host) >= hosts)
+
+
 def reference(events: list[ResponseEvent], cfg: DetectConfig) -> dict[str, list[tuple]]:
-    """The time-sorted semantics, written plainly: (ts, strikes, ttl) per address."""
-    by_ip: dict[str, list[ResponseEvent]] = defaultdict(list)
+    """The time-sorted semantics, written plainly: (ts, strikes, ttl) per decision address.
+
+    Evidence per group (IPv4 address, IPv6 prefix); fast tier, then the slow tier (its
+    thresholds raised to the fast ones); the decision names the one address that drew the
+    window, else the prefix; a block suppresses its address (or its whole prefix).
+    """
+    by_group: dict[str, list[ResponseEvent]] = defaultdict(list)
     for e in events:
-        by_ip[e.remote].append(e)
-    out: dict[str, list[tuple]] = {}
-    for ip, evs in by_ip.items():
+        by_group[_group(e.remote, cfg)].append(e)
+    hosts = cfg.hosts if cfg.sweep != "off" else 0
+    slow = (max(cfg.slow_window, cfg.window), max(cfg.slow_count, cfg.count),
+            max(cfg.slow_ports, cfg.ports), max(cfg.slow_hosts, cfg.hosts) if hosts else 0)
+    out: dict[str, list[tuple]] = defaultdict(list)
+    for group, evs in by_group.items():
         evs.sort(key=lambda e: e.ts)
-        until, last, strikes = -math.inf, -math.inf, 0
+        until: dict[str, float] = {}
+        last: dict[str, float] = {}
+        strikes: dict[str, int] = {}
         evidence: list[ResponseEvent] = []
-        out[ip] = []
         for e in evs:
-            if e.ts < until:
+            if e.ts < until.get(e.remote, -math.inf) or e.ts < until.get(group, -math.inf):
                 continue
             evidence.append(e)
             win = [x for x in evidence if x.ts >= e.ts - cfg.window]
-            ports = {x.local_port for x in win if x.local_port is not None}
-            if len(win) >= cfg.count and len(ports) >= cfg.ports:
-                strikes = strikes + 1 if e.ts - last <= cfg.strike_memory else 1
-                last = e.ts
-                ttl = cfg.ttl if cfg.policy == "paper" else min(
-                    cfg.max_ttl, int(cfg.ttl * cfg.escalation ** (strikes - 1)))
-                out[ip].append((e.ts, strikes, ttl))
-                until, evidence = e.ts + ttl, []
-    return {ip: d for ip, d in out.items() if d}
+            if not _meets(win, cfg.count, cfg.ports, hosts):
+                win = [x for x in evidence if x.ts >= e.ts - slow[0]]
+                if cfg.slow == "off" or not _meets(win, *slow[1:]):
+                    continue
+            remotes = {x.remote for x in win}
+            ip = remotes.pop() if len(remotes) == 1 else group
+            n = strikes.get(ip, 0) + 1 if e.ts - last.get(ip, -math.inf) <= cfg.strike_memory else 1
+            strikes[ip], last[ip] = n, e.ts
+            ttl = cfg.ttl if cfg.policy == "paper" else min(
+                cfg.max_ttl, int(cfg.ttl * cfg.escalation ** (n - 1)))
+            out[ip].append((e.ts, n, ttl))
+            until[ip], evidence = e.ts + ttl, []
+    return {ip: sorted(d) for ip, d in out.items() if d}
 
 
-IPS = ["203.0.113.1", "203.0.113.2", "2001:db8::a", "2001:db8::b"]
+IPS = ["203.0.113.1", "203.0.113.2", "2001:db8::a", "2001:db8::b", "2001:db8:0:1::c"]
 
 # The reordering guarantee needs ttl > reorder (blocks outlast the disorder).
 configs = st.builds(
-    lambda count, extra_ports, window, reorder, ttl, policy: DetectConfig(
+    lambda count, extra_ports, window, reorder, ttl, policy, edge: DetectConfig(
         count=count, ports=min(count, extra_ports), window=window, reorder=reorder,
         ttl=int(reorder) + ttl, max_ttl=4 * (int(reorder) + ttl), policy=policy,
-        max_events_per_ip=256),
+        max_events_per_ip=256, slow_max_events=256, **edge),
     count=st.integers(1, 4),
     extra_ports=st.integers(1, 3),
     window=st.sampled_from([5.0, 20.0, 60.0]),
     reorder=st.sampled_from([0.0, 3.0, 30.0]),
     ttl=st.sampled_from([1, 2, 10, 70, 270]),
     policy=st.sampled_from(["default", "paper"]),
+    edge=st.fixed_dictionaries({
+        "hosts": st.integers(2, 3), "sweep": st.sampled_from(["block", "off"]),
+        "slow": st.sampled_from(["block", "off"]), "slow_window": st.sampled_from([100.0, 900.0]),
+        "slow_count": st.integers(2, 6), "slow_ports": st.integers(1, 3),
+        "slow_hosts": st.integers(2, 4), "prefix6": st.sampled_from([64, 128])}),
 )
 
 event_lists = st.lists(
@@ -514,6 +551,7 @@ event_lists = st.lists(
         st.sampled_from(IPS),
         st.one_of(st.none(), st.integers(1, 5)),
         st.floats(0, 1, exclude_max=True),  # arrival delay, as a fraction of reorder
+        st.integers(1, 3),  # the local host that answered
     ),
     max_size=150,
 )
@@ -521,7 +559,7 @@ event_lists = st.lists(
 
 def arrange(raw: list[tuple], cfg: DetectConfig) -> tuple[list[ResponseEvent], list[ResponseEvent]]:
     """(time-sorted events, the same in an arrival order with disorder < reorder)."""
-    events = [(ev(T0 + t, ip, port), t + d * cfg.reorder) for t, ip, port, d in raw]
+    events = [(ev(T0 + t, ip, port, host=h), t + d * cfg.reorder) for t, ip, port, d, h in raw]
     arrived = [e for e, _ in sorted(events, key=lambda x: x[1])]
     return sorted((e for e, _ in events), key=lambda e: e.ts), arrived
 
@@ -572,14 +610,18 @@ def test_any_order_decisions_are_backed_by_evidence(cfg: DetectConfig, raw: list
         assert det.stats.tracked <= cfg.max_tracked
         if d is None:
             continue
-        assert d.count >= cfg.count and len(d.ports) >= cfg.ports
-        assert d.first_seen <= d.ts == d.last_seen <= d.first_seen + cfg.window
-        win = [x for x in by_ip[d.ip] if d.first_seen <= x.ts <= d.last_seen]
+        assert d.count >= cfg.count
+        assert len(d.ports) >= cfg.ports if d.rule == "ports" else len(d.hosts) >= cfg.hosts
+        window = cfg.window if d.tier == "fast" else max(cfg.window, cfg.slow_window)
+        assert d.first_seen <= d.ts == d.last_seen <= d.first_seen + window
+        sources = [ip for ip in by_ip if ip == d.ip or _group(ip, cfg) == d.ip]
+        win = [x for ip in sources for x in by_ip[ip] if d.first_seen <= x.ts <= d.last_seen]
         assert len(win) >= d.count
         assert set(d.ports) <= {x.local_port for x in win}
+        assert set(d.hosts) <= {x.local for x in win}
         if d.ip in last:  # never a second block while blocked (up to the reorder slack)
             prev = last[d.ip]
-            assert d.ts >= prev.ts + prev.ttl - cfg.window - cfg.reorder
+            assert d.ts >= prev.ts + prev.ttl - window - cfg.reorder
         last[d.ip] = d
 
 

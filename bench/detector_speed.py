@@ -1,0 +1,124 @@
+"""Detector-only speed: ``Detector.feed`` on in-memory RST events, this tree against another.
+
+Not part of ``bench.run``: a focused A/B of the hot path, for changes to scanguard_ids/detect/.
+Each run is a fresh child pinned to one core that imports ``scanguard_ids`` from the tree it is
+given (PYTHONPATH), builds the events (seeded, so both trees see the same stream), then times
+the feed loop alone. Trees alternate run by run; the median of each is reported with the ratio.
+
+Workloads (300 000 TCP RST events each, default DetectConfig, event time 1 ms apart, arrival
+jittered by up to 2 s so some events come out of order):
+
+- ``repeat``: 5 000 remotes from 198.18.0.0/15, each refused again and again on its own one
+  endpoint (a client retrying, a monitor): ~60 responses each, none ever blocks; plus one
+  vertical scanner (a fresh address, 3 ports) every 500 events, which blocks.
+- ``once``: 300 000 distinct remotes, one response each (a spoofed flood).
+
+    PYTHONPATH=$PWD python -m bench.detector_speed --against /work/main --runs 5
+
+The child runs as a script (``python bench/detector_speed.py --child``), so the other tree
+needs no copy of this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+N = 300_000
+T0 = 1_700_000_000.0
+
+
+def _events(workload: str, n_events: int) -> list:
+    from scanguard_ids.model import Kind, ResponseEvent
+
+    rng = random.Random(7)
+    out: list[tuple[float, ResponseEvent]] = []
+    scanners = 0
+    for i in range(n_events):
+        t = T0 + i * 0.001
+        if workload == "once":
+            n = i
+            remote = f"198.{18 + (n >> 16)}.{(n >> 8) & 255}.{n & 255}"
+            local, port = "192.0.2.1", 22
+        elif i % 500 == 0:
+            scanners += 1
+            n = 65_536 + scanners // 3
+            remote = f"198.{18 + (n >> 16)}.{(n >> 8) & 255}.{n & 255}"
+            local, port = "192.0.2.2", 1000 + scanners % 3
+        else:
+            n = rng.randrange(5000)
+            remote = f"198.18.{n >> 8}.{n & 255}"
+            local, port = f"192.0.2.{10 + n % 200}", 8000 + n % 7
+        ev = ResponseEvent(ts=t, remote=remote, local=local, local_port=port, proto="tcp",
+                           kind=Kind.TCP_RST, sid=9_400_001)
+        out.append((t + rng.uniform(0, 2.0), ev))
+    out.sort(key=lambda x: x[0])
+    return [e for _, e in out]
+
+
+def _child(workload: str, n_events: int, cpu: int) -> None:
+    from scanguard_ids.config import Config
+    from scanguard_ids.detect.allowlist import Allowlist
+    from scanguard_ids.detect.detector import Detector
+
+    os.sched_setaffinity(0, {cpu})
+    cfg = Config().detect
+    events = _events(workload, n_events)
+    det = Detector(cfg, Allowlist(cfg.allowlist))
+    feed = det.feed
+    blocks = 0
+    t = time.perf_counter()
+    for ev in events:
+        if feed(ev) is not None:
+            blocks += 1
+    dt = time.perf_counter() - t
+    print(json.dumps({"rate": len(events) / dt, "blocks": blocks}))
+
+
+def _run(tree: str, workload: str, n_events: int, cpu: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=tree)
+    out = subprocess.run([sys.executable, str(HERE), "--child", workload, str(n_events),
+                          str(cpu)], env=env,
+                         check=True, capture_output=True, text=True, timeout=600)
+    return json.loads(out.stdout)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--child", nargs=3, metavar=("WORKLOAD", "EVENTS", "CPU"),
+                    help=argparse.SUPPRESS)
+    ap.add_argument("--against", default="/work/main", help="the baseline tree")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--workload", choices=("repeat", "once"), action="append")
+    ap.add_argument("--events", type=int, default=N, help="events per run (default %(default)s)")
+    args = ap.parse_args()
+    if args.child:
+        _child(args.child[0], int(args.child[1]), int(args.child[2]))
+        return
+    here = str(HERE.parent.parent)
+    cpu = max(os.sched_getaffinity(0))
+    for workload in args.workload or ["repeat", "once"]:
+        rates: dict[str, list[float]] = {"this": [], "base": []}
+        blocks: dict[str, int] = {}
+        for _ in range(args.runs):
+            for name, tree in (("base", args.against), ("this", here)):
+                r = _run(tree, workload, args.events, cpu)
+                rates[name].append(r["rate"])
+                blocks[name] = r["blocks"]
+        this, base = statistics.median(rates["this"]), statistics.median(rates["base"])
+        print(f"{workload}: this {this / 1e3:.0f} k ev/s ({blocks['this']} blocks), "
+              f"base {base / 1e3:.0f} k ev/s ({blocks['base']} blocks), ratio {this / base:.2f}x "
+              f"(medians of {args.runs}; this {[round(x / 1e3) for x in rates['this']]}, "
+              f"base {[round(x / 1e3) for x in rates['base']]})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Slow-tier evidence: what a group drew over hours, bounded so a flood cannot flush it.
+
+The fast tier (:mod:`scanguard_ids.detect.detector`) forgets a group ``window + reorder``
+seconds after its last response. The slow tier keeps evidence for ``slow_window`` so a
+low-and-slow scan (``nmap -T0``: one probe per 300 s) adds up. It holds two things:
+
+- ``records``: groups that drew two responses or more, their evidence (the same items as the
+  fast tier, time-sorted, at most ``slow_max_events``). At most ``slow_max_tracked`` of them;
+  beyond that the records with the *least* evidence go first (fewest responses, then the
+  longest idle), so one-off sources never push out a slow scanner's record.
+- ``once``: groups seen once whose fast-tier state ended (idle or evicted), in a fixed table
+  of two-way buckets (a power of two >= 2 * slow_max_tracked slots). A one-off source costs
+  nothing beyond its fast-tier state while that lives, and the table's size afterwards; when
+  two groups share a bucket the older entry is replaced (load shedding, like the caps).
+
+Each record also keeps its *spread*: distinct (host, port) endpoints it has held since it was
+made, up to ``need_targets`` of them (what it holds now has no more). A slow window needs that many
+(``slow_ports`` ports of one host or ``slow_hosts`` hosts), so :meth:`SlowTier.add` hands a record
+out for checking only when it holds ``need_count`` responses and that many endpoints: a client
+refused again and again on one endpoint costs an insert, not a window scan.
+
+Idle records (newest response older than ``newest - slow_window - reorder``) are dropped
+incrementally. Pure: no clock, times are the events' own.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections import OrderedDict
+from typing import Any
+
+#: Share of the records dropped at once when the cap is hit (amortises the sort).
+_EVICT_SHARE = 8
+
+
+class SlowTier:
+    """Long-window evidence per group key. See the module docstring."""
+
+    __slots__ = ("_keep", "_mask", "_max_events", "_max_tracked", "_need_count", "_need_targets",
+                 "_once_items", "_once_keys", "_spread", "evicted", "idle", "records")
+
+    def __init__(self, slow_window: float, reorder: float, max_tracked: int,
+                 max_events: int, need_count: int = 2, need_targets: int = 1) -> None:
+        self.records: OrderedDict[str, list[Any]] = OrderedDict()  # least recently fed first
+        self._spread: dict[str, set[tuple[str, int]]] = {}  # key -> (host, port) ever held
+        slots = 2
+        while slots < 2 * max_tracked:
+            slots *= 2
+        self._once_keys: list[str | None] = [None] * slots
+        self._once_items: list[Any] = [None] * slots
+        self._mask = slots - 2  # bucket = two adjacent slots
+        self.evicted = 0
+        self.idle = 0
+        self.settings(slow_window, reorder, max_tracked, max_events, need_count, need_targets)
+
+    def settings(self, slow_window: float, reorder: float, max_tracked: int,
+                 max_events: int, need_count: int = 2, need_targets: int = 1) -> None:
+        self._need_count = need_count
+        self._need_targets = need_targets
+        self._keep = float(slow_window + reorder)
+        self._max_tracked = max_tracked
+        self._max_events = max_events
+        if len(self.records) > max_tracked:
+            self._evict()
+        for rec in self.records.values():
+            if len(rec) > max_events:
+                del rec[: len(rec) - max_events]
+
+    def add(self, key: str, item: Any, fast: Any, newest: float) -> list[Any] | None:
+        """Count ``item`` of group ``key``; ``fast`` is the fast tier's state after it.
+
+        Returns the group's slow evidence (time-sorted, includes ``item``) when it may meet
+        the slow thresholds (enough responses and endpoints, see top), else None.
+        """
+        records = self.records
+        rec = records.get(key)
+        if rec is not None:
+            records.move_to_end(key)
+            if item >= rec[-1]:
+                rec.append(item)
+            else:
+                insort(rec, item)
+            cutoff = newest - self._keep
+            while rec[0][0] < cutoff:
+                del rec[0]
+            if len(rec) > self._max_events:
+                del rec[0]
+            spread = self._spread[key]
+            if len(spread) < self._need_targets and item[1] >= 0:
+                spread.add((item[2][2], item[1]))
+        else:
+            if isinstance(fast, list):  # its second response while the fast tier holds it
+                rec = fast[-self._max_events:]
+            else:
+                old = self._take_once(key, newest)
+                if old is None:
+                    return None
+                rec = [old, item] if old <= item else [item, old]
+            records[key] = rec
+            spread = self._spread[key] = {(e[2][2], e[1]) for e in rec if e[1] >= 0}
+            if len(records) > self._max_tracked:
+                self._evict()
+        if len(rec) < self._need_count or len(spread) < self._need_targets:
+            return None
+        return rec
+
+    def remember(self, key: str, item: Any) -> None:
+        """The fast tier dropped ``key`` holding its single response ``item``."""
+        if key in self.records:
+            return
+        keys, items = self._once_keys, self._once_items
+        b = hash(key) & self._mask
+        if keys[b] is not None and keys[b] != key and (
+                keys[b + 1] is None or keys[b + 1] == key or items[b + 1][0] < items[b][0]):
+            b += 1  # the free or same slot, or else the older entry
+        keys[b] = key
+        items[b] = item
+
+    def _take_once(self, key: str, newest: float) -> Any:
+        keys = self._once_keys
+        b = hash(key) & self._mask
+        for i in (b, b + 1):
+            if keys[i] == key:
+                item = self._once_items[i]
+                keys[i] = self._once_items[i] = None
+                return item if item[0] >= newest - self._keep else None
+        return None
+
+    def drop(self, key: str) -> None:
+        """A decision consumed the group's evidence (or it was released)."""
+        self.records.pop(key, None)
+        self._spread.pop(key, None)
+        keys = self._once_keys
+        b = hash(key) & self._mask
+        for i in (b, b + 1):
+            if keys[i] == key:
+                keys[i] = self._once_items[i] = None
+
+    def advance(self, newest: float) -> None:
+        """Event time moved on: drop records no later event can use (amortised O(1))."""
+        records = self.records
+        cutoff = newest - self._keep
+        while records:
+            key = next(iter(records))
+            if records[key][-1][0] >= cutoff:
+                break
+            del records[key]
+            del self._spread[key]
+            self.idle += 1
+
+    def _evict(self) -> None:
+        """Over the cap: drop the records with the least evidence (fewest, then idlest)."""
+        records = self.records
+        excess = len(records) - self._max_tracked
+        n = max(excess, min(len(records) // _EVICT_SHARE, len(records) - 1), 1)
+        victims = sorted(records, key=lambda k: (len(records[k]), records[k][-1][0]))[:n]
+        for k in victims:
+            del records[k]
+            del self._spread[k]
+        self.evicted += len(victims)
