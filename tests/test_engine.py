@@ -141,3 +141,25 @@ def test_sources_report_their_own_health(rig: Rig) -> None:
     snap = rig.engine.snapshot()
     assert snap.sources[0] == up and snap.events_per_s == 3.5
     assert snap.sources[1] == SourceHealth("broken-source", "?", False, detail="boom")
+
+
+@pytest.mark.parametrize("mode", ["block", "detect"])
+def test_sweep_blocks_or_is_only_journaled_in_detect_mode(tmp_path: Path, mode: str) -> None:
+    cfg = config.from_dict({"detect": {"sweep": mode}})
+    r = make_rig(tmp_path, cfg)
+    try:
+        # one port across six hosts: a horizontal sweep
+        r.feed(*(rst("203.0.113.50", 22, T0 + i * 0.1, local=f"192.0.2.{10 + i}")
+                 for i in range(6)))
+        records = r.journal()
+        if mode == "block":
+            assert r.blocked() == {"203.0.113.50"}
+            assert [x["action"] for x in records] == ["block"]
+            assert records[0]["rule"] == "hosts" and len(records[0]["hosts"]) >= 3
+        else:
+            assert r.blocked() == set()
+            assert [x["action"] for x in records] == ["would-block"]
+            assert records[0]["detect_only"] is True
+            assert r.engine.snapshot().counters["would_block"] == 1
+    finally:
+        r.engine.journal.close()
