@@ -143,6 +143,11 @@ def validate(cfg: Config) -> None:
     for i, sid in enumerate(cfg.eve.sids):
         if sid <= 0:
             raise ConfigError(f"eve.sids[{i}]", f"must be > 0, got {sid}")
+    a = cfg.alarm
+    if a.hold <= d.reorder:
+        raise ConfigError("alarm.hold", f"must exceed detect.reorder ({d.reorder:g})")
+    if a.max_responses < a.sources:
+        raise ConfigError("alarm.max_responses", f"must be >= alarm.sources ({a.sources})")
     name = cfg.block.set_name
     if not name or len(name) > 28 or not name.replace("_", "").replace("-", "").isalnum():
         raise ConfigError("block.set_name", "1-28 characters of letters, digits, '-' and '_'")
