@@ -7,6 +7,7 @@ decision, and a summary on stderr.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from scanguard_ids import config
 from scanguard_ids.commands.common import add_config, add_thresholds, load_config
 from scanguard_ids.detect.allowlist import Allowlist
 from scanguard_ids.detect.detector import Detector
+from scanguard_ids.detect.distributed import Alarm, DistributedDetector
 from scanguard_ids.errors import ConfigError
 from scanguard_ids.eve.decode import Decoder
 from scanguard_ids.eve.reader import iter_blocks
@@ -42,18 +44,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 @dataclass(slots=True)
 class ReplayResult:
     decisions: list[Decision] = field(default_factory=list)
+    alarms: list[Alarm] = field(default_factory=list)  # "alarm" and "alarm-end" records
     lines: int = 0
     seconds: float = 0.0
 
 
 def replay(
-    paths: list[str], cfg: config.Config, on_decision=None, accel: bool = True
+    paths: list[str], cfg: config.Config, on_decision=None, accel: bool = True, on_alarm=None
 ) -> tuple[ReplayResult, Decoder, Detector]:  # type: ignore[no-untyped-def]
-    """Decode and detect every line of ``paths``; accel=False forces the pure-Python reader."""
+    """Decode and detect every line of ``paths``; accel=False forces the pure-Python reader.
+
+    Every event also feeds the distributed-scan alarm (unless alarm.mode is off): its
+    records go to ``on_alarm`` and the shield's blocks (alarm.shield) to ``on_decision``.
+    """
     decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes, accel=accel)
-    detector = Detector(cfg.detect, Allowlist(cfg.detect.allowlist))
+    allowlist = Allowlist(cfg.detect.allowlist)
+    detector = Detector(cfg.detect, allowlist)
     result = ReplayResult()
     decode_block, feed = decoder.decode_block, detector.feed
+    alarms = None
+    if cfg.alarm.mode != "off":
+        alarms = DistributedDetector(cfg.alarm, cfg.detect.reorder, allowlist)
+    alarm_feed = alarms.feed if alarms is not None else None
+    shield = alarms is not None and cfg.alarm.shield
+
+    def decided(decision: Decision) -> None:  # the shield's
+        result.decisions.append(decision)
+        if on_decision is not None:
+            on_decision(decision)
+
+    def alarmed(records: list[Alarm]) -> None:
+        result.alarms.extend(records)
+        if on_alarm is not None:
+            for a in records:
+                on_alarm(a)
+
     max_line = cfg.eve.max_line_bytes
     t0 = time.perf_counter()
     for path in paths:
@@ -64,9 +89,28 @@ def replay(
                     result.decisions.append(decision)
                     if on_decision is not None:
                         on_decision(decision)
+                if alarm_feed is not None:
+                    alarm = alarm_feed(ev)
+                    if alarm is not None:
+                        alarmed([*alarms.expire(-math.inf), alarm])  # type: ignore[union-attr]
+                    if shield:
+                        for d in alarms.take_blocks():  # type: ignore[union-attr]
+                            decided(d)
+            if alarms is not None:
+                alarmed(alarms.expire(-math.inf))  # alarms that ended in event time
+    if alarms is not None:
+        alarmed(alarms.expire(math.inf))  # the file ended: every alarm ends
     result.lines = decoder.stats.lines
     result.seconds = time.perf_counter() - t0
     return result, decoder, detector
+
+
+def format_alarm(a: Alarm) -> str:
+    return (
+        f"{iso(a.ts)} {a.action} {a.target} sources={a.distinct_sources} "
+        f"responses={a.responses} ports={','.join(map(str, a.ports)) or '-'} "
+        f"until={iso(a.until)}"
+    )
 
 
 def format_text(d: Decision) -> str:
@@ -93,7 +137,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             out.write(format_text(d).encode() + b"\n")
 
-    result, decoder, detector = replay(args.files, cfg, on_decision=emit)
+    def emit_alarm(a: Alarm) -> None:
+        if args.format == "json":
+            out.write(orjson.dumps(a.to_dict()) + b"\n")
+        else:
+            out.write(format_alarm(a).encode() + b"\n")
+
+    result, decoder, detector = replay(args.files, cfg, on_decision=emit, on_alarm=emit_alarm)
     out.flush()
     s, ds = decoder.stats, detector.stats
     bad = s.bad_json + s.oversized + s.binary + s.missing_fields
@@ -104,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         f"missing_fields={s.missing_fields}) no_port={s.no_port} foreign_sids={s.foreign_sids} "
         f"allowlisted={ds.allowlisted} suppressed={ds.suppressed} too_late={ds.too_late} "
         f"decisions={len(result.decisions)} seconds={result.seconds:.3f} lines_per_s={rate:.0f} "
+        f"alarms={sum(1 for a in result.alarms if a.action == 'alarm')} "
         f"reader={'c' if decoder.accelerated else 'python'}",
         file=sys.stderr,
     )
