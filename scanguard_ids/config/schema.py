@@ -224,7 +224,7 @@ class AlarmConfig:
         gt=0)
     hold: float = key(60.0, """An alarm lasts this long (event time) from its trigger; a scan
         that still qualifies afterwards raises a new one. Must exceed detect.reorder.""", gt=0)
-    max_targets: int = key(4096, """Memory bound: targets tracked (least recently seen evicted
+    max_targets: int = key(1024, """Memory bound: local targets tracked (least recently seen evicted
         first).""", ge=1)
     max_responses: int = key(256, """Memory bound: responses remembered per target, the newest
         (so a flood of spoofed sources holds at most this many); at least `sources`.""", ge=1)

@@ -228,7 +228,10 @@ class DistributedDetector:
                 self._drop_oldest(t)
             ep = t.alarm
             if ep is not None and ts < ep.until:
-                self._during(key, ep, item)
+                ep.responses += 1
+                ep.last_seen = ts
+                if self._shield or remote not in ep.sources or port not in ep.ports:
+                    self._during(key, ep, item)
                 return None
             if len(srcs) >= self._sources and len(ports) >= self._ports:
                 return self._raise(key, t, ts, t.lo, len(items))
@@ -253,13 +256,18 @@ class DistributedDetector:
         t.lo = lo
 
     def _drop_oldest(self, t: _Target) -> None:
-        _, remote, port = t.items.pop(0)
-        if t.lo > 0:
-            t.lo -= 1
-        else:  # it was counted
-            _dec(t.srcs, remote)
-            if port >= 0:
-                _dec(t.ports, port)
+        """Over the cap: forget the oldest eighth at once (amortised, like a ring buffer)."""
+        items = t.items
+        cut = max(1, len(items) - self._max_items, self._max_items // 8)
+        counted = cut - t.lo
+        if counted > 0:  # some of them were counted in the window
+            srcs, ports = t.srcs, t.ports
+            for _, remote, port in items[t.lo:cut]:
+                _dec(srcs, remote)
+                if port >= 0:
+                    _dec(ports, port)
+        t.lo = max(0, t.lo - cut)
+        del items[:cut]
 
     def _late_item(self, key: _Key, t: _Target, item: _Item) -> Alarm | None:
         """An event older than the target's newest: insert it, re-check its windows."""
@@ -278,6 +286,8 @@ class DistributedDetector:
         ep = t.alarm
         window = self._window
         if ep is not None and not ep.ended and ep.trigger - window <= ts < ep.until:
+            ep.responses += 1
+            ep.last_seen = max(ep.last_seen, ts)
             self._during(key, ep, item)
         if ep is not None and (ep.trigger <= ts and ts + window < ep.until):
             return None  # every window containing it lies within the alarm
@@ -366,9 +376,6 @@ class DistributedDetector:
     def _during(self, key: _Key, ep: _Episode, item: _Item) -> None:
         """A response on a target under alarm: evidence, and the shield."""
         ts, remote, port = item
-        ep.responses += 1
-        if ts > ep.last_seen:
-            ep.last_seen = ts
         if len(ep.sources) < self._max_items:
             ep.sources.add(remote)
         if port >= 0 and len(ep.ports) < self._max_items:
