@@ -314,8 +314,13 @@ class DistributedDetector:
         ep = t.alarm
         j = bisect_left(items, (ts,))
         a = bisect_left(items, (ts - window,))
-        if bisect_left(items, (math.nextafter(ts + window, math.inf),), j) - a < self._sources:
-            return None  # too few responses around it for any window to qualify
+        b = bisect_left(items, (math.nextafter(ts + window, math.inf),), j)
+        # Every window containing ts lies within items[a:b]: too few sources or ports there,
+        # and none can qualify (the common case, checked at C speed).
+        if b - a < self._sources or len({it[1] for it in items[a:b]}) < self._sources:
+            return None
+        if self._ports > 1 and len({it[2] for it in items[a:b]} - {_NO_PORT}) < self._ports:
+            return None
         srcs: dict[str, int] = {}
         ports: dict[int, int] = {}
         k = a
@@ -327,11 +332,12 @@ class DistributedDetector:
             while hi < n and items[hi][0] == e:
                 hi += 1
             for _, remote, port in items[k:hi]:
-                _inc(srcs, remote)
+                srcs[remote] = srcs.get(remote, 0) + 1
                 if port >= 0:
-                    _inc(ports, port)
+                    ports[port] = ports.get(port, 0) + 1
             k = hi
-            while items[a][0] < e - window:
+            start = e - window
+            while items[a][0] < start:
                 _, remote, port = items[a]
                 _dec(srcs, remote)
                 if port >= 0:
