@@ -143,12 +143,20 @@ class _Episode:
 
 @dataclass(slots=True)
 class _Target:
-    """Responses of one target, time-sorted, with counters of the window ending at the newest."""
+    """Responses of one target: cold (``remotes`` set) or hot (``remotes`` None).
+
+    Cold: ``items`` in arrival order and ``remotes`` the set of their remote addresses, fewer
+    than ``sources``: no window can qualify, so a response is only appended. Hot: ``items``
+    time-sorted, with counters of the window ending at the newest.
+    """
 
     items: list[_Item] = field(default_factory=list)
-    lo: int = 0  # items[lo:] lie within window of the newest item
-    srcs: dict[str, int] = field(default_factory=dict)  # remote -> responses in items[lo:]
-    ports: dict[int, int] = field(default_factory=dict)  # port -> responses in items[lo:]
+    remotes: set[str] | None = field(default_factory=set)  # cold only
+    limit: int = 16  # cold: compact once items grow past this
+    lo: int = 0  # hot: items[lo:] lie within window of the newest item
+    srcs: dict[str, int] = field(default_factory=dict)  # hot: remote -> responses in items[lo:]
+    ports: dict[int, int] = field(default_factory=dict)  # hot: port -> responses in items[lo:]
+    cool_at: float = -math.inf  # hot: when (event time) to try going cold again
     alarm: _Episode | None = None  # the latest alarm
     prev_until: float = -math.inf  # until of the alarm before it
 
@@ -215,6 +223,16 @@ class DistributedDetector:
             targets.move_to_end(key)
         items = t.items
         item = (ts, remote, port)
+        remotes = t.remotes
+        if remotes is not None:  # cold: no window can qualify without this response
+            items.append(item)
+            if remote not in remotes:
+                remotes.add(remote)
+                if len(remotes) >= self._sources:
+                    return self._heat(key, t, item)
+            if len(items) > t.limit:
+                self._compact(t)
+            return None
         if not items or ts >= items[-1][0]:
             items.append(item)
             srcs, ports = t.srcs, t.ports
@@ -235,8 +253,60 @@ class DistributedDetector:
                 return None
             if len(srcs) >= self._sources and len(ports) >= self._ports:
                 return self._raise(key, t, ts, t.lo, len(items))
+            if ts >= t.cool_at:
+                self._cool(t)
             return None
         return self._late_item(key, t, item)
+
+    def _heat(self, key: _Key, t: _Target, item: _Item) -> Alarm | None:
+        """A cold target reached ``sources`` remotes: sort and count it, check ``item``'s
+        windows (the only ones that can qualify: none did without it)."""
+        self._compact(t)  # the remotes that no late event can use any more do not count
+        if len(t.remotes or ()) < self._sources:
+            return None
+        items = t.items
+        items.sort()
+        lo = bisect_left(items, (items[-1][0] - self._window,))
+        srcs: dict[str, int] = {}
+        ports: dict[int, int] = {}
+        for _, remote, port in items[lo:]:
+            srcs[remote] = srcs.get(remote, 0) + 1
+            if port >= 0:
+                ports[port] = ports.get(port, 0) + 1
+        t.remotes, t.lo, t.srcs, t.ports = None, lo, srcs, ports
+        t.cool_at = self._newest + self._window
+        return self._recheck(key, t, item)
+
+    def _cool(self, t: _Target) -> None:
+        """A hot target without a running alarm goes cold again once fewer than ``sources``
+        remotes are left among the responses a late event can still use (checked at most
+        once per ``window`` of event time)."""
+        t.cool_at = self._newest + self._window
+        ep = t.alarm
+        if len(t.srcs) >= self._sources or (ep is not None and not ep.ended):
+            return
+        items = t.items
+        cut = bisect_left(items, (self._newest - self._keep,))
+        remotes = {it[1] for it in items[cut:]}
+        if len(remotes) < self._sources:
+            t.items = items[cut:]
+            t.remotes, t.lo, t.srcs, t.ports = remotes, 0, {}, {}
+            t.limit = self._limit(len(t.items))
+
+    def _compact(self, t: _Target) -> None:
+        """Cold: forget what no late event can use and the oldest over the cap."""
+        cutoff = self._newest - self._keep
+        items = [it for it in t.items if it[0] >= cutoff]
+        cap = self._max_items
+        if len(items) > cap:  # drop an eighth more than needed: amortised
+            items.sort()
+            del items[:len(items) - cap + cap // 8]
+        t.items = items
+        t.remotes = {it[1] for it in items}
+        t.limit = self._limit(len(items))
+
+    def _limit(self, n: int) -> int:
+        return min(self._max_items, max(2 * n, 16))
 
     def _slide(self, t: _Target, start: float) -> None:
         """Move the counted window's start to ``start``; forget what no late event can use."""
@@ -283,6 +353,13 @@ class DistributedDetector:
             t.lo += 1
         if len(items) > self._max_items:
             self._drop_oldest(t)
+        return self._recheck(key, t, item)
+
+    def _recheck(self, key: _Key, t: _Target, item: _Item) -> Alarm | None:
+        """Hot, ``item`` just added out of order: the alarm's evidence, and every window
+        containing it that may raise or move an alarm."""
+        items = t.items
+        ts = item[0]
         ep = t.alarm
         window = self._window
         if ep is not None and not ep.ended and ep.trigger - window <= ts < ep.until:
@@ -431,13 +508,20 @@ class DistributedDetector:
         while targets:
             key = next(iter(targets))
             t = targets[key]
-            if (t.items and t.items[-1][0] >= cutoff) or (t.alarm and not t.alarm.ended):
+            if self._last_seen(t) >= cutoff or (t.alarm and not t.alarm.ended):
                 break
             del targets[key]
             self._stats.idle += 1
         if len(self._shielded) > 1024:
             for ip in [ip for ip, u in self._shielded.items() if u <= now]:
                 del self._shielded[ip]
+
+    def _last_seen(self, t: _Target) -> float:
+        """The newest response of a target, or (cold: arrival order) at most ``late`` more:
+        each response arrived less than that behind the ones before it."""
+        if not t.items:
+            return -math.inf
+        return t.items[-1][0] + (0.0 if t.remotes is None else self._late)
 
     def _evict(self) -> None:
         key, t = self._targets.popitem(last=False)
