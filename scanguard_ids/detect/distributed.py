@@ -342,7 +342,6 @@ class DistributedDetector:
     def _late_item(self, key: _Key, t: _Target, item: _Item) -> Alarm | None:
         """An event older than the target's newest: insert it, re-check its windows."""
         items = t.items
-        ts = item[0]
         idx = bisect_left(items, item)
         items.insert(idx, item)
         if idx >= t.lo:  # within the window of the newest: counted
@@ -508,8 +507,10 @@ class DistributedDetector:
         while targets:
             key = next(iter(targets))
             t = targets[key]
-            if self._last_seen(t) >= cutoff or (t.alarm and not t.alarm.ended):
-                break
+            ep = t.alarm
+            if self._last_seen(t) >= cutoff or (ep is not None and (
+                    not ep.ended or ep.until > self._newest - self._late)):
+                break  # (a late event's window may end before an alarm's until: no new one)
             del targets[key]
             self._stats.idle += 1
         if len(self._shielded) > 1024:

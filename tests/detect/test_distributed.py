@@ -339,3 +339,51 @@ def test_any_order_alarms_are_backed_by_evidence(conf: tuple, raw: list[tuple], 
         assert a.first_seen >= a.ts - cfg.window and a.until == a.ts + cfg.hold
         win = {x.remote for x in seen if a.first_seen <= x.ts <= a.ts}
         assert set(a.sources) <= win
+
+
+# -- cold and hot targets ---------------------------------------------------------------
+
+
+def test_a_target_goes_cold_after_its_alarm_and_hot_again() -> None:
+    d = det(hold=40.0)
+    feed(d, [ev(0.01 * i, src(1), 1000 + i % 7) for i in range(50)])  # one source: cold
+    t = d._targets[HOST]
+    assert t.remotes == {src(1)} and t.srcs == {}
+    (a,) = feed(d, spread(5, t=1.0, first=10))
+    assert a.ts == T0 + 2.5 and d._targets[HOST].remotes is None  # hot
+    feed(d, [ev(45.0 + i, src(1), 80) for i in range(40)])  # alarm over, one source left
+    assert d._targets[HOST].remotes == {src(1)}  # cold again
+    (again,) = feed(d, spread(5, t=110.0, first=20))
+    assert again.ts == T0 + 112.0 and d.stats.alarms == 2
+
+
+def test_a_cold_target_keeps_at_most_max_responses() -> None:
+    d = det(max_responses=16)
+    for i in range(1000):  # a fast scan from 4 sources, late by up to 4 ms
+        d.feed(ev(0.001 * i + (0.004 if i % 5 == 0 else 0.0), src(1 + i % 4), 1 + i))
+        t = d._targets[HOST]
+        assert t.remotes is not None and len(t.items) <= 16
+    assert max(t.items)[0] == T0 + 0.999
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bursts_over_hours_match_the_reference(seed: int) -> None:
+    """Scans and quiet spells: targets go hot and cold again many times, in disorder."""
+    rng = random.Random(seed)
+    reorder = rng.choice([0.0, 2.0, 30.0])
+    cfg = AlarmConfig(sources=rng.randint(2, 6), ports=rng.randint(1, 3), window=5.0,
+                      hold=reorder + rng.choice([1.0, 20.0]), max_responses=10_000,
+                      target=rng.choice(["host", "endpoint"]))
+    raw: list[tuple] = []
+    t = 0.0
+    for _ in range(30):
+        t += rng.expovariate(1 / 40)
+        n = rng.randint(1, 12)
+        for _ in range(rng.randint(1, 40)):
+            raw.append((round(t + rng.uniform(0, 8), 1), src(rng.randint(1, n)),
+                        rng.choice(LOCALS), rng.choice([None, 1, 2, 3]), rng.random()))
+    ordered, arrived = arrange(raw, reorder)
+    d = DistributedDetector(cfg, reorder)
+    raised, final = run(d, arrived)
+    expected = reference(ordered, cfg)
+    assert final == expected and raised.keys() == expected.keys()
