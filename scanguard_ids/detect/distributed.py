@@ -17,7 +17,7 @@ and an "alarm-end" record follows each alarm once event time (or ``expire(now)``
 ``until``. Allowlisted remote addresses are not counted.
 
 Event order: out-of-order events are inserted in time order and every window containing one
-is re-checked; a late event that makes an earlier window qualify moves the alarm's trigger
+that could qualify is re-checked (see Cost); a late event that makes an earlier window qualify moves the alarm's trigger
 (and ``until``) back, as the detector moves a block. Guarantee, for ``hold > reorder`` and
 every event arriving less than ``reorder`` seconds (event time) behind the newest seen
 before it: the alarms (target, trigger, until) equal those of the time-sorted stream, and
@@ -28,6 +28,15 @@ the moved ``until`` can have arrived yet. Events older than ``newest - window - 
 dropped as ``too_late``. The caps (``max_targets``, ``max_responses``) are load shedding and
 fall outside the guarantee: a flood of spoofed sources keeps the newest ``max_responses``
 responses of a target, which still qualify as long as that is at least ``sources``.
+
+Cost: no window can qualify on a target whose responses within reach of a late event (the
+last ``2 * window + reorder`` seconds) come from fewer than ``sources`` remote addresses.
+Such a target is *cold*: it keeps its responses in arrival order with the set of their
+remotes, so a feed (late or not) is an append. At ``sources`` remotes it turns *hot*:
+sorted, with counters of the window ending at its newest response (a feed in order is O(1)
+amortised), and the windows containing the response that turned it, or any later late one,
+are re-checked. Once its alarm has ended and its remotes thinned out it goes cold again.
+``bench/alarm_speed.py`` measures what the alarm costs ``scanguard replay``.
 
 Shield (opt-in policy): while an alarm lasts, every address drawing a response on its target
 (from ``window`` before the trigger to ``until``) gets a short block decision, once per
@@ -518,8 +527,8 @@ class DistributedDetector:
                 del self._shielded[ip]
 
     def _last_seen(self, t: _Target) -> float:
-        """The newest response of a target, or (cold: arrival order) at most ``late`` more:
-        each response arrived less than that behind the ones before it."""
+        """The newest response of a target, or (cold: arrival order) an upper bound: the last
+        one to arrive plus ``late`` (none arrives more than that behind the newest)."""
         if not t.items:
             return -math.inf
         return t.items[-1][0] + (0.0 if t.remotes is None else self._late)
