@@ -4,7 +4,8 @@ Each round replays the bench corpus (bench/corpus.py, generated on first use) wi
 ``alarm.mode = "off"`` and with the default ``[alarm]`` section, in alternating order, through
 ``scanguard_ids.commands.replay.replay`` (its own timer: read, decode, detect, alarm), as the
 scanguard row of ``bench.run --only replay`` does. Prints the median alerts/s of each and the
-ratio on / off; both runs must make the same decisions.
+ratio on / off, of wall time (replay's own timer, what ``bench.run`` reports) and of this
+process' CPU time (steadier on a shared machine); both runs must make the same decisions.
 
     PYTHONPATH=$PWD .venv/bin/python -m bench.alarm_speed [--rounds 5] [--quick] [alerts mixed]
 """
@@ -14,21 +15,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import time
 
 from bench import corpus
 from bench.common import median, pin_one_core
 
 
-def _replay(path: str, mode: str) -> tuple[float, int, int]:
-    """(alerts/s, decisions, alarms) of one replay of ``path`` with alarm.mode ``mode``."""
+def _replay(path: str, mode: str) -> tuple[float, float, int, int]:
+    """(alerts/s, alerts per CPU second, decisions, alarms) of one replay of ``path`` with
+    alarm.mode ``mode``."""
     from scanguard_ids import config
     from scanguard_ids.commands.replay import replay
 
     cfg = config.Config()
     cfg = dataclasses.replace(cfg, alarm=dataclasses.replace(cfg.alarm, mode=mode))
+    cpu = time.process_time()
     result, decoder, _ = replay([path], cfg)
+    cpu = time.process_time() - cpu
     alarms = sum(1 for a in result.alarms if a.action == "alarm")
-    return decoder.stats.alerts / result.seconds, len(result.decisions), alarms
+    alerts = decoder.stats.alerts
+    return alerts / result.seconds, alerts / cpu, len(result.decisions), alarms
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,22 +52,24 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.corpora or ["alerts", "mixed"]:
         path, _meta = corpus.ensure(name, quick=args.quick)
         runs: dict[str, list[float]] = {"off": [], "alarm": []}
+        cpu: dict[str, list[float]] = {"off": [], "alarm": []}
         seen: dict[str, tuple[int, int]] = {}
         _replay(str(path), "alarm")  # warm the page cache and the imports
         for i in range(args.rounds):
             for mode in ("off", "alarm") if i % 2 == 0 else ("alarm", "off"):
-                rate, decisions, alarms = _replay(str(path), mode)
+                rate, cpu_rate, decisions, alarms = _replay(str(path), mode)
                 runs[mode].append(rate)
+                cpu[mode].append(cpu_rate)
                 seen[mode] = (decisions, alarms)
         if seen["off"][0] != seen["alarm"][0]:
             print(f"{name}: decisions differ: {seen}", file=sys.stderr)
             return 1
-        off, on = median(runs["off"]), median(runs["alarm"])
-        ratio = on / off
-        print(f"{name:7s} off {off:9.0f} alerts/s  alarm {on:9.0f} alerts/s  ratio {ratio:.3f}  "
-              f"(decisions {seen['alarm'][0]}, alarms {seen['alarm'][1]}; "
-              f"off {' '.join(f'{x:.0f}' for x in runs['off'])}; "
-              f"alarm {' '.join(f'{x:.0f}' for x in runs['alarm'])})")
+        for label, rates in (("wall", runs), ("cpu", cpu)):
+            off, on = median(rates["off"]), median(rates["alarm"])
+            print(f"{name:6s} {label:4s} off {off:7.0f} alerts/s  alarm {on:7.0f} alerts/s  "
+                  f"ratio {on / off:.3f}  (off {' '.join(f'{x:.0f}' for x in rates['off'])}; "
+                  f"alarm {' '.join(f'{x:.0f}' for x in rates['alarm'])})")
+        print(f"{name:6s} decisions {seen['alarm'][0]}, alarms {seen['alarm'][1]}")
     return 0
 
 

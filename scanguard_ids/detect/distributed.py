@@ -17,8 +17,9 @@ and an "alarm-end" record follows each alarm once event time (or ``expire(now)``
 ``until``. Allowlisted remote addresses are not counted.
 
 Event order: out-of-order events are inserted in time order and every window containing one
-that could qualify is re-checked (see Cost); a late event that makes an earlier window qualify moves the alarm's trigger
-(and ``until``) back, as the detector moves a block. Guarantee, for ``hold > reorder`` and
+that could qualify is re-checked (see Cost); a late event that makes an earlier window
+qualify moves the alarm's trigger (and ``until``) back, as the detector moves a block.
+Guarantee, for ``hold > reorder`` and
 every event arriving less than ``reorder`` seconds (event time) behind the newest seen
 before it: the alarms (target, trigger, until) equal those of the time-sorted stream, and
 each alarm record is emitted at most ``reorder`` after the sorted stream's (property-tested
@@ -195,6 +196,7 @@ class DistributedDetector:
         self._shielded: dict[str, float] = {}  # address -> shield block end (event time)
         self._newest = -math.inf
         self._next_idle = -math.inf
+        self._wake = -math.inf  # event time at which _advance has work: min(heap, next_idle)
         self._stats = DistributedStats()
 
     # -- the hot path -------------------------------------------------------------------
@@ -204,26 +206,37 @@ class DistributedDetector:
         stats = self._stats
         stats.events += 1
         remote = ev.remote
-        if remote in self._allow:
-            stats.allowlisted += 1
-            return None
         port = ev.local_port
-        if port is None:
-            if not self._host:
+        targets = self._targets
+        key: _Key
+        if self._host:
+            key = ev.local
+            t = targets.get(key)
+            # A remote a cold target already holds is known not to be allowlisted.
+            if (t is None or t.remotes is None or remote not in t.remotes) and \
+                    remote in self._allow:
+                stats.allowlisted += 1
+                return None
+            if port is None:
+                port = _NO_PORT
+        else:
+            if remote in self._allow:
+                stats.allowlisted += 1
+                return None
+            if port is None:
                 stats.no_port += 1
                 return None
-            port = _NO_PORT
+            key = (ev.local, ev.proto, port)
+            t = targets.get(key)
         ts = ev.ts
         if ts > self._newest:
             self._newest = ts
-            if (self._heap and self._heap[0][0] <= ts) or ts >= self._next_idle:
+            if ts >= self._wake:
                 self._advance(ts)
+                t = targets.get(key)  # it may have been dropped as idle
         elif ts < self._newest - self._late:
             stats.too_late += 1
             return None
-        key: _Key = ev.local if self._host else (ev.local, ev.proto, port)
-        targets = self._targets
-        t = targets.get(key)
         if t is None:
             t = targets[key] = _Target()
             if len(targets) > self._max_targets:
@@ -270,7 +283,7 @@ class DistributedDetector:
     def _heat(self, key: _Key, t: _Target, item: _Item) -> Alarm | None:
         """A cold target reached ``sources`` remotes: sort and count it, check ``item``'s
         windows (the only ones that can qualify: none did without it)."""
-        self._compact(t)  # the remotes that no late event can use any more do not count
+        self._compact(t, exact=True)  # remotes no late event can use any more do not count
         if len(t.remotes or ()) < self._sources:
             return None
         items = t.items
@@ -302,16 +315,17 @@ class DistributedDetector:
             t.remotes, t.lo, t.srcs, t.ports = remotes, 0, {}, {}
             t.limit = self._limit(len(t.items))
 
-    def _compact(self, t: _Target) -> None:
-        """Cold: forget what no late event can use and the oldest over the cap."""
-        cutoff = self._newest - self._keep
-        items = [it for it in t.items if it[0] >= cutoff]
+    def _compact(self, t: _Target, exact: bool = False) -> None:
+        """Cold: forget what no late event can use and the oldest over the cap. ``remotes``
+        is rebuilt only when ``exact``: a superset only makes :meth:`_heat` look."""
+        items = t.items
+        items.sort()  # nearly sorted already: cheap
+        del items[:bisect_left(items, (self._newest - self._keep,))]
         cap = self._max_items
         if len(items) > cap:  # drop an eighth more than needed: amortised
-            items.sort()
             del items[:len(items) - cap + cap // 8]
-        t.items = items
-        t.remotes = {it[1] for it in items}
+        if exact:
+            t.remotes = {it[1] for it in items}
         t.limit = self._limit(len(items))
 
     def _limit(self, n: int) -> int:
@@ -499,6 +513,8 @@ class DistributedDetector:
     def _push(self, until: float, key: _Key) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (until, self._seq, key))
+        if until < self._wake:
+            self._wake = until
 
     def _advance(self, now: float) -> None:
         """Event time (or the clock) reached ``now``: end alarms, drop idle targets."""
@@ -509,9 +525,15 @@ class DistributedDetector:
             ep = t.alarm if t is not None else None
             if ep is not None and not ep.ended and ep.until == until:
                 self._end(key, ep)
-        if now < self._next_idle:
-            return
-        self._next_idle = now + 1.0
+        if now >= self._next_idle:
+            self._next_idle = now + 1.0
+            self._drop_idle(now)
+        self._wake = min(heap[0][0] if heap else math.inf, self._next_idle)
+
+    def _drop_idle(self, now: float) -> None:
+        """Drop the targets no late event can use any more (least recently seen first), and
+        the shield's ended blocks."""
+        targets = self._targets
         cutoff = self._newest - self._keep
         while targets:
             key = next(iter(targets))
