@@ -22,7 +22,7 @@ from scanguard_ids.detect.distributed import Alarm, DistributedDetector
 from scanguard_ids.errors import ConfigError
 from scanguard_ids.eve.decode import Decoder
 from scanguard_ids.eve.reader import iter_blocks
-from scanguard_ids.model import Decision
+from scanguard_ids.model import Decision, ResponseEvent
 from scanguard_ids.timefmt import iso
 
 
@@ -65,10 +65,9 @@ def replay(
     alarms = None
     if cfg.alarm.mode != "off":
         alarms = DistributedDetector(cfg.alarm, cfg.detect.reorder, allowlist)
-    alarm_feed = alarms.feed if alarms is not None else None
-    shield = alarms is not None and cfg.alarm.shield
+    alarm_block = alarms.feed_block if alarms is not None else None
 
-    def decided(decision: Decision) -> None:  # the shield's
+    def decided(decision: Decision) -> None:
         result.decisions.append(decision)
         if on_decision is not None:
             on_decision(decision)
@@ -83,19 +82,17 @@ def replay(
     t0 = time.perf_counter()
     for path in paths:
         for buf, start, end in iter_blocks(path, max_line=max_line):
-            for ev in decode_block(buf, start, end):
+            events = decode_block(buf, start, end)
+            if alarm_block is not None:  # the alarm takes the block first
+                marks = alarm_block(events)
+                feed = _interleaved(detector.feed, marks, decided, alarmed) if marks else \
+                    detector.feed
+            for ev in events:
                 decision = feed(ev)
                 if decision is not None:
                     result.decisions.append(decision)
                     if on_decision is not None:
                         on_decision(decision)
-                if alarm_feed is not None:
-                    alarm = alarm_feed(ev)
-                    if alarm is not None:
-                        alarmed([*alarms.expire(-math.inf), alarm])  # type: ignore[union-attr]
-                    if shield:
-                        for d in alarms.take_blocks():  # type: ignore[union-attr]
-                            decided(d)
             if alarms is not None:
                 alarmed(alarms.expire(-math.inf))  # alarms that ended in event time
     if alarms is not None:
@@ -103,6 +100,28 @@ def replay(
     result.lines = decoder.stats.lines
     result.seconds = time.perf_counter() - t0
     return result, decoder, detector
+
+
+def _interleaved(feed, marks, decided, alarmed):  # type: ignore[no-untyped-def]
+    """``feed`` for a block in which the alarm raised something: each event's decision, then
+    what the alarm raised at that event, as if both were fed event by event; returns None."""
+    pending = iter(marks)
+    due = next(pending, None)
+    index = 0
+
+    def feed_one(ev: ResponseEvent) -> None:
+        nonlocal due, index
+        decision = feed(ev)
+        if decision is not None:
+            decided(decision)
+        while due is not None and due[0] == index:
+            alarmed(due[1])
+            for d in due[2]:
+                decided(d)
+            due = next(pending, None)
+        index += 1
+
+    return feed_one
 
 
 def format_alarm(a: Alarm) -> str:

@@ -52,6 +52,7 @@ import logging
 import math
 from bisect import bisect_left
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
@@ -280,14 +281,63 @@ class DistributedDetector:
             return None
         return self._late_item(key, t, item)
 
+    def feed_block(self, events: Sequence[ResponseEvent]
+                   ) -> list[tuple[int, list[Alarm], list[Decision]]]:
+        """:meth:`feed` each event in turn; what replay calls per decoded block.
+
+        Returns ``(index, records, blocks)`` for each event that raised an alarm: the
+        "alarm-end" records due before it and its "alarm", then the shield's blocks (as
+        ``expire(-inf)`` and ``take_blocks()`` right after ``feed`` would). The common case,
+        a host target still cold and a remote it already holds, is :meth:`feed` inlined.
+        """
+        out: list[tuple[int, list[Alarm], list[Decision]]] = []
+        targets, feed, late = self._targets, self.feed, self._late
+        host, shield = self._host, self._shield
+        newest, wake = self._newest, self._wake
+        fast = 0
+        for i, ev in enumerate(events):
+            if host:
+                t = targets.get(ev.local)
+                if t is not None and t.remotes is not None and ev.remote in t.remotes:
+                    ts = ev.ts
+                    if ts > newest:
+                        if ts < wake:
+                            newest = ts
+                            ok = True
+                        else:
+                            ok = False  # _advance is due: feed() does it
+                    else:
+                        ok = ts >= newest - late  # else too late: feed() counts it
+                    if ok:
+                        targets.move_to_end(ev.local)
+                        port = ev.local_port
+                        items = t.items
+                        items.append((ts, ev.remote, _NO_PORT if port is None else port))
+                        fast += 1
+                        if len(items) > t.limit:
+                            self._newest = newest
+                            self._compact(t)
+                        continue
+            self._newest = newest
+            alarm = feed(ev)
+            newest, wake = self._newest, self._wake
+            if alarm is not None:
+                out.append((i, [*self.expire(-math.inf), alarm],
+                            self.take_blocks() if shield else []))
+                wake = self._wake
+            elif shield and self._blocks:
+                out.append((i, [], self.take_blocks()))
+        self._newest = newest
+        self._stats.events += fast
+        return out
+
     def _heat(self, key: _Key, t: _Target, item: _Item) -> Alarm | None:
         """A cold target reached ``sources`` remotes: sort and count it, check ``item``'s
         windows (the only ones that can qualify: none did without it)."""
-        self._compact(t, exact=True)  # remotes no late event can use any more do not count
+        self._compact(t, exact=True)  # sorts; remotes no late event can use do not count
         if len(t.remotes or ()) < self._sources:
             return None
         items = t.items
-        items.sort()
         lo = bisect_left(items, (items[-1][0] - self._window,))
         srcs: dict[str, int] = {}
         ports: dict[int, int] = {}

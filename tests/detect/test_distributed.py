@@ -387,3 +387,35 @@ def test_bursts_over_hours_match_the_reference(seed: int) -> None:
     raised, final = run(d, arrived)
     expected = reference(ordered, cfg)
     assert final == expected and raised.keys() == expected.keys()
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_feed_block_is_feed_on_each(seed: int) -> None:
+    """Replay's batch entry point: the same records, blocks and stats as feed() per event."""
+    rng = random.Random(seed)
+    reorder = rng.choice([0.0, 2.0, 30.0])
+    cfg = AlarmConfig(sources=rng.randint(2, 5), ports=rng.randint(1, 3), window=5.0,
+                      hold=reorder + 20.0, target=rng.choice(["host", "host", "endpoint"]),
+                      shield=rng.random() < 0.5, max_responses=rng.choice([8, 10_000]))
+    allow = Allowlist(["203.0.113.7"])
+    span, remotes = rng.choice([300, 3000]), rng.choice([3, 9])
+    raw = [(round(rng.uniform(0, span), 1), src(rng.randint(1, remotes)), rng.choice(LOCALS),
+            rng.choice([None, 1, 2, 3]), rng.random()) for _ in range(600)]
+    _, arrived = arrange(raw, reorder * 1.2 + 4.0)  # a few too late, too
+    one, batch = DistributedDetector(cfg, reorder, allow), DistributedDetector(cfg, reorder, allow)
+    expected: list[tuple] = []
+    for i, e in enumerate(arrived):
+        a = one.feed(e)
+        blocks = one.take_blocks()
+        if a is not None:
+            expected.append((i, [*one.expire(-math.inf), a], blocks))
+        elif blocks:
+            expected.append((i, [], blocks))
+        if i % 50 == 49:
+            expected.append((i, one.expire(-math.inf), []))
+    got: list[tuple] = []
+    for start in range(0, len(arrived), 50):
+        got += [(start + i, r, b) for i, r, b in batch.feed_block(arrived[start:start + 50])]
+        got.append((start + 49, batch.expire(-math.inf), []))
+    assert got == expected
+    assert batch.stats == one.stats and batch.newest == one.newest
