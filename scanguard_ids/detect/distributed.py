@@ -28,12 +28,15 @@ behind, so it can only move a trigger that is less than ``reorder`` old, and no 
 the moved ``until`` can have arrived yet. Events older than ``newest - window - reorder`` are
 dropped as ``too_late``. The caps (``max_targets``, ``max_responses``) are load shedding and
 fall outside the guarantee: a flood of spoofed sources keeps the newest ``max_responses``
-responses of a target, which still qualify as long as that is at least ``sources``.
+responses of a target, which still qualify as long as that is at least ``sources`` (a cold
+target, see Cost, over the cap keeps the latest half to arrive).
 
 Cost: no window can qualify on a target whose responses within reach of a late event (the
 last ``2 * window + reorder`` seconds) come from fewer than ``sources`` remote addresses.
-Such a target is *cold*: it keeps its responses in arrival order with the set of their
-remotes, so a feed (late or not) is an append. At ``sources`` remotes it turns *hot*:
+Such a target is *cold*: it keeps its responses in arrival order with a superset of their
+remotes, so a feed (late or not) is an append; :meth:`DistributedDetector.feed_block`, what
+replay calls, inlines that. At ``sources`` remotes (fewer once stale ones are cleared) it
+turns *hot*:
 sorted, with counters of the window ending at its newest response (a feed in order is O(1)
 amortised), and the windows containing the response that turned it, or any later late one,
 are re-checked. Once its alarm has ended and its remotes thinned out it goes cold again.
@@ -163,7 +166,6 @@ class _Target:
 
     items: list[_Item] = field(default_factory=list)
     remotes: set[str] | None = field(default_factory=set)  # cold only
-    limit: int = 16  # cold: compact once items grow past this
     lo: int = 0  # hot: items[lo:] lie within window of the newest item
     srcs: dict[str, int] = field(default_factory=dict)  # hot: remote -> responses in items[lo:]
     ports: dict[int, int] = field(default_factory=dict)  # hot: port -> responses in items[lo:]
@@ -197,6 +199,7 @@ class DistributedDetector:
         self._shielded: dict[str, float] = {}  # address -> shield block end (event time)
         self._newest = -math.inf
         self._next_idle = -math.inf
+        self._idle_every = max(1.0, self._window / 2)  # event time between idle passes
         self._wake = -math.inf  # event time at which _advance has work: min(heap, next_idle)
         self._stats = DistributedStats()
 
@@ -253,7 +256,7 @@ class DistributedDetector:
                 remotes.add(remote)
                 if len(remotes) >= self._sources:
                     return self._heat(key, t, item)
-            if len(items) > t.limit:
+            if len(items) > self._max_items:
                 self._compact(t)
             return None
         if not items or ts >= items[-1][0]:
@@ -291,53 +294,63 @@ class DistributedDetector:
         a host target still cold and a remote it already holds, is :meth:`feed` inlined.
         """
         out: list[tuple[int, list[Alarm], list[Decision]]] = []
-        targets, feed, late = self._targets, self.feed, self._late
-        host, shield = self._host, self._shield
+        if not self._host:
+            for i, ev in enumerate(events):
+                self._feed_one(i, ev, out)
+            return out
+        targets, late, cap = self._targets, self._late, self._max_items
+        get, to_end = targets.get, targets.move_to_end
         newest, wake = self._newest, self._wake
-        fast = 0
+        floor = newest - late  # older is too late
+        slow = 0
         for i, ev in enumerate(events):
-            if host:
-                t = targets.get(ev.local)
-                if t is not None and t.remotes is not None and ev.remote in t.remotes:
-                    ts = ev.ts
-                    if ts > newest:
-                        if ts < wake:
-                            newest = ts
-                            ok = True
-                        else:
-                            ok = False  # _advance is due: feed() does it
-                    else:
-                        ok = ts >= newest - late  # else too late: feed() counts it
-                    if ok:
-                        targets.move_to_end(ev.local)
-                        port = ev.local_port
-                        items = t.items
-                        items.append((ts, ev.remote, _NO_PORT if port is None else port))
-                        fast += 1
-                        if len(items) > t.limit:
-                            self._newest = newest
-                            self._compact(t)
-                        continue
+            local = ev.local
+            t = get(local)
+            if t is not None:
+                remotes = t.remotes
+                if remotes is not None:
+                    remote = ev.remote
+                    if remote in remotes:
+                        ts = ev.ts
+                        if floor <= ts < wake:  # neither too late nor _advance due
+                            if ts > newest:
+                                newest, floor = ts, ts - late
+                            to_end(local)
+                            port = ev.local_port
+                            items = t.items
+                            items.append((ts, remote, _NO_PORT if port is None else port))
+                            if len(items) > cap:
+                                self._compact(t)
+                            continue
             self._newest = newest
-            alarm = feed(ev)
+            self._feed_one(i, ev, out)  # feed() counts it
+            slow += 1
             newest, wake = self._newest, self._wake
-            if alarm is not None:
-                out.append((i, [*self.expire(-math.inf), alarm],
-                            self.take_blocks() if shield else []))
-                wake = self._wake
-            elif shield and self._blocks:
-                out.append((i, [], self.take_blocks()))
+            floor = newest - late
         self._newest = newest
-        self._stats.events += fast
+        self._stats.events += len(events) - slow
         return out
+
+    def _feed_one(self, i: int, ev: ResponseEvent,
+                  out: list[tuple[int, list[Alarm], list[Decision]]]) -> None:
+        alarm = self.feed(ev)
+        if alarm is not None:
+            out.append((i, [*self.expire(-math.inf), alarm],
+                        self.take_blocks() if self._shield else []))
+        elif self._shield and self._blocks:
+            out.append((i, [], self.take_blocks()))
 
     def _heat(self, key: _Key, t: _Target, item: _Item) -> Alarm | None:
         """A cold target reached ``sources`` remotes: sort and count it, check ``item``'s
         windows (the only ones that can qualify: none did without it)."""
-        self._compact(t, exact=True)  # sorts; remotes no late event can use do not count
-        if len(t.remotes or ()) < self._sources:
-            return None
         items = t.items
+        items.sort()
+        del items[:bisect_left(items, (self._newest - self._keep,))]  # no late event uses them
+        if len(items) > self._max_items:
+            del items[:len(items) - self._max_items]
+        t.remotes = {it[1] for it in items}
+        if len(t.remotes) < self._sources:
+            return None
         lo = bisect_left(items, (items[-1][0] - self._window,))
         srcs: dict[str, int] = {}
         ports: dict[int, int] = {}
@@ -363,23 +376,11 @@ class DistributedDetector:
         if len(remotes) < self._sources:
             t.items = items[cut:]
             t.remotes, t.lo, t.srcs, t.ports = remotes, 0, {}, {}
-            t.limit = self._limit(len(t.items))
 
-    def _compact(self, t: _Target, exact: bool = False) -> None:
-        """Cold: forget what no late event can use and the oldest over the cap. ``remotes``
-        is rebuilt only when ``exact``: a superset only makes :meth:`_heat` look."""
-        items = t.items
-        items.sort()  # nearly sorted already: cheap
-        del items[:bisect_left(items, (self._newest - self._keep,))]
-        cap = self._max_items
-        if len(items) > cap:  # drop an eighth more than needed: amortised
-            del items[:len(items) - cap + cap // 8]
-        if exact:
-            t.remotes = {it[1] for it in items}
-        t.limit = self._limit(len(items))
-
-    def _limit(self, n: int) -> int:
-        return min(self._max_items, max(2 * n, 16))
+    def _compact(self, t: _Target) -> None:
+        """Cold, over the cap: keep the latest half to arrive (the newest, give or take the
+        disorder). Cheap: no sort; stale responses and remotes are cleared by :meth:`_heat`."""
+        del t.items[:len(t.items) - self._max_items // 2]
 
     def _slide(self, t: _Target, start: float) -> None:
         """Move the counted window's start to ``start``; forget what no late event can use."""
@@ -576,7 +577,7 @@ class DistributedDetector:
             if ep is not None and not ep.ended and ep.until == until:
                 self._end(key, ep)
         if now >= self._next_idle:
-            self._next_idle = now + 1.0
+            self._next_idle = now + self._idle_every
             self._drop_idle(now)
         self._wake = min(heap[0][0] if heap else math.inf, self._next_idle)
 

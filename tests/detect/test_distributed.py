@@ -396,7 +396,8 @@ def test_feed_block_is_feed_on_each(seed: int) -> None:
     reorder = rng.choice([0.0, 2.0, 30.0])
     cfg = AlarmConfig(sources=rng.randint(2, 5), ports=rng.randint(1, 3), window=5.0,
                       hold=reorder + 20.0, target=rng.choice(["host", "host", "endpoint"]),
-                      shield=rng.random() < 0.5, max_responses=rng.choice([8, 10_000]))
+                      shield=rng.random() < 0.5, max_responses=rng.choice([8, 10_000]),
+                      max_targets=rng.choice([1, 1024]))
     allow = Allowlist(["203.0.113.7"])
     span, remotes = rng.choice([300, 3000]), rng.choice([3, 9])
     raw = [(round(rng.uniform(0, span), 1), src(rng.randint(1, remotes)), rng.choice(LOCALS),
