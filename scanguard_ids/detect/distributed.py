@@ -35,11 +35,11 @@ Cost: no window can qualify on a target whose responses within reach of a late e
 last ``2 * window + reorder`` seconds) come from fewer than ``sources`` remote addresses.
 Such a target is *cold*: it keeps its responses in arrival order with a superset of their
 remotes, so a feed (late or not) is an append; :meth:`DistributedDetector.feed_block`, what
-replay calls, inlines that. At ``sources`` remotes (fewer once stale ones are cleared) it
-turns *hot*:
-sorted, with counters of the window ending at its newest response (a feed in order is O(1)
-amortised), and the windows containing the response that turned it, or any later late one,
-are re-checked. Once its alarm has ended and its remotes thinned out it goes cold again.
+replay calls, inlines that. At ``sources`` remotes (counted exactly, stale ones cleared)
+it turns *hot*: sorted, with counters of the window ending at its newest response (a feed
+in order is O(1) amortised), and the windows containing the response that turned it, or any
+later late one, are re-checked. Once its alarm has ended and its remotes thinned out it goes
+cold again.
 ``bench/alarm_speed.py`` measures what the alarm costs ``scanguard replay``.
 
 Shield (opt-in policy): while an alarm lasts, every address drawing a response on its target
