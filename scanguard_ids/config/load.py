@@ -184,6 +184,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError("crowdsec.url", f"expected http://HOST:PORT, got {cs.url!r}")
     if cs.url and not cs.credentials and not (cs.login and cs.password):
         raise ConfigError("crowdsec.url", "needs login and password, or a credentials file")
+    a = cfg.alarm
+    if a.hold <= d.reorder:
+        raise ConfigError("alarm.hold", f"must exceed detect.reorder ({d.reorder:g})")
+    if a.max_responses < a.sources:
+        raise ConfigError("alarm.max_responses", f"must be >= alarm.sources ({a.sources})")
     name = cfg.block.set_name
     if not name or len(name) > 28 or not name.replace("_", "").replace("-", "").isalnum():
         raise ConfigError("block.set_name", "1-28 characters of letters, digits, '-' and '_'")

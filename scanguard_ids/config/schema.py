@@ -241,6 +241,44 @@ class SdnConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AlarmConfig:
+    """Distributed-scan alarm: many remote addresses, one or two probes each, on one target.
+
+    No per-address threshold sees such a scan; the alarm counts distinct addresses per target.
+    It is an alarm (journal, monitor, replay output), not a block, unless shield is on.
+    """
+
+    mode: str = key("alarm", """"alarm": raise alarms; "off": do not track targets at all.""",
+                    choices=("alarm", "off"))
+    target: str = key("host", """What one target is: "host" (a local address; a distributed scan
+        spreads the ports over its sources) or "endpoint" (a local address, protocol and port:
+        one service probed from many sources; `ports` does not apply).""",
+        choices=("host", "endpoint"))
+    sources: int = key(20, """An alarm is raised once this many distinct remote addresses drew a
+        response from one target ... (about 20x the unsolicited probes an Internet-facing
+        address draws in `window` from background scanning; far above a few load-balancer
+        health checkers)""", ge=2)
+    ports: int = key(5, """... covering at least this many distinct local ports (target "host"
+        only: clients hitting a restarted or stopped service draw RSTs from one port) ...""",
+        ge=1)
+    window: float = key(10.0, """... within this many seconds (the events' own timestamps): a
+        coordinated scan is a burst; a slower one is left to the per-address threshold.""",
+        gt=0)
+    hold: float = key(60.0, """An alarm lasts this long (event time) from its trigger; a scan
+        that still qualifies afterwards raises a new one. Must exceed detect.reorder.""", gt=0)
+    max_targets: int = key(1024, """Memory bound: local targets tracked (least recently seen evicted
+        first).""", ge=1)
+    max_responses: int = key(256, """Memory bound: responses remembered per target, the newest
+        (so a flood of spoofed sources holds at most this many); at least `sources`.""", ge=1)
+    shield: bool = key(False, """While an alarm lasts, block every source drawing a response on
+        its target for shield_ttl. Off by default: the sources of a distributed scan are easily
+        spoofed, so this lets anyone make us block addresses of their choosing (allowlisted
+        ones excepted) for a short while.""")
+    shield_ttl: int = key(60, "Length of a shield block, seconds (kept short: see shield).",
+                          ge=1, le=MAX_TTL)
+
+
+@dataclass(frozen=True, slots=True)
 class ControlConfig:
     """The local control socket for scanguard status|list|block|unblock|top."""
 
@@ -392,6 +430,7 @@ class Config:
     crowdsec: CrowdsecConfig = field(default_factory=CrowdsecConfig)
     fastpath: FastpathConfig = field(default_factory=FastpathConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
+    alarm: AlarmConfig = field(default_factory=AlarmConfig)
 
     def replace(self, section: str, **changes: Any) -> Config:
         """A copy with some keys of one section changed (CLI overrides), validated."""
@@ -416,4 +455,5 @@ SECTIONS: dict[str, type] = {
     "crowdsec": CrowdsecConfig,
     "fastpath": FastpathConfig,
     "fleet": FleetConfig,
+    "alarm": AlarmConfig,
 }
