@@ -24,6 +24,7 @@ from scanguard_ids.clock import Clock
 from scanguard_ids.detect.allowlist import Allowlist
 from scanguard_ids.detect.dedup import Deduper
 from scanguard_ids.detect.detector import Detector
+from scanguard_ids.detect.distributed import Alarm, DistributedDetector
 from scanguard_ids.detect.offenders import Offenders
 from scanguard_ids.detect.timeguard import TimeGuard
 from scanguard_ids.errors import ScanguardError
@@ -113,6 +114,8 @@ class Engine:
         self.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
         self.offenders = offenders if offenders is not None else Offenders(cfg.detect)
         self.detector = Detector(cfg.detect, allowlist, self.offenders)
+        self.alarms = _alarms(cfg, allowlist)
+        self.cfg_alarm = cfg.alarm
         self.valve = SafetyValve.with_reserves(cfg.block, clock)
         self.lock = threading.RLock()
         self.started = clock.now()
@@ -206,6 +209,13 @@ class Engine:
         return fresh
 
     def _judge(self, ev: ResponseEvent) -> None:
+        alarms = self.alarms
+        if alarms is not None:
+            alarm = alarms.feed(ev)
+            if alarm is not None:
+                self._alarm(alarm)
+                for shield in alarms.take_blocks():  # alarm.shield: through the valves
+                    self._enforce(shield)
         decision = self.detector.feed(ev)
         if decision is not None:
             if decision.detect_only:  # detect.sweep / detect.slow = "detect": a trial
@@ -219,6 +229,17 @@ class Engine:
             p = self.pending.get(ev.remote)
             if p is not None:
                 p.score += 1
+
+    def _alarm(self, a: Alarm) -> None:
+        """A distributed-scan alarm raised or ended: journaled, counted, logged."""
+        if a.action == "alarm":
+            self.counters["alarms"] += 1
+            log.warning("action=alarm target=%s sources=%d responses=%d ports=%s until=%.0f",
+                        a.target, a.distinct_sources, a.responses,
+                        ",".join(map(str, a.ports)), a.until)
+        else:
+            log.info("action=alarm-end target=%s sources=%d", a.target, a.distinct_sources)
+        self.journal.write(a, **({"dry_run": True} if self.dry_run else {}))
 
     def _spelling(self, ip: str) -> str:
         known = self._spellings.get(ip)
@@ -461,6 +482,8 @@ class Engine:
         with self.lock:
             self.allowlist = allowlist
             self.detector.reconfigure(self.cfg.detect, allowlist)  # drops their evidence
+            if self.alarms is not None:
+                self.alarms.set_allowlist(allowlist)
             lifted = [ip for ip in list(self.active) if ip in allowlist]
             for ip in lifted:
                 self.offenders.forget(ip)
@@ -570,6 +593,9 @@ class Engine:
             # Block state is in event time: a block decided from a backlog ends (event time)
             # long before now, yet runs its ttl in the kernel from now. Expire by event time.
             self.detector.expire(min(wall, self.detector.newest))
+            if self.alarms is not None:
+                for ended in self.alarms.expire(min(wall, self.alarms.newest)):
+                    self._alarm(ended)
             if self.pending:
                 self._drain()
             self._tick(0)
@@ -598,6 +624,9 @@ class Engine:
             self.cfg = cfg
             self.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
             self.detector.reconfigure(cfg.detect, self.allowlist)
+            if cfg.alarm != self.cfg_alarm:
+                self.alarms = _alarms(cfg, self.allowlist)
+                self.cfg_alarm = cfg.alarm
             fresh = _deduper(cfg)
             if (fresh.tolerance, fresh.keep) != (self.dedup.tolerance, self.dedup.keep):
                 self.dedup = fresh
@@ -619,6 +648,7 @@ class Engine:
                 backend=self.backend.info.name,
                 detect=self.cfg.detect,
                 watch=self.detector.snapshot(now, limit=watch_limit),
+                alarms=tuple(self.alarms.active()) if self.alarms is not None else (),
                 active=self.active,
                 evidence=self.evidence,
                 counters=self.counters,
@@ -639,3 +669,10 @@ class Engine:
 def _deduper(cfg: config.Config) -> Deduper:
     """In fleet mode responses are kept longer: other sensors' copies arrive late."""
     return Deduper(cfg.eve.dedup_tolerance, keep=cfg.fleet.dedup_keep if cfg.fleet.url else 0.0)
+
+
+def _alarms(cfg: config.Config, allowlist: Allowlist) -> DistributedDetector | None:
+    """The distributed-scan alarm (alarm.mode "off": none, and no cost on the hot path)."""
+    if cfg.alarm.mode == "off":
+        return None
+    return DistributedDetector(cfg.alarm, cfg.detect.reorder, allowlist)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from scanguard_ids import statefiles
 from scanguard_ids.model import Decision
+
+if TYPE_CHECKING:
+    from scanguard_ids.detect.distributed import Alarm
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ class Journal:
         except FileNotFoundError:
             return True
 
-    def write(self, decision: Decision, **extra: object) -> None:
+    def write(self, decision: Decision | Alarm, **extra: object) -> None:
         if not self.path:
             return
         record = {"v": SCHEMA_VERSION, **decision.to_dict()}

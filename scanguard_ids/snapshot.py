@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from scanguard_ids.detect.distributed import Alarm
 from scanguard_ids.eve.source import SourceHealth
 
 if TYPE_CHECKING:
@@ -122,6 +123,7 @@ class Snapshot:
     top_ports: tuple[PortRow, ...] = ()
     decisions: tuple[DecisionRow, ...] = ()  # newest last
     fleet: FleetHealth | None = None  # None: fleet mode off
+    alarms: tuple[Alarm, ...] = ()  # distributed-scan alarms not ended yet, newest first
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,10 +139,16 @@ class Snapshot:
         kw["top_ports"] = tuple(_row(PortRow, r) for r in kw.get("top_ports", ()))
         kw["history"] = tuple(kw.get("history", ()))
         kw["decisions"] = tuple(_row(DecisionRow, r) for r in kw.get("decisions", ()))
+        kw["alarms"] = tuple(_alarm(a) for a in kw.get("alarms", ()))
         if kw.get("fleet") is not None:
             peers = tuple(_row(FleetPeer, p) for p in kw["fleet"].get("peers", ()))
             kw["fleet"] = _row(FleetHealth, {**kw["fleet"], "peers": peers})
         return cls(**kw)
+
+
+def _alarm(data: dict[str, Any]) -> Alarm:
+    """An Alarm from Snapshot.to_dict() (asdict: raw floats, not the journal's ISO times)."""
+    return _row(Alarm, data)  # type: ignore[no-any-return]
 
 
 def _row(cls: type, data: dict[str, Any]) -> Any:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from scanguard_ids.config import DetectConfig
 from scanguard_ids.detect.detector import DetectorSnapshot
+from scanguard_ids.detect.distributed import Alarm
 from scanguard_ids.model import Block
 from scanguard_ids.snapshot import (
     BlockRow,
@@ -61,6 +62,7 @@ def build(
     block_limit: int = 500,
     fleet: FleetHealth | None = None,
     fleet_counters: Mapping[str, int] | None = None,
+    alarms: tuple[Alarm, ...] = (),
 ) -> Snapshot:
     blocked = sorted((_block_row(ip, b, evidence.get(ip), now) for ip, b in active.items()),
                      key=lambda r: -r.since)
@@ -69,6 +71,7 @@ def build(
     return Snapshot(
         taken=now,
         started=started,
+        alarms=alarms,
         backend=backend,
         count=detect.count,
         ports=detect.ports,

@@ -647,6 +647,10 @@ class DistributedDetector:
         ended, self._ended = self._ended, []
         return ended
 
+    def set_allowlist(self, allowlist: Allowlist) -> None:
+        """Use ``allowlist`` from the next event on (an address became ours, a reload)."""
+        self._allow = allowlist
+
     def take_blocks(self) -> list[Decision]:
         """Shield block decisions made since the last call (always empty with shield off)."""
         blocks, self._blocks = self._blocks, []

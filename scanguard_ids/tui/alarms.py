@@ -60,3 +60,10 @@ def alarm_banner(alarms: Sequence[Alarm], taken: float, limit: int = 3) -> Rende
     n = len(alarms)
     title = Text(f"DISTRIBUTED SCAN: {n} target{'s' if n != 1 else ''}", style="bold red")
     return Panel(body, title=title, title_align="left", border_style="red", padding=(0, 1))
+
+
+def banner_height(alarms: Sequence[Alarm], limit: int = 3) -> int:
+    """Lines :func:`alarm_banner` draws (borders and header row included); 0 with no alarm."""
+    if not alarms:
+        return 0
+    return 2 + 1 + min(len(alarms), limit) + (1 if len(alarms) > limit else 0)

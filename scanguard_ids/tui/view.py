@@ -20,6 +20,7 @@ from rich.text import Text
 
 from scanguard_ids.snapshot import BlockRow, Snapshot, SourceHealth, WatchRow
 from scanguard_ids.timefmt import parse_eve_ts
+from scanguard_ids.tui.alarms import alarm_banner, banner_height
 from scanguard_ids.tui.widgets import (
     Ports,
     Sparkline,
@@ -515,8 +516,12 @@ def layout(snap: Snapshot, width: int, height: int, *, every_panel: bool = False
         "max_sources": 6 if tall else 2,
         "problems_only": not tall,
     }
-    top = header(snap, **hdr_opts)
+    top: RenderableType = header(snap, **hdr_opts)
     body_h = max(0, height - header_height(snap, **hdr_opts))
+    if snap.alarms:  # a distributed scan is on: its banner goes right under the header
+        banner = alarm_banner(snap.alarms, snap.taken)
+        top = Group(top, banner)
+        body_h = max(0, body_h - banner_height(snap.alarms))
     min_rows = 3 if height >= 20 else 1
     slots = _slots(snap, min_rows)
     if not wide:
