@@ -73,6 +73,10 @@ class DecisionRow:
     kinds: tuple[str, ...] = ()
     manual: bool = False
     node: str = ""
+    hosts: tuple[str, ...] = ()
+    tier: str = ""
+    rule: str = ""
+    detect_only: bool = False
 
     @classmethod
     def of(cls, d: Decision) -> DecisionRow:
