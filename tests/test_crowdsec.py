@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from crowdsec_lapi import MACHINE, PASSWORD, Lapi, need_crowdsec
+from waiting import wait_for  # tests/waiting.py (tests/ is on sys.path)
 
 from scanguard_ids import config
 from scanguard_ids.clock import SystemClock
@@ -26,15 +27,6 @@ from scanguard_ids.sinks.lapi import Credentials, load_credentials
 SCENARIO = "scanguard/port-scan"
 
 
-def wait_for(pred, timeout: float, what: str, step: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
 
 
 def seconds(duration: str) -> float:

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from blocklab import LISTENER, PORT, Lab, host_firewall, need_root
 from pcaps import Capture, tcp_closed, udp_closed
+from waiting import wait_for  # tests/waiting.py (tests/ is on sys.path)
 
 from scanguard_ids import suricata
 from scanguard_ids.lab.netns import victim_scanner
@@ -28,15 +29,6 @@ VICTIM4, SCANNER4, VICTIM6, SCANNER6 = "192.0.2.1", "192.0.2.2", "2001:db8::1", 
 TTL = 8  # long enough for four 1 s probe time-outs under load, short enough to wait out
 
 
-def wait_for(pred, timeout: float, what: str, step: float = 0.05):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import orjson
+from waiting import wait_for  # tests/waiting.py (tests/ is on sys.path)
 
 SCANGUARD = [sys.executable, "-m", "scanguard_ids.cli"]
 SAMPLE = Path(__file__).parent / "data" / "eve" / "mixed_scan.eve.json"
@@ -22,12 +23,6 @@ def call(ctl: Path, *args: str) -> dict:
     return orjson.loads(res.stdout)
 
 
-def wait_for(pred, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (value := pred()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
 
 
 def test_sighup_reload_keeps_state_and_sigterm_exits_0(tmp_path: Path) -> None:

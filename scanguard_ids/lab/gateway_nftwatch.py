@@ -24,6 +24,7 @@ from typing import Any
 
 from scanguard_ids.lab import procs
 from scanguard_ids.lab.netns import Netns
+from scanguard_ids.lab.setwatch import emit_changes
 
 
 def members(listing: dict[str, Any]) -> set[tuple[str, str]]:
@@ -69,15 +70,9 @@ def watch(table: str, interval: float, max_seconds: float) -> int:
     sys.stdout.flush()
     while not stop and time.monotonic() < deadline:
         now = _list(table)
-        t = time.time()
         polls += 1
         if now is not None:
-            for name, ip in sorted(now - known):
-                sys.stdout.write(json.dumps({"t": t, "event": "add", "set": name, "ip": ip}) + "\n")
-            for name, ip in sorted(known - now):
-                sys.stdout.write(json.dumps({"t": t, "event": "del", "set": name, "ip": ip}) + "\n")
-            if now != known:
-                sys.stdout.flush()
+            emit_changes(known, now, time.time())
             known = now
         time.sleep(interval)
     sys.stdout.write(json.dumps({"t": time.time(), "event": "exit", "polls": polls}) + "\n")

@@ -63,18 +63,23 @@ def watch(interval: float, max_seconds: float) -> int:
             except Exception as exc:  # noqa: BLE001 - a set destroyed mid-dump; retry
                 sys.stderr.write(f"setwatch: list failed: {exc!r}\n")
                 now_members = known
-            t = time.time()
             polls += 1
-            for name, ip in sorted(now_members - known):
-                sys.stdout.write(json.dumps({"t": t, "event": "add", "set": name, "ip": ip}) + "\n")
-            for name, ip in sorted(known - now_members):
-                sys.stdout.write(json.dumps({"t": t, "event": "del", "set": name, "ip": ip}) + "\n")
-            if now_members != known:
-                sys.stdout.flush()
+            emit_changes(known, now_members, time.time())
             known = now_members
             time.sleep(interval)
     sys.stdout.write(json.dumps({"t": time.time(), "event": "exit", "polls": polls}) + "\n")
     return 0
+
+
+def emit_changes(known: set[tuple[str, str]] | frozenset[tuple[str, str]],
+                 now: set[tuple[str, str]] | frozenset[tuple[str, str]], t: float) -> None:
+    """One JSON line per (set, address) added or removed between two polls, at time ``t``."""
+    for name, ip in sorted(now - known):
+        sys.stdout.write(json.dumps({"t": t, "event": "add", "set": name, "ip": ip}) + "\n")
+    for name, ip in sorted(known - now):
+        sys.stdout.write(json.dumps({"t": t, "event": "del", "set": name, "ip": ip}) + "\n")
+    if now != known:
+        sys.stdout.flush()
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ import pytest
 import redis
 from blocklab import host_firewall, need_root
 from pcaps import Capture, tcp_closed
+from waiting import wait_for  # tests/waiting.py (tests/ is on sys.path)
 
 from scanguard_ids import suricata
 from scanguard_ids.lab.netns import Netns, namespaces
@@ -27,13 +28,6 @@ SCANGUARD = [sys.executable, "-m", "scanguard_ids.cli"]
 SCANNER, VICTIM, MANUAL = "203.0.113.9", "192.0.2.1", "203.0.113.50"
 
 
-def wait_for(pred, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (value := pred()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 @pytest.fixture(scope="module")

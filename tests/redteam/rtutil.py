@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+from waiting import wait_for  # tests/waiting.py (tests/ is on sys.path)
 
 REPO = Path(__file__).resolve().parents[2]
 SCANGUARD = [sys.executable, "-m", "scanguard_ids.cli"]
@@ -19,12 +18,6 @@ SAMPLE = REPO / "tests" / "data" / "eve" / "mixed_scan.eve.json"
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := pred()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
 
 
 def call(ctl: Path, *args: str, prefix: tuple[str, ...] = (), check: bool = True) -> Any:
