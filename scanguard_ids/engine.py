@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
+from dataclasses import replace
 from typing import Protocol
 
 from scanguard_ids import config
 from scanguard_ids.block.base import Backend
+from scanguard_ids.block.livepeers import LivePeers
 from scanguard_ids.block.ratelimit import SafetyValve
 from scanguard_ids.clock import Clock
 from scanguard_ids.detect.allowlist import Allowlist
@@ -93,6 +95,8 @@ class Engine:
         self._last_full_sync = float("-inf")
         #: nothing leaves the host and every journal record says so (docs/security.md)
         self.dry_run = backend.info.name == "dry-run"
+        #: remotes with a live two-way connection (block/livepeers.py); None = not checked
+        self.livepeers: LivePeers | None = None
 
     # -- hot path -----------------------------------------------------------------
     def process(self, lines: list[bytes], source: str = "") -> None:
@@ -122,6 +126,8 @@ class Engine:
         self._history[-1] += n
 
     def _enforce(self, d: Decision) -> bool:
+        if self._framed(d):
+            return False
         ok, why = self.valve.allow(len(self.active))
         if not ok:
             self.counters["valve_drops"] += 1
@@ -142,6 +148,22 @@ class Engine:
         self._record(d)
         log.info("action=block ip=%s ttl=%d count=%d ports=%s strikes=%d manual=%s reason=%r",
                  d.ip, d.ttl, d.count, ",".join(map(str, d.ports)), d.strikes, d.manual, d.reason)
+        return True
+
+    def _framed(self, d: Decision) -> bool:
+        """Response evidence against a live peer is what a spoofer can forge: journal it as
+        "suspected-framing", do not enforce it, take its strike back (docs/security.md).
+        The detector keeps its block state, so the same address is recorded at most once
+        per ttl however many forged probes follow."""
+        peers = self.livepeers
+        if peers is None or d.provenance != "responses" or d.ip not in peers:
+            return False
+        self.offenders.forgive(d.ip, 1)
+        self.counters["suspected_framing"] += 1
+        self._record(replace(d, action="suspected-framing",
+                             reason=f"live peer, not blocked: {d.reason}"))
+        log.warning("action=suspected-framing ip=%s count=%d ports=%s reason=%r", d.ip,
+                    d.count, ",".join(map(str, d.ports)), d.reason)
         return True
 
     def _record(self, d: Decision) -> None:
@@ -168,7 +190,7 @@ class Engine:
                                "(detect.allowlist or an address of this host)")
         now = self.clock.now()
         d = Decision(ts=now, action="block", ip=ip, ttl=ttl, reason="manual block", manual=True,
-                     first_seen=now, last_seen=now)
+                     first_seen=now, last_seen=now, provenance="manual")
         with self.lock:
             if not self._enforce(d):
                 raise BlockRefused(f"block of {ip} refused (safety valve or backend error; "
@@ -179,10 +201,13 @@ class Engine:
     def manual_unblock(self, ip: str, reason: str = "manual unblock", *,
                        manual: bool = True) -> Decision:
         now = self.clock.now()
-        d = Decision(ts=now, action="unblock", ip=ip, reason=reason, manual=manual)
+        d = Decision(ts=now, action="unblock", ip=ip, reason=reason, manual=manual,
+                     provenance="manual" if manual else "")
         with self.lock:
             self.backend.unblock(ip)
             self.detector.release(ip)
+            if manual:  # an operator's pardon: a re-framing must not find escalated strikes
+                self.offenders.forgive(ip)
             self.active.pop(ip, None)
             self.evidence.pop(ip, None)
             self.counters["unblocks"] += 1
@@ -240,6 +265,8 @@ class Engine:
             except ScanguardError as exc:
                 self.counters["backend_errors"] += 1
                 log.error("listing blocks failed: %s", exc)
+        if self.livepeers is not None:
+            self.livepeers.refresh()  # off the lock: at most one read a second
         wall = self.clock.now()
         with self.lock:
             if current is None:  # between full reads: the timeouts we set tell what ended

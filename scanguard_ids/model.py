@@ -108,6 +108,9 @@ class Decision:
     sensors: tuple[str, ...] = ()
     manual: bool = False
     kinds: tuple[str, ...] = field(default=())
+    #: what the decision rests on: "responses" (the detector), "manual", "fast-path",
+    #: "shield", "fleet", "adopted"; "" for bookkeeping (expiry, allowlist lifts)
+    provenance: str = ""
 
     def to_dict(self) -> dict[str, object]:
         from scanguard_ids.timefmt import iso
@@ -126,6 +129,7 @@ class Decision:
             "sensors": list(self.sensors),
             "kinds": list(self.kinds),
             "manual": self.manual,
+            "provenance": self.provenance,
         }
 
 

@@ -69,6 +69,7 @@ class DecisionRow:
     sensors: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
     manual: bool = False
+    provenance: str = ""  # Decision.provenance: "responses", "manual", ...
 
     @classmethod
     def of(cls, d: Decision) -> DecisionRow:

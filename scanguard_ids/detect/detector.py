@@ -499,4 +499,5 @@ def _decision(ip: str, window: list[_Item], ts: float, strike: Strike) -> Decisi
         strikes=strike.strikes,
         sensors=sensors,
         kinds=kinds,
+        provenance="responses",
     )

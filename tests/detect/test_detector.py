@@ -130,7 +130,7 @@ def test_decision_carries_the_evidence() -> None:
         ts=T0 + 1.2, action="block", ip=A, ttl=300, count=3, ports=(22, 53, 443),
         reason="3 responses to 3 ports in 1.2s (icmp-port-unreachable, tcp-rst)",
         first_seen=T0, last_seen=T0 + 1.2, strikes=1, sensors=("s1", "s2"),
-        kinds=("icmp-port-unreachable", "tcp-rst"),
+        kinds=("icmp-port-unreachable", "tcp-rst"), provenance="responses",
     )
     assert d.to_dict()["ports"] == [22, 53, 443]
 
