@@ -132,6 +132,7 @@ class Engine:
         if not ok:
             self.counters["valve_drops"] += 1
             self.detector.release(d.ip)  # let a later response try again
+            self._unstrike(d)  # no strike for a block never made
             log.debug("action=refused ip=%s reason=%s", d.ip, why)
             return False
         try:
@@ -139,6 +140,7 @@ class Engine:
         except ScanguardError as exc:
             self.counters["backend_errors"] += 1
             self.detector.release(d.ip)
+            self._unstrike(d)
             log.error("action=block-failed ip=%s error=%s", d.ip, exc)
             return False
         now = self.clock.now()
@@ -150,6 +152,13 @@ class Engine:
                  d.ip, d.ttl, d.count, ",".join(map(str, d.ports)), d.strikes, d.manual, d.reason)
         return True
 
+    def _unstrike(self, d: Decision) -> None:
+        """Take back the strike the detector recorded for ``d``: under a spoofed flood the
+        valve refuses most decisions, and their strikes would push real repeat offenders
+        out of the bounded history."""
+        if d.provenance == "responses":
+            self.offenders.forgive(d.ip, 1)
+
     def _framed(self, d: Decision) -> bool:
         """Response evidence against a live peer is what a spoofer can forge: journal it as
         "suspected-framing", do not enforce it, take its strike back (docs/security.md).
@@ -158,7 +167,7 @@ class Engine:
         peers = self.livepeers
         if peers is None or d.provenance != "responses" or d.ip not in peers:
             return False
-        self.offenders.forgive(d.ip, 1)
+        self._unstrike(d)
         self.counters["suspected_framing"] += 1
         self._record(replace(d, action="suspected-framing",
                              reason=f"live peer, not blocked: {d.reason}"))

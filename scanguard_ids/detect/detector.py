@@ -40,6 +40,7 @@ import math
 from bisect import bisect_left, insort
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
+from itertools import islice
 from typing import TypeAlias
 
 from scanguard_ids.config import DetectConfig
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 _NO_PORT = -1
 #: Distinct (kind, sensor) pairs whose tuples are shared between events.
 _MAX_TAGS = 1024
+#: How many of the least recently seen addresses eviction looks at for a single response.
+_EVICT_SCAN = 32
 
 # What a response was besides its time and port: (kind, sensor), one shared tuple per pair.
 _Tag: TypeAlias = tuple[Kind, str]
@@ -221,8 +224,7 @@ class Detector:
         if st is None:
             tracked[ip] = item
             if len(tracked) > self._max_tracked:
-                tracked.popitem(last=False)
-                stats.evicted += 1
+                self._evict()
             if self._count == 1:
                 return self._check(ip, [item], ts)
             return None
@@ -273,6 +275,20 @@ class Detector:
         fresh = self._fresh
         while fresh and fresh[0].trigger < cutoff:
             fresh.popleft().evidence = None
+
+    def _evict(self) -> None:
+        """Over max_tracked: the least evidence goes first. Among the _EVICT_SCAN least
+        recently seen addresses, the first with a single response is dropped, else the least
+        recently seen: a spoofed flood of fresh sources cannot push out an address that
+        already drew several responses while singles are there to go (docs/security.md)."""
+        tracked = self._tracked
+        for ip, st in islice(tracked.items(), _EVICT_SCAN):
+            if not isinstance(st, list):
+                del tracked[ip]
+                break
+        else:
+            tracked.popitem(last=False)
+        self._stats.evicted += 1
 
     def _cap_blocks(self) -> None:
         """Keep at most max_tracked block states: the soonest to end go first."""
@@ -334,6 +350,7 @@ class Detector:
         self._fresh.append(blk)
         if len(self._blocks) > self._max_tracked:
             self._cap_blocks()
+        self._compact()
         self._stats.blocks += 1
         return _decision(ip, st[lo:hi], end, strike)
 
@@ -367,8 +384,27 @@ class Detector:
 
     def release(self, ip: str) -> None:
         """Forget the block state and the evidence of ``ip`` (manual unblock, expiry)."""
-        self._blocks.pop(ip, None)
+        blk = self._blocks.pop(ip, None)
+        if blk is not None:
+            blk.evidence = None
+            self._compact()
         self._tracked.pop(ip, None)
+
+    def _compact(self) -> None:
+        """Drop heap and ``_fresh`` entries of block states that are gone.
+
+        A spoofed flood whose blocks the engine refuses (safety valve) releases them by the
+        thousand a second; their (until, ip) heap entries would otherwise stay for the ttl
+        and their evidence for window + reorder (~880 B per source, docs/security.md).
+        Rebuilt once they are more than twice the live states: amortised O(1).
+        """
+        blocks = self._blocks
+        if len(self._heap) > 2 * len(blocks) + 1024:
+            self._heap = [(b.until, ip) for ip, b in blocks.items() if math.isfinite(b.until)]
+            heapq.heapify(self._heap)
+        if len(self._fresh) > 2 * len(blocks) + 1024:
+            held = {id(b) for b in blocks.values()}
+            self._fresh = deque(b for b in self._fresh if id(b) in held and b.evidence)
 
     def expire(self, now: float) -> list[str]:
         """Drop block state that ended by ``now``; return those addresses.
