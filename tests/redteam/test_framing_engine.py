@@ -81,4 +81,5 @@ def test_layout_and_listing_parse() -> None:
     text = ('{"nftables": [{"metainfo": {}}, {"set": {"name": "live4", "elem": ['
             '{"elem": {"val": "198.51.100.7", "timeout": 30, "expires": 29}}, "192.0.2.9"]}}]}')
     assert parse_elements(text) == ["198.51.100.7", "192.0.2.9"]
+    assert parse_elements(text, ("live6",)) == []
     assert parse_elements('{"nftables": [{"set": {"name": "live6"}}]}') == []
