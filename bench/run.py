@@ -30,6 +30,7 @@ BENCHMARKS = {
     "footprint": "bench.footprint",
     "blocking": "bench.blocking",
     "fleet": "bench.fleet",
+    "flood": "bench.flood",
 }
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from scanguard_ids import config, sdnotify
-from scanguard_ids.block import registry
+from scanguard_ids.block import livepeers, registry
 from scanguard_ids.block.base import Backend
 from scanguard_ids.block.fastpath import FastPath, FastPathLayout
 from scanguard_ids.clock import Clock, SystemClock
@@ -188,6 +188,7 @@ class Daemon:
             offenders,
         )
         engine.adopt()
+        engine.livepeers = livepeers.start_for(engine.dry_run)  # docs/security.md: framing
         self.engine = engine
         # Follow address changes: an address that becomes ours is allowlisted (and unblocked)
         # at once, and blocks of our own addresses adopted from the kernel are lifted now.
@@ -398,6 +399,8 @@ class Daemon:
         if self.engine is not None:
             self.save_state()
             self.engine.journal.close()
+            if self.engine.livepeers is not None:
+                self.engine.livepeers.stop()
         if self.crowdsec is not None:
             self.crowdsec.stop(flush=2.0)
         if self.backend is not None:

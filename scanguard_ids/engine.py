@@ -19,6 +19,7 @@ from typing import Protocol
 
 from scanguard_ids import config
 from scanguard_ids.block.base import Backend
+from scanguard_ids.block.livepeers import LivePeers
 from scanguard_ids.block.ratelimit import SafetyValve
 from scanguard_ids.clock import Clock
 from scanguard_ids.detect.allowlist import Allowlist
@@ -147,6 +148,8 @@ class Engine:
         self.node = ""
         self.tap: Callable[[list[ResponseEvent]], None] | None = None  # lock held: enqueue only
         self.fleet: FleetView | None = None
+        #: remotes with a live two-way connection (block/livepeers.py); None = not checked
+        self.livepeers: LivePeers | None = None
 
     # -- hot path -----------------------------------------------------------------
     def process(self, lines: list[bytes], source: str = "") -> None:
@@ -266,6 +269,8 @@ class Engine:
         detector keeps suppressing the address) and is retried by _drain, best evidence
         first, from the tokens reserved for priority blocks.
         """
+        if self._framed(d):
+            return False
         ip = d.ip
         refresh = ip in self.active
         victim = None
@@ -399,6 +404,22 @@ class Engine:
             if not self._enforce(d, priority=True):
                 break
 
+    def _framed(self, d: Decision) -> bool:
+        """Response evidence against a live peer is what a spoofer can forge: journal it as
+        "suspected-framing", do not enforce it, take its strike back (docs/security.md).
+        The detector keeps its block state, so the same address is recorded at most once
+        per ttl however many forged probes follow."""
+        peers = self.livepeers
+        if peers is None or d.provenance != "responses" or d.ip not in peers:
+            return False
+        self.offenders.retract(d.ip, d.strikes)
+        self.counters["suspected_framing"] += 1
+        self._record(replace(d, action="suspected-framing",
+                             reason=f"live peer, not blocked: {d.reason}"))
+        log.warning("action=suspected-framing ip=%s count=%d ports=%s reason=%r", d.ip,
+                    d.count, ",".join(map(str, d.ports)), d.reason)
+        return True
+
     def _record(self, d: Decision) -> None:
         """Every decision: kept for the UI, journaled, handed to the sinks (never raises)."""
         if self.node and not d.node:
@@ -426,7 +447,7 @@ class Engine:
                                "(detect.allowlist or an address of this host)")
         now = self.clock.now()
         d = Decision(ts=now, action="block", ip=ip, ttl=ttl, reason="manual block", manual=True,
-                     first_seen=now, last_seen=now)
+                     first_seen=now, last_seen=now, provenance="manual")
         with self.lock:
             if not self._enforce(d):
                 raise BlockRefused(f"block of {ip} refused (safety valve or backend error; "
@@ -460,7 +481,8 @@ class Engine:
                        manual: bool = True) -> Decision:
         ip = canonical(ip)
         now = self.clock.now()
-        d = Decision(ts=now, action="unblock", ip=ip, reason=reason, manual=manual)
+        d = Decision(ts=now, action="unblock", ip=ip, reason=reason, manual=manual,
+                     provenance="manual" if manual else "")
         with self.lock:
             self.backend.unblock(ip)
             if self._since_list is not None:
@@ -468,6 +490,8 @@ class Engine:
             self.pending.pop(ip, None)
             self._evict_seq.pop(ip, None)
             self.detector.release(ip)
+            if manual:  # an operator's pardon: a re-framing must not find escalated strikes
+                self.offenders.forgive(ip)
             self.active.pop(ip, None)
             self.evidence.pop(ip, None)
             self.counters["unblocks"] += 1
@@ -570,6 +594,8 @@ class Engine:
             except ScanguardError as exc:
                 self.counters["backend_errors"] += 1
                 log.error("listing blocks failed: %s", exc)
+        if self.livepeers is not None:
+            self.livepeers.refresh()  # off the lock: at most one read a second
         wall = self.clock.now()
         with self.lock:
             changed, self._since_list = self._since_list, None

@@ -113,6 +113,9 @@ class Decision:
     tier: str = ""  # "fast" | "slow" (detection); "" for an operator's decision
     rule: str = ""  # "ports" (vertical) | "hosts" (sweep); "" for an operator's decision
     detect_only: bool = False  # journal and show it, do not block (detect.sweep/slow "detect")
+    #: what the decision rests on: "responses" (the detector), "manual", "fast-path",
+    #: "shield", "fleet", "adopted"; "" for bookkeeping (expiry, allowlist lifts)
+    provenance: str = ""
 
     def to_dict(self) -> dict[str, object]:
         from scanguard_ids.timefmt import iso
@@ -136,6 +139,7 @@ class Decision:
             "tier": self.tier,
             "rule": self.rule,
             "detect_only": self.detect_only,
+            "provenance": self.provenance,
         }
 
 

@@ -77,6 +77,7 @@ class DecisionRow:
     tier: str = ""
     rule: str = ""
     detect_only: bool = False
+    provenance: str = ""  # Decision.provenance: "responses", "manual", ...
 
     @classmethod
     def of(cls, d: Decision) -> DecisionRow:

@@ -56,6 +56,7 @@ import math
 from bisect import bisect_left, insort
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
+from itertools import islice
 from operator import itemgetter
 from typing import TypeAlias
 
@@ -75,6 +76,8 @@ _TAG = itemgetter(2)
 _MAX_TAGS = 4096
 #: IPv6 address -> group key entries remembered (the cache is cleared when full).
 _MAX_GROUPS = 65_536
+#: How many of the least recently seen addresses eviction looks at for a single response.
+_EVICT_SCAN = 32
 
 # What a response was besides its time and port: (kind, sensor, local address), plus the
 # remote address when it is counted in an IPv6 prefix group; one shared tuple per value.
@@ -283,8 +286,7 @@ class Detector:
         if st is None:
             tracked[key] = item
             if len(tracked) > self._max_tracked:
-                old_key, old = tracked.popitem(last=False)
-                stats.evicted += 1
+                old_key, old = self._evict()
                 if slow is not None and not isinstance(old, list):
                     slow.remember(old_key, old)
             if slow is not None:
@@ -371,6 +373,19 @@ class Detector:
         while fresh and fresh[0].trigger < cutoff:
             fresh.popleft().evidence = None
 
+    def _evict(self) -> tuple[str, _State]:
+        """Over max_tracked: the least evidence goes first. Among the _EVICT_SCAN least
+        recently seen addresses, the first with a single response is dropped, else the least
+        recently seen: a spoofed flood of fresh sources cannot push out an address that
+        already drew several responses while singles are there to go (docs/security.md)."""
+        tracked = self._tracked
+        self._stats.evicted += 1
+        for key, st in islice(tracked.items(), _EVICT_SCAN):
+            if not isinstance(st, list):
+                del tracked[key]
+                return key, st
+        return tracked.popitem(last=False)
+
     def _cap_blocks(self) -> None:
         """Keep at most max_tracked block states: the soonest to end go first."""
         blocks, heap = self._blocks, self._heap
@@ -430,6 +445,7 @@ class Detector:
         self._fresh.append(blk)
         if len(self._blocks) > self._max_tracked:
             self._cap_blocks()
+        self._compact()
         self._stats.blocks += 1
         return _decision(ip, window, end, strike, tier, rule, False)
 
@@ -467,10 +483,29 @@ class Detector:
 
     def release(self, ip: str) -> None:
         """Forget the block state and the evidence of ``ip`` (manual unblock, expiry)."""
-        self._blocks.pop(ip, None)
+        blk = self._blocks.pop(ip, None)
+        if blk is not None:
+            blk.evidence = None
+            self._compact()
         self._tracked.pop(ip, None)
         if self._slow is not None:
             self._slow.drop(ip)
+
+    def _compact(self) -> None:
+        """Drop heap and ``_fresh`` entries of block states that are gone.
+
+        A spoofed flood whose blocks the engine refuses (safety valve) releases them by the
+        thousand a second; their (until, ip) heap entries would otherwise stay for the ttl
+        and their evidence for window + reorder (~880 B per source, docs/security.md).
+        Rebuilt once they are more than twice the live states: amortised O(1).
+        """
+        blocks = self._blocks
+        if len(self._heap) > 2 * len(blocks) + 1024:
+            self._heap = [(b.until, ip) for ip, b in blocks.items() if math.isfinite(b.until)]
+            heapq.heapify(self._heap)
+        if len(self._fresh) > 2 * len(blocks) + 1024:
+            held = {id(b) for b in blocks.values()}
+            self._fresh = deque(b for b in self._fresh if id(b) in held and b.evidence)
 
     def expire(self, now: float) -> list[str]:
         """Drop block state that ended by ``now``; return those addresses.
@@ -689,4 +724,5 @@ def _decision(ip: str, window: list[_Item], ts: float, strike: Strike, tier: str
         tier=tier,
         rule=rule,
         detect_only=detect_only,
+        provenance="responses",
     )

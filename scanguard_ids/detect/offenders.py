@@ -129,6 +129,18 @@ class Offenders:
         """Drop the history of one address (operator pardon). True if there was any."""
         return self._hist.pop(ip, None) is not None
 
+    def forgive(self, ip: str, strikes: int | None = None) -> int:
+        """Take back ``strikes`` offences of ``ip`` (all when None): an operator's unblock, or
+        an offence found forged. Returns how many were taken back."""
+        rec = self._hist.get(ip)
+        if rec is None:
+            return 0
+        if strikes is None or strikes >= rec[0]:
+            del self._hist[ip]
+            return rec[0]
+        self._hist[ip] = (rec[0] - strikes, rec[1])
+        return strikes
+
     def prune(self, now: float) -> int:
         """Drop histories whose last offence is more than strike_memory before ``now``."""
         memory = self._cfg.strike_memory

@@ -132,7 +132,7 @@ def test_decision_carries_the_evidence() -> None:
         reason="3 responses to 3 ports in 1.2s (icmp-port-unreachable, tcp-rst)",
         first_seen=T0, last_seen=T0 + 1.2, strikes=1, sensors=("s1", "s2"),
         kinds=("icmp-port-unreachable", "tcp-rst"), hosts=("192.0.2.1",), tier="fast",
-        rule="ports",
+        rule="ports", provenance="responses",
     )
     assert d.to_dict()["ports"] == [22, 53, 443]
 
