@@ -42,6 +42,9 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "future": ("future_events", "Events dated too far ahead of the clock, set aside"),
     "clock_steps": ("clock_steps", "Confirmed steps of the sensors' clock"),
     "sink_errors": ("sink_errors", "Decision sink (CrowdSec, fleet, metrics) failures"),
+    "suspected_framing": ("suspected_framing", "Decisions against live peers, not enforced"),
+    "would_block": ("would_block", "Detect-only decisions (sweep/slow tiers in detect mode)"),
+    "alarms": ("alarms", "Distributed-scan alarms raised"),
 }
 #: Counters that are refusals of a decided block, exported with a ``reason`` label.
 REFUSALS: dict[str, str] = {
