@@ -29,6 +29,7 @@ BENCHMARKS = {
     "memory": "bench.memory",
     "footprint": "bench.footprint",
     "blocking": "bench.blocking",
+    "fastpath": "bench.fastpath",
 }
 
 
