@@ -31,6 +31,7 @@ BENCHMARKS = {
     "blocking": "bench.blocking",
     "fleet": "bench.fleet",
     "flood": "bench.flood",
+    "fastpath": "bench.fastpath",
 }
 
 

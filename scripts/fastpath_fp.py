@@ -1,8 +1,8 @@
 """False positives of the kernel fast path, measured in namespaces (docs/fast-path.md).
 
-    PYTHONPATH=$PWD:tests python scripts/fastpath_fp.py
+    PYTHONPATH=$PWD:tests python scripts/fastpath_fp.py [BURST/RATE ...]
 
-For each (burst, rate) it installs the table in detect mode in a fresh victim namespace and
+(default: 4/1 8/2 16/4 32/8). For each (burst, rate) it installs the table in detect mode in a fresh victim namespace and
 replays one benign client per scenario from its own address; prints which would be blocked.
 """
 
@@ -107,7 +107,8 @@ def would(table: str) -> list[str]:
 
 
 def main() -> None:
-    configs = [(4, 1), (8, 2), (16, 4), (32, 8)]
+    args = sys.argv[1:] or ["4/1", "8/2", "16/4", "32/8"]
+    configs = [(int(b), int(r)) for b, _, r in (a.partition("/") for a in args)]
     srcs = {name: f"192.0.2.{10 + i}" for i, name in enumerate(SCENARIOS)}
     print("scenario".ljust(16) + "".join(f"b{b}/r{r}".rjust(9) for b, r in configs))
     res: dict[str, list[str]] = {n: [] for n in SCENARIOS}

@@ -3,6 +3,9 @@ scanner, an optional delaying path), opens the 100 most popular TCP and UDP port
 victim, runs real Suricata and nmap without and with `scanguard run`, and prints Table I
 beside the paper's figures. Needs root; touches nothing outside the namespaces it makes.
 
+`--fast-path`: the protected scans once more with the daemon's kernel fast path in block
+mode (docs/fast-path.md), as extra rows of Table I and series of the figures.
+
 `--topology gateway`: a scanner, a forwarding router running Suricata and `scanguard run`
 (blocks in FORWARD), and a victim network of up to 61 hosts behind it; masscan, zmap and
 nmap sweeps and a slow vertical scan, without and with protection (docs/gateway-lab.md).
@@ -17,6 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
+from scanguard_ids import config
 from scanguard_ids.errors import ConfigError
 
 
@@ -66,6 +70,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--json", metavar="FILE", help="write the results as JSON here")
     p.add_argument("--plot", metavar="FILE", help="draw the paper's Figures 1-3 as PNG here")
     p.add_argument("--tui", action="store_true", help="live monitor during protected scans")
+    f = p.add_argument_group("host topology: kernel fast path")
+    f.add_argument("--fast-path", action="store_true",
+                   help="also run the protected scans with [fastpath] mode = \"block\" "
+                        "(extra rows of Table I; docs/fast-path.md)")
+    fp = config.FastpathConfig()
+    f.add_argument("--fast-path-burst", type=int, default=fp.burst, metavar="N",
+                   help=f"[fastpath] burst of those runs (default {fp.burst})")
+    f.add_argument("--fast-path-rate", type=int, default=fp.rate, metavar="N",
+                   help=f"[fastpath] rate of those runs, new ports/s (default {fp.rate})")
     g = p.add_argument_group("gateway topology")
     g.add_argument("--hosts", type=int, default=61, metavar="N",
                    help="victim hosts behind the router (2..61, default 61; 4 run services)")
@@ -89,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         raise ConfigError("scanguard lab", "needs root (it creates network namespaces)")
     if args.topology == "gateway":
+        if args.fast_path:
+            raise ConfigError("--fast-path", "is for --topology host")
         return run_gateway(args)
     if args.backend == "nftables":
         raise ConfigError("--backend", "nftables is for --topology gateway only")
@@ -130,12 +145,22 @@ def run_gateway(args: argparse.Namespace) -> int:
 
 def run_host(args: argparse.Namespace) -> int:
     from scanguard_ids.lab import report
+    from scanguard_ids.lab.protect import FastPathArgs
     from scanguard_ids.lab.runner import LabOptions, run_lab
 
     if args.latency_trials < 0:
         raise ConfigError("--latency-trials", "must be >= 0")
     if args.delay < 0 or args.delay > 1000:
         raise ConfigError("--delay", "must be between 0 and 1000 ms")
+    fast_path = None
+    if args.fast_path:
+        if args.backend != "ipset":
+            raise ConfigError("--fast-path", "the host lab runs it beside the ipset backend only")
+        for flag, value in (("--fast-path-burst", args.fast_path_burst),
+                            ("--fast-path-rate", args.fast_path_rate)):
+            if not 1 <= value <= 10_000:
+                raise ConfigError(flag, "must be 1..10000")
+        fast_path = FastPathArgs(burst=args.fast_path_burst, rate=args.fast_path_rate)
     protos = tuple(p for p, on in (("tcp", args.tcp), ("udp", args.udp)) if on) or ("tcp", "udp")
     outdir = Path(args.out) if args.out else None
     monitor = _Monitor() if args.tui and sys.stdout.isatty() else None
@@ -144,7 +169,7 @@ def run_host(args: argparse.Namespace) -> int:
         logging.getLogger().handlers[:] = [logging.FileHandler(log_path)]
     opts = LabOptions(sizes=args.ports, protos=protos, unprotected=not args.no_unprotected,
                       delay_ms=args.delay, eve_transport=args.transport, policy=args.policy,
-                      backend=args.backend,
+                      backend=args.backend, fast_path=fast_path,
                       latency_trials=args.latency_trials, outdir=outdir,
                       on_protect=monitor.attach if monitor else None)
     try:

@@ -356,9 +356,9 @@ class FastpathConfig:
     placement: str = key("host", """host: meter in INPUT, counting (source, port) pairs;
         gateway: meter in FORWARD, counting (source, destination, port), so sweeps count.""",
                          choices=("host", "gateway"), restart=True)
-    burst: int = key(8, """New (source, port) pairs a source may open back to back before it
+    burst: int = key(6, """New (source, port) pairs a source may open back to back before it
         is stopped ...""", ge=1, le=10_000, restart=True)
-    rate: int = key(2, "... and per second after that.", ge=1, le=10_000, restart=True)
+    rate: int = key(3, "... and per second after that.", ge=1, le=10_000, restart=True)
     ttl: int = key(300, """How long the kernel holds a fast-path block by itself (the daemon
         adopts it into the main backend with detect.ttl and the repeat-offender policy).""",
                    ge=1, le=MAX_TTL, restart=True)

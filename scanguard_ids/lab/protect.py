@@ -14,6 +14,10 @@ With an sdn-* backend the blocks live in the lab's switch: the daemon (still in 
 victim namespace, where Suricata is) gets the switch's coordinates through a
 generated TOML file (``[sdn]`` keys have no CLI flags; :func:`sdn_config`), and
 :func:`reset_switch` empties the switch between scans.
+
+With ``ProtectContext.fast_path`` the daemon also runs the kernel fast path
+(docs/fast-path.md) in block mode; its burst and rate go in the same generated file
+(:func:`fastpath_config`), and :func:`reset_victim` removes its table.
 """
 
 from __future__ import annotations
@@ -40,10 +44,19 @@ log = logging.getLogger(__name__)
 
 SCANGUARD_BIN = Path(sys.executable).with_name("scanguard")
 SET_NAME = "sglab"
+FASTPATH_TABLE = "scanguard_fp"  # FastPathLayout's table name
 BACKENDS = ("ipset", "sdn-faucet", "sdn-openflow")
 #: SdnSwitch.backend_kwargs() keys -> the [sdn] config keys that carry them.
 SDN_KEYS = {"acl_file": "faucet_acl_file", "acl_name": "faucet_acl_name",
             "faucet_pid_file": "faucet_pid_file", "target": "openflow_target"}
+
+
+@dataclass(frozen=True, slots=True)
+class FastPathArgs:
+    """The ``[fastpath]`` keys a fast-path lab run passes to ``scanguard run``."""
+
+    burst: int = 8
+    rate: int = 2
 
 
 @dataclass(slots=True)
@@ -59,6 +72,7 @@ class ProtectContext:
     backend: str = "ipset"  # one of BACKENDS
     set_name: str = SET_NAME
     sdn: dict[str, Any] = field(default_factory=dict)  # SdnSwitch.backend_kwargs()
+    fast_path: FastPathArgs | None = None  # also run the kernel fast path (mode block)
 
     @property
     def config_path(self) -> Path:
@@ -100,11 +114,26 @@ def sdn_config(backend: str, switch_kwargs: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fastpath_config(fp: FastPathArgs) -> str:
+    """The ``[fastpath]`` section of a fast-path lab run (mode block)."""
+    return (f'[fastpath]\nmode = "block"\nburst = {int(fp.burst)}\nrate = {int(fp.rate)}\n')
+
+
+def lab_config(ctx: ProtectContext) -> str | None:
+    """The TOML file ``scanguard run --config`` gets, or None when the flags say it all."""
+    parts = []
+    if ctx.backend.startswith("sdn-"):
+        parts.append(sdn_config(ctx.backend, ctx.sdn))
+    if ctx.fast_path is not None:
+        parts.append(fastpath_config(ctx.fast_path))
+    return "\n".join(parts) if parts else None
+
+
 def scanguard_argv(ctx: ProtectContext, binary: Path = SCANGUARD_BIN) -> list[str]:
     """``scanguard run`` for the lab: paper thresholds, ctx's backend, state in ctx.workdir.
 
-    For an sdn-* backend ``--config ctx.config_path`` is added: write it first
-    (:func:`sdn_config`; :func:`scanguard_protector` does).
+    For an sdn-* backend or a fast-path run ``--config ctx.config_path`` is added: write
+    it first (:func:`lab_config`; :func:`scanguard_protector` does).
     """
     if ctx.backend not in BACKENDS:
         raise procs.LabError(f"backend {ctx.backend!r}: one of {', '.join(BACKENDS)}")
@@ -119,14 +148,15 @@ def scanguard_argv(ctx: ProtectContext, binary: Path = SCANGUARD_BIN) -> list[st
         argv += ["--eve-socket", str(ctx.eve_socket), "--eve-socket-type", "unix_stream"]
     else:
         argv += ["--eve", str(ctx.eve_file)]
-    if ctx.backend.startswith("sdn-"):
+    if ctx.backend.startswith("sdn-") or ctx.fast_path is not None:
         argv += ["--config", str(ctx.config_path)]
     return argv
 
 
 def _scanguard_command(ctx: ProtectContext, binary: Path) -> list[str]:
-    if ctx.backend.startswith("sdn-"):
-        ctx.config_path.write_text(sdn_config(ctx.backend, ctx.sdn))
+    text = lab_config(ctx)
+    if text is not None:
+        ctx.config_path.write_text(text)
     return scanguard_argv(ctx, binary)
 
 
@@ -215,9 +245,13 @@ def scanguard_protector(binary: Path = SCANGUARD_BIN) -> CommandProtector:
 
 
 def reset_victim(victim: Netns) -> None:
-    """Empty every ipset and the conntrack table of the (lab-owned) victim namespace."""
+    """Empty every ipset and the conntrack table of the (lab-owned) victim namespace and
+    remove the fast path's table (the daemon leaves it to the kernel's timeouts on exit,
+    and the next daemon would adopt its blocks)."""
     with contextlib.suppress(procs.LabError):
         procs.run(victim.argv(["ipset", "flush"]), timeout=10, check=False)
+        procs.run(victim.argv(["nft", "delete", "table", "inet", FASTPATH_TABLE]),
+                  timeout=10, check=False)
         procs.run(victim.argv(["conntrack", "-F"]), timeout=10, check=False)
 
 

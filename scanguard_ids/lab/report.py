@@ -2,6 +2,8 @@
 
 Table I is the paper's host utility (our ipset backend); Table II its SDN module (our
 sdn-faucet / sdn-openflow backends): :func:`paper_ref` picks by the run's backend.
+Runs with the kernel fast path (``RunResult.fast_path``, `scanguard lab --fast-path`) get
+their own row and figure series beside the response-only ones.
 
 Everything here is a pure function of a LabResult except the two writers.
 """
@@ -82,12 +84,16 @@ class RunResult:
     leaks: LeakReport | None = None
     decisions: int = 0  # block decisions of the protector
     blocks: int = 0  # times the scanner entered a kernel set
+    fast_path: bool = False  # protected with the kernel fast path too (mode block)
+    fp_blocked: list[str] = field(default_factory=list)  # in the fast path's blocked sets
+    fp_adopted: list[str] = field(default_factory=list)  # of those: journaled by the fast path
+    fp_journaled: list[str] = field(default_factory=list)  # of those: any block decision
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in (
             "protection", "proto", "n_ports", "counts", "nmap_states", "truth_open",
             "correct_open", "correct_closed", "wrong", "duration", "nmap_argv", "reasons",
-            "decisions", "blocks")}
+            "decisions", "blocks", "fast_path", "fp_blocked", "fp_adopted", "fp_journaled")}
         d["correct_open_count"] = len(self.correct_open)
         d["reaction"] = self.reaction.to_dict() if self.reaction else None
         d["leaks"] = self.leaks.to_dict() if self.leaks else None
@@ -110,13 +116,17 @@ class LabResult:
     protector: str = ""
     backend: str = "ipset"  # where the protector blocked: ipset | sdn-faucet | sdn-openflow
     switch: dict[str, Any] = field(default_factory=dict)  # sdn runs: the switch and its watch
+    fast_path: dict[str, Any] = field(default_factory=dict)  # fast-path runs: mode, burst, rate
     notes: list[str] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0
 
-    def run(self, protection: bool, proto: str, n_ports: int | None = None) -> RunResult | None:
-        """The run for (protection, proto) with ``n_ports`` (default: the largest)."""
-        cands = [r for r in self.runs if r.protection == protection and r.proto == proto]
+    def run(self, protection: bool, proto: str, n_ports: int | None = None,
+            fast_path: bool = False) -> RunResult | None:
+        """The run for (protection, proto) with ``n_ports`` (default: the largest);
+        ``fast_path``: the runs with the kernel fast path, else the others."""
+        cands = [r for r in self.runs if r.protection == protection and r.proto == proto
+                 and r.fast_path == fast_path]
         if n_ports is not None:
             cands = [r for r in cands if r.n_ports == n_ports]
         return max(cands, key=lambda r: r.n_ports) if cands else None
@@ -125,6 +135,7 @@ class LabResult:
         return {
             "options": self.options, "delay": self.delay, "sensor": self.sensor,
             "protector": self.protector, "backend": self.backend, "switch": self.switch,
+            "fast_path": self.fast_path,
             "runs": [r.to_dict() for r in self.runs],
             "reaction_latency": {"from_first_response": self.reaction_first.to_dict(),
                                  "from_trigger_response": self.reaction_trigger.to_dict()},
@@ -151,24 +162,38 @@ def table_i(result: LabResult) -> str:
     name = result.protector or "protection"
     if result.backend != "ipset":
         name = f"{name} {result.backend}"
-    rows = [("No protection (lab)", False, False), ("No security utility (paper)", False, True),
-            (f"{name} (lab)", True, False), (ref.label, True, True)]
+    rows = [("No protection (lab)", False, False, False),
+            ("No security utility (paper)", False, True, False),
+            (f"{name} (lab)", True, False, False), (ref.label, True, True, False)]
+    if has_fast_path(result):
+        rows.insert(3, (f"{name} + fast path {fast_path_label(result)} (lab)", True, False,
+                        True))
     w = 36
     lines = [head,
              f"{'Test mode':<{w}}{'UDP':^27}{'TCP':^27}",
              f"{'':<{w}}" + "".join(f"{c:>9}" for c in COLUMNS * 2)]
-    for label, prot, paper in rows:
+    for label, prot, paper, fast in rows:
         cells: list[str] = []
         for proto in ("udp", "tcp"):
             if paper:
                 cells += _cell(ref.table[(prot, proto)])
             else:
-                run = result.run(prot, proto)
+                run = result.run(prot, proto, fast_path=fast)
                 cells += _cell(run.counts if run else None)
         lines.append(f"{label:<{w}}" + "".join(f"{c:>9}" for c in cells))
     lines.append("")
     lines.append(accuracy_lines(result))
     return "\n".join(lines)
+
+
+def has_fast_path(result: LabResult) -> bool:
+    return any(r.fast_path for r in result.runs)
+
+
+def fast_path_label(result: LabResult) -> str:
+    """``b8/r2``: the fast path's burst and rate, for row labels and legends."""
+    fp = result.fast_path
+    return f"b{fp.get('burst', '?')}/r{fp.get('rate', '?')}" if fp else ""
 
 
 def _pct(num: int, den: int) -> str:
@@ -178,15 +203,18 @@ def _pct(num: int, den: int) -> str:
 def accuracy_lines(result: LabResult) -> str:
     """Share of ports whose true state nmap determined, with protection (paper: <15%, <2%)."""
     out = [f"Correctly determined with protection (paper, {paper_ref(result).accuracy}):"]
-    for proto in ("tcp", "udp"):
-        run = result.run(True, proto)
-        if run is None:
-            continue
-        closed_truth = run.n_ports - run.truth_open
-        found = len(run.correct_open)
-        out.append(f"  {proto.upper()}: open {found}/{run.truth_open} "
-                   f"({_pct(found, run.truth_open)}), closed {run.correct_closed}/{closed_truth} "
-                   f"({_pct(run.correct_closed, closed_truth)})")
+    for fast in (False, True):
+        for proto in ("tcp", "udp"):
+            run = result.run(True, proto, fast_path=fast)
+            if run is None:
+                continue
+            closed_truth = run.n_ports - run.truth_open
+            found = len(run.correct_open)
+            label = f"{proto.upper()} + fast path" if fast else proto.upper()
+            out.append(f"  {label}: open {found}/{run.truth_open} "
+                       f"({_pct(found, run.truth_open)}), closed "
+                       f"{run.correct_closed}/{closed_truth} "
+                       f"({_pct(run.correct_closed, closed_truth)})")
     return "\n".join(out)
 
 
@@ -211,7 +239,8 @@ def summary(result: LabResult) -> str:
         if r.reaction is not None:
             extra = (f", blocked {_fmt_ms(r.reaction.from_first_ms)} after the first response "
                      f"({_fmt_ms(r.reaction.from_trigger_ms)} after the threshold was met)")
-        lines.append(f"  {'protected  ' if r.protection else 'unprotected'} {r.proto} "
+        mode = "fast path  " if r.fast_path else "protected  " if r.protection else "unprotected"
+        lines.append(f"  {mode} {r.proto} "
                      f"{r.n_ports:>6} ports: {r.duration:7.1f} s  "
                      f"open/closed/filtered {r.counts['open']}/{r.counts['closed']}/"
                      f"{r.counts['filtered']}{extra}")
@@ -239,8 +268,28 @@ def summary(result: LabResult) -> str:
                              f"(before block {len(r.leaks.before_block)}, after block "
                              f"{len(r.leaks.after_block)}, not in capture "
                              f"{len(r.leaks.no_answer_seen)})")
+    lines += fast_path_lines(result)
     lines += [f"Note: {n}" for n in result.notes]
     return "\n".join(lines)
+
+
+def fast_path_lines(result: LabResult) -> list[str]:
+    """Per fast-path run: the kernel's drop time and whether the daemon journaled it."""
+    if not has_fast_path(result):
+        return []
+    out = [f"Fast path ({fast_path_label(result)}, mode block): block time = the first poll "
+           f"showing the scanner in the fast path's own blocked set"]
+    for r in result.runs:
+        if not r.fast_path:
+            continue
+        rc = r.reaction
+        first = (f"{(rc.blocked - rc.first_offending) * 1000.0:.1f} ms after the first response"
+                 if rc and rc.blocked is not None and rc.first_offending is not None else
+                 "before any response" if rc and rc.blocked is not None else "never blocked")
+        out.append(f"  {r.proto} {r.n_ports}: kernel blocked {len(r.fp_blocked)} source(s) "
+                   f"({first}); journaled {len(r.fp_journaled)}/{len(r.fp_blocked)}, "
+                   f"{len(r.fp_adopted)} as fast-path decisions")
+    return out
 
 
 def _default(obj: object) -> object:
@@ -283,11 +332,25 @@ def figure_series(result: LabResult) -> dict[str, dict[bool, list[tuple[int, int
         "closed_udp": {False: [], True: []}, "closed_tcp": {False: [], True: []},
         "open_tcp": {False: [], True: []}}
     for r in sorted(result.runs, key=lambda r: r.n_ports):
+        if r.fast_path:  # fast_path_series
+            continue
         if r.proto == "udp":
             figs["closed_udp"][r.protection].append((r.n_ports, r.correct_closed))
         else:
             figs["closed_tcp"][r.protection].append((r.n_ports, r.correct_closed))
             figs["open_tcp"][r.protection].append((r.n_ports, len(r.correct_open)))
+    return figs
+
+
+def fast_path_series(result: LabResult) -> dict[str, list[tuple[int, int]]]:
+    """Figures 1-3 data of the fast-path runs: {figure: [(N, correctly determined)]}."""
+    figs: dict[str, list[tuple[int, int]]] = {"closed_udp": [], "closed_tcp": [], "open_tcp": []}
+    for r in sorted(result.runs, key=lambda r: r.n_ports):
+        if not r.fast_path:
+            continue
+        figs[f"closed_{r.proto}"].append((r.n_ports, r.correct_closed))
+        if r.proto == "tcp":
+            figs["open_tcp"].append((r.n_ports, len(r.correct_open)))
     return figs
 
 
@@ -304,14 +367,19 @@ def plot(result: LabResult, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     series = figure_series(result)
+    fast = fast_path_series(result)
     ref = paper_ref(result)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for ax, (key, title, (proto, col)) in zip(axes, _FIGS, strict=True):
         protected = result.protector or "protection"
         if result.backend != "ipset":
             protected = f"{protected} {result.backend}"
-        for prot, style, label in ((False, "o--", "no protection"), (True, "s-", protected)):
-            pts = series[key][prot]
+        lab_series = [(series[key][False], "o--", "no protection"),
+                      (series[key][True], "s-", protected)]
+        if fast[key]:
+            lab_series.append((fast[key], "^-",
+                               f"{protected} + fast path {fast_path_label(result)}"))
+        for pts, style, label in lab_series:
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=f"{label} (lab)")
                 for x, y in pts:

@@ -26,6 +26,13 @@ daemon blocks there, and the block times come from polling the switch's flow tab
 (:mod:`flowwatch`) instead of the victim's ipsets (:mod:`setwatch`); between scans the
 switch is emptied (protect.reset_switch). Namespaces are then named
 ``<prefix>f...``/``<prefix>o...`` so that such a run is told apart from an ipset one.
+
+``fast_path`` (ipset backend): after the response-only protected scans, the same scans
+again with the daemon's kernel fast path in block mode (docs/fast-path.md); their rows
+carry ``fast_path=True``. The block watch then also polls the fast path's ``blocked``
+sets, so a block's time is the kernel's own drop, not the daemon's adoption (<= 1 s
+later); each run records which addresses the kernel blocked and which the daemon
+journaled (:func:`_fast_path_check`).
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ BENCH4 = "192.0.2.9"
 TRIAL_BASE = 10  # 192.0.2.10 ...
 MAX_TRIALS = 100
 BLOCK_WAIT_S = 10.0  # sdn: how long a decided block may take to reach the switch
+FASTPATH_ADOPT_WAIT_S = 3.0  # the daemon polls the fast path's sets once a second
 
 
 @dataclass(slots=True)
@@ -90,6 +98,7 @@ class LabOptions:
     protector: protect.Protector | None = None  # default: the real `scanguard run`
     ttl: int = 300
     policy: str = "paper"  # scanguard run --policy
+    fast_path: protect.FastPathArgs | None = None  # also scan with the kernel fast path
     on_protect: Callable[[Path], None] | None = None  # told each protected run's control socket
     sensor_probes: int = 50  # paced probes to measure Suricata's alert latency (>= 1)
     latency_trials: int = 0  # extra reaction-latency trials, one fresh address each
@@ -226,29 +235,34 @@ def _reset(lab: _Lab) -> None:
         protect.reset_switch(lab.topo.switch)
 
 
-def _block_watch(lab: _Lab, out: Path) -> contextlib.AbstractContextManager[Path]:
-    """Who timestamps the blocks: the victim's ipsets, or the switch's drop flows."""
+def _block_watch(lab: _Lab, out: Path,
+                 fast_path: bool = False) -> contextlib.AbstractContextManager[Path]:
+    """Who timestamps the blocks: the victim's ipsets (and the fast path's sets), or the
+    switch's drop flows."""
     opts, topo = lab.opts, lab.topo
     if topo.switch is not None and topo.switch_ns is not None:
         return flowwatch.watching(topo.switch_ns, topo.switch.bridge.target, out,
                                   opts.setwatch_interval, opts.max_seconds)
-    return setwatch.watching(topo.victim, out, opts.setwatch_interval, opts.max_seconds)
+    return setwatch.watching(topo.victim, out, opts.setwatch_interval, opts.max_seconds,
+                             nft_table=protect.FASTPATH_TABLE if fast_path else None)
 
 
 @contextlib.contextmanager
-def _protected_session(lab: _Lab, run_dir: Path) -> Iterator[tuple[Path, Path, protect.Protector]]:
+def _protected_session(lab: _Lab, run_dir: Path, fast_path: bool = False
+                       ) -> Iterator[tuple[Path, Path, protect.Protector]]:
     """Capture + set watch + a freshly started protector; reset the victim afterwards."""
     opts, topo = lab.opts, lab.topo
     protector = opts.protector or protect.scanguard_protector()
     ctx = protect.ProtectContext(
         topo.victim, run_dir, lab.sensor.eve_path, lab.eve_socket, opts.ttl, opts.policy,
         backend=opts.backend, set_name=opts.set_name,
-        sdn=topo.switch.backend_kwargs() if topo.switch is not None else {})
+        sdn=topo.switch.backend_kwargs() if topo.switch is not None else {},
+        fast_path=opts.fast_path if fast_path else None)
     _reset(lab)
     pcap = run_dir / "capture.pcap"
     watch = run_dir / ("flowwatch.jsonl" if topo.switch is not None else "setwatch.jsonl")
     with capture.capture(topo.victim, topo.victim_if, [topo.victim4, topo.victim6], pcap), \
-            _block_watch(lab, watch):
+            _block_watch(lab, watch, fast_path):
         reconnects = sensor.reconnects(lab.sensor)
         try:
             protector.start(ctx)
@@ -259,6 +273,8 @@ def _protected_session(lab: _Lab, run_dir: Path) -> Iterator[tuple[Path, Path, p
             yield pcap, watch, protector
             time.sleep(0.5)  # late EVE lines and blocks land in the capture / watch
             _await_blocks(watch, protector, BLOCK_WAIT_S if topo.switch is not None else 0.0)
+            if fast_path:
+                _await_adoption(watch, protector, FASTPATH_ADOPT_WAIT_S)
         finally:
             protector.stop()
             notes = getattr(protector, "notes", None)
@@ -286,6 +302,30 @@ def _await_blocks(watch: Path, protector: protect.Protector, limit: float,
         time.sleep(0.05)
 
 
+def fast_path_blocked(events: list[dict[str, object]]) -> set[str]:
+    """Addresses that entered the fast path's own blocked sets (setwatch ``table:set``)."""
+    prefix = f"{protect.FASTPATH_TABLE}:"
+    return {str(e.get("ip", "")).split("/", 1)[0] for e in events
+            if e.get("event") == "add" and str(e.get("set", "")).startswith(prefix)}
+
+
+def _adopted(decisions: list[dict[str, object]]) -> set[str]:
+    """Addresses with a block decision whose sensors include the fast path."""
+    return {str(d.get("ip")) for d in decisions
+            if "fast-path" in (d.get("sensors") or ())}  # type: ignore[operator]
+
+
+def _await_adoption(watch: Path, protector: protect.Protector, limit: float) -> None:
+    """Wait (at most ``limit`` s) until the daemon journaled every address the kernel's
+    fast path blocked (it polls the set once a second)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        blocked = fast_path_blocked(setwatch.read_events(watch))
+        if blocked <= {str(d.get("ip")) for d in protector.decisions()}:
+            return
+        time.sleep(0.1)
+
+
 Analysis = tuple[analysis.Reaction, analysis.LeakReport, int]
 
 
@@ -304,20 +344,26 @@ def _analyse(lab: _Lab, run: RunResult | None, addr: str, packets: list[capture.
     return reaction, leaks, len(intervals)
 
 
-def _protected(lab: _Lab, proto: str, n: int) -> None:
+def _protected(lab: _Lab, proto: str, n: int, fast_path: bool = False) -> None:
     scanned = scan_ports(lab.ranked[proto], n)
-    run_dir = lab.outdir / f"protected-{proto}-{n}"
+    run_dir = lab.outdir / f"{'fastpath' if fast_path else 'protected'}-{proto}-{n}"
     if run_dir.exists():  # a reused --out: start the protector from scratch (no old strikes)
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     time.sleep(lab.opts.settle)
-    with _protected_session(lab, run_dir) as (pcap, watch, protector):
+    with _protected_session(lab, run_dir, fast_path) as (pcap, watch, protector):
         res = _nmap(lab, proto, scanned)
     run = _run_result(lab, res, True, scanned)
     lab.result.runs.append(run)
+    events, decisions = setwatch.read_events(watch), protector.decisions()
+    if fast_path:
+        run.fast_path = True
+        run.fp_blocked = sorted(fast_path_blocked(events))
+        run.fp_adopted = sorted(_adopted(decisions) & set(run.fp_blocked))
+        run.fp_journaled = sorted({str(d.get("ip")) for d in decisions}
+                                  & set(run.fp_blocked))
     _, leaks, blocks = _analyse(lab, run, lab.topo.scanner4, capture.read_pcap(pcap),
-                                setwatch.read_events(watch), protector.decisions(),
-                                res.ports_in("open"), proto)
+                                events, decisions, res.ports_in("open"), proto)
     lab.result.block_count += blocks
     lab.result.leaks_after_block += len(leaks.after_block)
     if not lab.opts.keep_pcaps:
@@ -359,6 +405,9 @@ def run_lab(opts: LabOptions, clock: Clock | None = None) -> LabResult:
         raise procs.LabError(f"eve_transport must be file or socket, got {opts.eve_transport!r}")
     if opts.backend not in SWITCH:
         raise procs.LabError(f"backend must be one of {', '.join(SWITCH)}, got {opts.backend!r}")
+    if opts.fast_path is not None and opts.backend != "ipset":
+        raise procs.LabError("fast_path: the lab watches the fast path beside the ipset backend "
+                             "only")
     controller, suffix = SWITCH[opts.backend]
     outdir = opts.outdir or Path(tempfile.mkdtemp(prefix="scanguard-lab-"))
     outdir.mkdir(parents=True, exist_ok=True)
@@ -368,6 +417,8 @@ def run_lab(opts: LabOptions, clock: Clock | None = None) -> LabResult:
                       "timing": list(opts.timing), "eve_transport": opts.eve_transport,
                       "open_tcp": opts.open_tcp, "open_udp": opts.open_udp, "ttl": opts.ttl,
                       "policy": opts.policy, "backend": opts.backend,
+                      "fast_path": ({"burst": opts.fast_path.burst, "rate": opts.fast_path.rate}
+                                    if opts.fast_path else None),
                       "outdir": str(outdir)}
     result.backend = opts.backend
     open_ports = {"tcp": ports.top_ports("tcp", opts.open_tcp),
@@ -403,8 +454,14 @@ def run_lab(opts: LabOptions, clock: Clock | None = None) -> LabResult:
                 for n in sizes:
                     for proto in opts.protos:
                         _protected(lab, proto, n)
+                if opts.fast_path is not None:
+                    result.fast_path = {"mode": "block", "burst": opts.fast_path.burst,
+                                        "rate": opts.fast_path.rate}
+                    for n in sizes:
+                        for proto in opts.protos:
+                            _protected(lab, proto, n, fast_path=True)
                 result.latency_trials = _latency_trials(lab)
-                scans = [r.reaction for r in result.runs if r.reaction]
+                scans = [r.reaction for r in result.runs if r.reaction and not r.fast_path]
                 result.reaction_first = analysis.LatencyStats.of(
                     [r.from_first_ms for r in scans])
                 result.reaction_trigger = analysis.LatencyStats.of(

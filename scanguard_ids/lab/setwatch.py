@@ -10,6 +10,11 @@ and prints one JSON line per change::
 time lies in [t - interval, t]. Run inside the victim namespace::
 
     python -m scanguard_ids.lab.setwatch --interval 0.001 --max-seconds 600
+
+``--nft-table scanguard_fp`` also polls that nftables table's ``blocked4``/``blocked6`` sets
+(the kernel fast path's own drops, before the daemon adopts them into the ipset) over
+netlink (block/nlnft.py); their events name the set ``<table>:blocked4``. A table not
+there (yet) is an empty set.
 """
 
 from __future__ import annotations
@@ -47,9 +52,32 @@ def members(msgs: Iterable[Any]) -> set[tuple[str, str]]:
     return out
 
 
-def watch(interval: float, max_seconds: float) -> int:
+NFT_SETS = ("blocked4", "blocked6")
+
+
+def nft_members(reader: Any, sets: Iterable[str] = NFT_SETS) -> set[tuple[str, str]]:
+    """(``table:set``, address) pairs of the fast path's sets; an absent table or set
+    (ENOENT: not installed yet, or removed) contributes nothing."""
+    import errno
+
+    from scanguard_ids.block.nlnft import NetlinkError
+
+    out: set[tuple[str, str]] = set()
+    for name in sets:
+        try:
+            out.update((f"{reader.table}:{name}", e.ip) for e in reader.elements(name))
+        except NetlinkError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+    return out
+
+
+def watch(interval: float, max_seconds: float, nft_table: str | None = None) -> int:
     from pyroute2.ipset import IPSet
 
+    from scanguard_ids.block.nlnft import SetReader
+
+    reader = SetReader(nft_table) if nft_table else None
     stop = procs.stop_on_signals()
     known: set[tuple[str, str]] = set()
     polls = 0
@@ -60,6 +88,8 @@ def watch(interval: float, max_seconds: float) -> int:
         while not stop.requested and time.monotonic() < deadline:
             try:
                 now_members = members(list(ips.list()))
+                if reader is not None:
+                    now_members |= nft_members(reader)
             except Exception as exc:  # noqa: BLE001 - a set destroyed mid-dump; retry
                 sys.stderr.write(f"setwatch: list failed: {exc!r}\n")
                 now_members = known
@@ -67,6 +97,8 @@ def watch(interval: float, max_seconds: float) -> int:
             emit_changes(known, now_members, time.time())
             known = now_members
             time.sleep(interval)
+    if reader is not None:
+        reader.close()
     sys.stdout.write(json.dumps({"t": time.time(), "event": "exit", "polls": polls}) + "\n")
     return 0
 
@@ -84,11 +116,13 @@ def emit_changes(known: set[tuple[str, str]] | frozenset[tuple[str, str]],
 
 @contextlib.contextmanager
 def watching(ns: Netns, out: Path, interval: float = 0.002,
-             max_seconds: float = 3600.0) -> Iterator[Path]:
+             max_seconds: float = 3600.0, nft_table: str | None = None) -> Iterator[Path]:
     """This module as a process in ``ns`` writing its events to ``out`` while in the block."""
     with open(out, "wb") as fh:
         argv = [sys.executable, "-m", "scanguard_ids.lab.setwatch",
                 "--interval", str(interval), "--max-seconds", str(max_seconds)]
+        if nft_table:
+            argv += ["--nft-table", nft_table]
         proc = procs.spawn(ns.argv(argv), stdout=fh, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 15
@@ -118,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="setwatch")
     p.add_argument("--interval", type=float, default=0.001)
     p.add_argument("--max-seconds", type=float, default=3600.0)
+    p.add_argument("--nft-table", help="also poll this inet table's blocked4/blocked6 sets")
     a = p.parse_args(argv)
-    return watch(max(a.interval, 0.0005), a.max_seconds)
+    return watch(max(a.interval, 0.0005), a.max_seconds, a.nft_table)
 
 
 if __name__ == "__main__":

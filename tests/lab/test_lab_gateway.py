@@ -73,11 +73,13 @@ def test_three_port_sweep_is_blocked(result: GatewayResult) -> None:
     assert guarded.wrong == 0
 
 
-@pytest.mark.xfail(strict=False, reason="sweep detection lands in detect/")
 def test_single_port_sweep_is_blocked(result: GatewayResult) -> None:
+    # the sweep rule (detect.hosts): at most 5 closed endpoints plus those in flight, and no
+    # open endpoint answered after the block
     r = row(result, "masscan-tcp-1", True)
     assert r.blocked is not None
     assert r.goal is True
+    assert r.open_after_block == 0
 
 
 def test_outputs_written(result: GatewayResult, tmp_path: Path) -> None:
