@@ -1,14 +1,19 @@
 """Installing on a sensor: `pip install` needs no compiler, and scripts/install-sensor.sh only
 writes where it is told (a prefix and an /etc stand-in here; it is run with --no-apt).
+The sdist is a release tarball that install-sensor.sh runs from; it ships no tests (MANIFEST.in).
 
-Slow (a fresh virtualenv and a real pip install; PyPI or $PIP_FIND_LINKS for the dependencies).
+The install test is slow (a fresh virtualenv and a real pip install; PyPI or $PIP_FIND_LINKS for
+the dependencies); the sdist test builds offline in seconds.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,9 +21,60 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = shutil.which("python3") or "python3"
 
-pytestmark = pytest.mark.slow
+
+def _sdist(tmp_path: Path) -> Path:
+    """`setup.py sdist` of a copy of the checkout (the checkout gets no egg-info)."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "out", "*.egg-info", "__pycache__", "*.so",
+        ".pytest_cache", ".mypy_cache", ".ruff_cache"))
+    res = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path)],
+                         cwd=src, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    (tarball,) = tmp_path.glob("scanguard-ids-*.tar.gz")
+    return tarball
 
 
+def test_sdist_is_a_release_tarball_without_tests(tmp_path: Path) -> None:
+    tarball = _sdist(tmp_path)
+    top = tarball.name.removesuffix(".tar.gz")
+    with tarfile.open(tarball) as tar:
+        members = {m.name.removeprefix(f"{top}/"): m for m in tar.getmembers() if m.name != top}
+
+        def text(name: str) -> str:
+            fh = tar.extractfile(f"{top}/{name}")
+            assert fh is not None, name
+            return fh.read().decode()
+
+        assert text("LICENSE") == (REPO / "LICENSE").read_text()
+        assert re.search(r"(?m)^License: MIT$", text("PKG-INFO"))
+        # Tests are not shipped (they need root, namespaces, Suricata: run them from a checkout),
+        # nor benchmarks, CI, build products.
+        stray = [n for n in members if n.split("/")[0] in {"tests", "bench", ".ci", ".git"}
+                 or n.endswith((".so", ".pyc"))]
+        assert not stray, stray
+        # The whole package, the C reader's source and stub.
+        package = {str(p.relative_to(REPO)) for p in (REPO / "scanguard_ids").rglob("*.py")
+                   if "__pycache__" not in p.parts}
+        assert package - set(members) == set()
+        assert {"scanguard_ids/eve/_fast.c", "scanguard_ids/eve/_fast.pyi", "setup.py",
+                "pyproject.toml", "README.md"} <= set(members)
+        # Every file install-sensor.sh reads from its source tree, with the checkout's content.
+        script = text("scripts/install-sensor.sh")
+        assert members["scripts/install-sensor.sh"].mode & 0o111
+        needed = set()
+        for ref in re.findall(r'"\$SRC"?/([^" ]+)', script):
+            found = [p for p in REPO.glob(ref) if p.is_file()] if "*" in ref else [REPO / ref]
+            assert found, ref
+            needed |= {str(p.relative_to(REPO)) for p in found}
+        assert {"rules/scanguard.rules", "examples/scanguard.service"} <= needed
+        for name in sorted(needed | {f"scanguard_ids/rules/{p.name}"
+                                     for p in (REPO / "rules").iterdir()}):
+            assert name in members, name
+            assert text(name) == (REPO / name).read_text(), name
+
+
+@pytest.mark.slow
 def test_install_sensor_without_a_compiler(tmp_path: Path) -> None:
     prefix, etc = tmp_path / "opt" / "scanguard", tmp_path / "etc"
     env = {**os.environ, "CC": "/bin/false", "SCANGUARD_ETC": str(etc), "PYTHON": PYTHON}
