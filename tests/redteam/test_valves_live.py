@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -120,7 +121,6 @@ def test_rate_valve_strikes_only_for_applied_blocks(bare_ns: str, tmp_path: Path
         wait_for(lambda: counters(d).get("responses") == 150, 10, "the burst read")
         time.sleep(2.5)  # a few more tokens: deferred decisions are applied one a second
         c = counters(d)
-        assert c["deferred"] >= 40, c
     finally:
         assert d.stop() == 0, d.log()
     blocked = {r["ip"] for r in journal(tmp_path / "j.jsonl") if r["action"] == "block"}
@@ -128,6 +128,7 @@ def test_rate_valve_strikes_only_for_applied_blocks(bare_ns: str, tmp_path: Path
     state = orjson.loads((tmp_path / "state.json").read_bytes())
     struck = {row[0]: row[1] for row in state["offenders"]["offenders"]}
     assert struck == dict.fromkeys(blocked, 1)  # no strike for the 40-odd refused ones
+    assert c.get("deferred", 0) >= 40, c  # they wait for tokens instead
     assert blocked <= kernel_set(bare_ns)  # the kernel keeps them (they expire on their own)
 
 
@@ -150,23 +151,32 @@ def test_one_line_dated_2099_does_not_blind_the_daemon(lab: Lab, tmp_path: Path)
 
 def test_no_expire_journaled_for_a_block_still_in_the_kernel(bare_ns: str,
                                                              tmp_path: Path) -> None:
+    """sync() lists the kernel outside the lock; blocks landing meanwhile must not be taken
+    for expired. 20 000 adopted IPv6 entries make each listing last long enough to race, and
+    300 blocks stream in for ~16 s: over the listing at the first housekeeping and the next
+    one (FULL_SYNC_S = 15 s above 64 blocks)."""
+    prefill = "".join(f"add scanguard6 2001:db8:ffff::{i:x} timeout 600\n"
+                      for i in range(1, 20_001))
+    subprocess.run(["ip", "netns", "exec", bare_ns, "ipset", "restore"], check=True, timeout=30,
+                   input="create scanguard6 hash:ip family inet6 timeout 300 maxelem 65536\n"
+                         + prefill, text=True)
     d = start(tmp_path, bare_ns, "[block]\nmax_blocks_per_second = 100000\n")
     eve = tmp_path / "eve.json"
     try:
         spoof = spoof_ips(300)
-        # 300 blocks in 15 bursts over ~3 s: several housekeeping syncs (1 s) overlap them
-        for i in range(15):
-            append(eve, spoofed_lines(spoof[i * 20:(i + 1) * 20], time.time()))
-            time.sleep(0.2)
+        t = time.monotonic()
+        for i in range(100):  # 3 scanners every ~0.16 s
+            append(eve, spoofed_lines(spoof[i * 3:(i + 1) * 3], time.time()))
+            time.sleep(max(0.0, t + 0.165 * (i + 1) - time.monotonic()))
         wait_for(lambda: counters(d).get("blocks") == 300, 20, "300 blocks")
-        time.sleep(2.5)  # two more syncs after the last block
+        time.sleep(1.5)  # one more housekeeping pass after the last block
         in_kernel = kernel_set(bare_ns)
         assert in_kernel == set(spoof)
         records = journal(tmp_path / "j.jsonl")
         expired = [r["ip"] for r in records if r["action"] == "expire"]
         assert [ip for ip in expired if ip in in_kernel] == []
-        assert expired == []  # ttl 300 s: nothing really expired
+        assert expired == []  # ttl 300 s and 600 s: nothing really expired
         assert {r["ip"] for r in records if r["action"] == "block"} == in_kernel
-        assert len(call(d.ctl, "list")) == 300
+        assert len(call(d.ctl, "list")) == 20_300
     finally:
         assert d.stop() == 0, d.log()
