@@ -54,7 +54,7 @@ SCANNER6_PREFIX = "2001:db8:1::"  # ... and 2001:db8:1::10+i / ::60+i (hex digit
 MAX_SWEEPS = 40
 SWEEP3_TCP = (22, 80, 443)
 SWEEP3_UDP = (53, 123, 161)
-SLOW_PORTS = (21, 22, 23, 25, 80)
+SLOW_PORTS = (21, 22, 23, 25, 80, 110, 143, 443, 445, 993)
 #: What the first probe's responses may take to pass the daemon (its window is restarted
 #: per sweep, so nothing before the daemon's start counts).
 SETTLE_S = 0.3
@@ -279,6 +279,7 @@ def _describe(opts: GatewayOptions, topo: GatewayTopology, sweeps: list[Sweep],
         "slow_scale": opts.slow_scale,
         "slow_time_base": (f"scan-delay {60.0 * opts.slow_scale:g}s stands for 60 s; "
                            f"window {th.window * opts.slow_scale:g}s stands for "
-                           f"{th.window:g}s"),
+                           f"{th.window:g}s; slow window {th.slow_window * opts.slow_scale:g}s "
+                           f"stands for {th.slow_window:g}s"),
         "sweeps": {s.name: s.describe() for s in sweeps},
     }

@@ -31,10 +31,12 @@ class Thresholds:
     ports: int = 2
     window: float = 60.0
     ttl: int = 300
+    slow_window: float = 7_200.0  # detect.slow_window (the slow tier)
 
     def scaled(self, factor: float) -> Thresholds:
-        """The same rule on a time base ``factor`` times as fast (the slow scan's window)."""
-        return Thresholds(self.count, self.ports, self.window * factor, self.ttl)
+        """The same rules on a time base ``factor`` times as fast (the slow scan's windows)."""
+        return Thresholds(self.count, self.ports, self.window * factor, self.ttl,
+                          self.slow_window * factor)
 
 
 def lab_config(workdir: Path, eve_file: Path, thresholds: Thresholds, backend: str,
@@ -43,7 +45,7 @@ def lab_config(workdir: Path, eve_file: Path, thresholds: Thresholds, backend: s
     return {
         "detect": {"count": thresholds.count, "ports": thresholds.ports,
                    "window": float(thresholds.window), "ttl": thresholds.ttl,
-                   "policy": "paper"},
+                   "slow_window": float(thresholds.slow_window), "policy": "paper"},
         "eve": {"paths": [str(eve_file)], "checkpoint": "", "watch": "inotify"},
         "block": {"backend": backend, "set_name": set_name},
         "control": {"socket": str(workdir / "control.sock")},
