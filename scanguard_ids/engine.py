@@ -8,7 +8,6 @@ per-second history, top ports, recent decisions.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 import threading
@@ -19,6 +18,7 @@ from typing import Protocol
 
 from scanguard_ids import config
 from scanguard_ids.block.base import Backend
+from scanguard_ids.block.eviction import EvictionQueue
 from scanguard_ids.block.livepeers import LivePeers
 from scanguard_ids.block.ratelimit import SafetyValve
 from scanguard_ids.clock import Clock
@@ -136,9 +136,7 @@ class Engine:
         self.pending: dict[str, _Pending] = {}
         # eviction candidates: (strikes, ports, responses, expires, seq, ip); stale entries
         # (seq no longer the address's) are skipped
-        self._evictable: list[tuple[int, int, int, float, int, str]] = []
-        self._evict_seq: dict[str, int] = {}
-        self._seq = 0
+        self.evictable = EvictionQueue()  # automatic blocks, weakest first
         self._evict_logged = float("-inf")
         # while sync() lists the kernel: what changed meanwhile (ip -> "block" / "unblock")
         self._since_list: dict[str, str] | None = None
@@ -264,7 +262,7 @@ class Engine:
         """Apply one decision through the valves. Strikes: the detector recorded one for
         ``d``; it is taken back unless the block lands (a refused block is no offence).
 
-        Set full: the weakest automatic block is evicted to make room (see _victim).
+        Set full: the weakest automatic block is evicted to make room (block/eviction.py).
         Rate short: a detector decision waits in ``pending`` (its strike taken back, the
         detector keeps suppressing the address) and is retried by _drain, best evidence
         first, from the tokens reserved for priority blocks.
@@ -275,7 +273,7 @@ class Engine:
         refresh = ip in self.active
         victim = None
         if not refresh and len(self.active) >= self.valve.limit(d.manual):
-            victim = self._victim()
+            victim = self.evictable.victim(self.active)
         ok, why = self.valve.allow(len(self.active) - (victim is not None), ip, refresh,
                                    manual=d.manual, priority=priority)
         if ok and victim is not None and not self._evict(victim, ip):
@@ -306,9 +304,10 @@ class Engine:
         if self._since_list is not None:
             self._since_list[ip] = "block"
         if d.manual:
-            self._evict_seq.pop(ip, None)
+            self.evictable.discard(ip)
         else:
-            self._candidate(ip, d.strikes, len(d.ports), d.count, now + d.ttl)
+            self.evictable.add(ip, d.strikes, len(d.ports), d.count, now + d.ttl,
+                               len(self.active))
         self.counters["blocks"] += 1
         self._record(d)
         log.info("action=block ip=%s ttl=%d count=%d ports=%s strikes=%d manual=%s reason=%r",
@@ -316,35 +315,15 @@ class Engine:
         return True
 
     # -- valves under pressure (docs/security.md "Valves under attack") ------------------
-    def _candidate(self, ip: str, strikes: int, ports: int, count: int, expires: float) -> None:
-        self._seq += 1
-        self._evict_seq[ip] = self._seq
-        heapq.heappush(self._evictable, (strikes, ports, count, expires, self._seq, ip))
-        if len(self._evictable) > 2 * len(self.active) + 1024:
-            live = self._evict_seq
-            self._evictable = [e for e in self._evictable if live.get(e[5]) == e[4]]
-            heapq.heapify(self._evictable)
-
-    def _victim(self) -> str | None:
-        """The automatic block to give up first: fewest strikes, then fewest ports, then
-        fewest responses, then soonest to end. Manual blocks are never candidates."""
-        heap, live = self._evictable, self._evict_seq
-        while heap:
-            _, _, _, _, seq, ip = heap[0]
-            if live.get(ip) == seq and ip in self.active:
-                return ip
-            heapq.heappop(heap)
-        return None
-
     def _evict(self, ip: str, for_ip: str) -> bool:
         try:
             self.backend.unblock(ip)
         except ScanguardError as exc:
             self.counters["backend_errors"] += 1
             log.error("action=evict-failed ip=%s error=%s", ip, exc)
-            self._evict_seq.pop(ip, None)  # try another next time
+            self.evictable.discard(ip)  # try another next time
             return False
-        self._evict_seq.pop(ip, None)
+        self.evictable.discard(ip)
         self.detector.release(ip)
         self.active.pop(ip, None)
         ev = self.evidence.pop(ip, None)
@@ -488,7 +467,7 @@ class Engine:
             if self._since_list is not None:
                 self._since_list[ip] = "unblock"
             self.pending.pop(ip, None)
-            self._evict_seq.pop(ip, None)
+            self.evictable.discard(ip)
             self.detector.release(ip)
             if manual:  # an operator's pardon: a re-framing must not find escalated strikes
                 self.offenders.forgive(ip)
@@ -631,12 +610,12 @@ class Engine:
         until = b.expires if b.expires is not None else now + self.cfg.detect.ttl
         self.detector.adopt(b.ip, until)
         # not known to be ours: evicted before any evidence-backed block (docs/security.md)
-        self._candidate(b.ip, 0, 0, 0, until)
+        self.evictable.add(b.ip, 0, 0, 0, until, len(self.active))
         self.evidence.setdefault(b.ip, Evidence(int(max(0, until - now)), now, reason=reason))
 
     def _expired(self, ip: str, now: float) -> None:
         self.detector.release(ip)
-        self._evict_seq.pop(ip, None)
+        self.evictable.discard(ip)
         ev = self.evidence.pop(ip, None)
         self.counters["expired"] += 1
         d = Decision(ts=now, action="expire", ip=ip, ttl=ev.ttl if ev else 0,
