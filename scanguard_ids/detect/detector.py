@@ -155,6 +155,7 @@ class Detector:
         "_blocks",
         "_count",
         "_ended",
+        "_fast_targets",
         "_fresh",
         "_groups",
         "_heap",
@@ -203,6 +204,8 @@ class Detector:
         self._max_late = max(cfg.max_events_per_ip,
                              cfg.slow_max_events if cfg.slow != "off" else 0)
         self._need_hosts = cfg.hosts if cfg.sweep != "off" else 0
+        # Distinct endpoints a fast window needs at least.
+        self._fast_targets = min(max(1, cfg.ports), self._need_hosts or cfg.ports)
         # Slow tier thresholds (window, count, ports, hosts): never less than the fast tier's.
         self._slow_params = (max(float(cfg.slow_window), self._window),
                              max(cfg.slow_count, cfg.count), max(cfg.slow_ports, cfg.ports),
@@ -309,6 +312,8 @@ class Detector:
             rec = slow.add(key, item, st, self._newest)
             if rec is not None:
                 return self._check(key, st, rec, ts)
+            if slow.spread < self._fast_targets:
+                return None  # too few endpoints ever held: no fast window qualifies either
         if len(st) < self._count:
             return None
         return self._check(key, st, None, ts)

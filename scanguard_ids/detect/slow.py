@@ -18,6 +18,10 @@ made, up to ``need_targets`` of them (what it holds now has no more). A slow win
 (``slow_ports`` ports of one host or ``slow_hosts`` hosts), so :meth:`SlowTier.add` hands a record
 out for checking only when it holds ``need_count`` responses and that many endpoints: a client
 refused again and again on one endpoint costs an insert, not a window scan.
+The spread also covers every endpoint the fast tier holds for the group (a record is made from
+the fast state and then fed each of its responses), so :attr:`SlowTier.spread` after an
+:meth:`~SlowTier.add` with the fast state a list tells the detector when no fast window can
+meet its targets either: the fast check is skipped.
 
 Idle records (newest response older than ``newest - slow_window - reorder``) are dropped
 incrementally. Pure: no clock, times are the events' own.
@@ -37,7 +41,7 @@ class SlowTier:
     """Long-window evidence per group key. See the module docstring."""
 
     __slots__ = ("_keep", "_mask", "_max_events", "_max_tracked", "_need_count", "_need_targets",
-                 "_once_items", "_once_keys", "_spread", "evicted", "idle", "records")
+                 "_once_items", "_once_keys", "_spread", "evicted", "idle", "records", "spread")
 
     def __init__(self, slow_window: float, reorder: float, max_tracked: int,
                  max_events: int, need_count: int = 2, need_targets: int = 1) -> None:
@@ -51,11 +55,20 @@ class SlowTier:
         self._mask = slots - 2  # bucket = two adjacent slots
         self.evicted = 0
         self.idle = 0
+        self.spread = 0  # endpoints of the record :meth:`add` last counted into (capped)
+        self._need_targets = 0
         self.settings(slow_window, reorder, max_tracked, max_events, need_count, need_targets)
 
     def settings(self, slow_window: float, reorder: float, max_tracked: int,
                  max_events: int, need_count: int = 2, need_targets: int = 1) -> None:
         self._need_count = need_count
+        if need_targets > self._need_targets:
+            # A spread that reached the old cap may hold more endpoints than it lists:
+            # assume the new cap (never claim fewer endpoints than a record has held).
+            old = self._need_targets
+            for spread in self._spread.values():
+                if len(spread) >= old:
+                    spread.update(("", -2 - i) for i in range(need_targets))
         self._need_targets = need_targets
         self._keep = float(slow_window + reorder)
         self._max_tracked = max_tracked
@@ -86,21 +99,26 @@ class SlowTier:
             if len(rec) > self._max_events:
                 del rec[0]
             spread = self._spread[key]
-            if len(spread) < self._need_targets and item[1] >= 0:
+            n = len(spread)
+            if n < self._need_targets and item[1] >= 0:
                 spread.add((item[2][2], item[1]))
+                n = len(spread)
         else:
             if isinstance(fast, list):  # its second response while the fast tier holds it
                 rec = fast[-self._max_events:]
+                held = fast  # every endpoint the fast tier holds counts (see spread)
             else:
                 old = self._take_once(key, newest)
                 if old is None:
                     return None
-                rec = [old, item] if old <= item else [item, old]
+                rec = held = [old, item] if old <= item else [item, old]
             records[key] = rec
-            spread = self._spread[key] = {(e[2][2], e[1]) for e in rec if e[1] >= 0}
+            spread = self._spread[key] = {(e[2][2], e[1]) for e in held if e[1] >= 0}
+            n = len(spread)
             if len(records) > self._max_tracked:
                 self._evict()
-        if len(rec) < self._need_count or len(spread) < self._need_targets:
+        self.spread = n
+        if len(rec) < self._need_count or n < self._need_targets:
             return None
         return rec
 
