@@ -39,8 +39,8 @@ replay calls, inlines that. At ``sources`` remotes (counted exactly, stale ones 
 it turns *hot*: its responses become (ts, remote, port) tuples (a cold target keeps
 references to the decoded events, so a cold feed allocates nothing), sorted, with counters
 of the window ending at its newest response (a feed in order is O(1) amortised), and the
-windows containing the response that turned it, or any later late one, are re-checked. Once its alarm has ended and its remotes thinned out it goes
-cold again.
+windows containing the response that turned it, or any later late one, are re-checked.
+Once its alarm has ended and its remotes thinned out it goes cold again.
 ``bench/alarm_speed.py`` measures what the alarm costs ``scanguard replay``.
 
 Shield (opt-in policy): while an alarm lasts, every address drawing a response on its target
@@ -309,6 +309,7 @@ class DistributedDetector:
         newest, wake = self._newest, self._wake
         floor = newest - late  # older is too late
         slow = 0
+        last = None  # the target moved to the end last (most recently seen already)
         for i, ev in enumerate(events):
             local = ev.local
             t = get(local)
@@ -321,7 +322,9 @@ class DistributedDetector:
                         if floor <= ts < wake:  # neither too late nor _advance due
                             if ts > newest:
                                 newest, floor = ts, ts - late
-                            to_end(local)
+                            if t is not last:
+                                to_end(local)
+                                last = t
                             cold = t.cold
                             cold.append(ev)
                             if len(cold) > cap:
@@ -329,6 +332,7 @@ class DistributedDetector:
                             continue
             self._newest = newest
             self._feed_one(i, ev, out)  # feed() counts it
+            last = None
             slow += 1
             newest, wake = self._newest, self._wake
             floor = newest - late
