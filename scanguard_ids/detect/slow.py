@@ -31,10 +31,18 @@ from __future__ import annotations
 
 from bisect import insort
 from collections import OrderedDict
-from typing import Any
+from typing import Any, TypeAlias
 
 #: Share of the records dropped at once when the cap is hit (amortises the sort).
 _EVICT_SHARE = 8
+
+
+# Endpoints a record has held: none yet, exactly one (a tuple: ~150 B less than a set), more.
+_Spread: TypeAlias = tuple[str, int] | set[tuple[str, int]] | None
+
+
+def _size(spread: _Spread) -> int:
+    return 0 if spread is None else 1 if isinstance(spread, tuple) else len(spread)
 
 
 class SlowTier:
@@ -46,7 +54,8 @@ class SlowTier:
     def __init__(self, slow_window: float, reorder: float, max_tracked: int,
                  max_events: int, need_count: int = 2, need_targets: int = 1) -> None:
         self.records: OrderedDict[str, list[Any]] = OrderedDict()  # least recently fed first
-        self._spread: dict[str, set[tuple[str, int]]] = {}  # key -> (host, port) ever held
+        # key -> (host, port) endpoints ever held: None (none yet), the one endpoint, or a set
+        self._spread: dict[str, _Spread] = {}
         slots = 2
         while slots < 2 * max_tracked:
             slots *= 2
@@ -66,9 +75,9 @@ class SlowTier:
             # A spread that reached the old cap may hold more endpoints than it lists:
             # assume the new cap (never claim fewer endpoints than a record has held).
             old = self._need_targets
-            for spread in self._spread.values():
-                if len(spread) >= old:
-                    spread.update(("", -2 - i) for i in range(need_targets))
+            for key, spread in self._spread.items():
+                if _size(spread) >= old:
+                    self._spread[key] = {("", -2 - i) for i in range(need_targets)}
         self._need_targets = need_targets
         self._keep = float(slow_window + reorder)
         self._max_tracked = max_tracked
@@ -99,10 +108,23 @@ class SlowTier:
             if len(rec) > self._max_events:
                 del rec[0]
             spread = self._spread[key]
-            n = len(spread)
-            if n < self._need_targets and item[1] >= 0:
-                spread.add((item[2][2], item[1]))
+            port = item[1]
+            if isinstance(spread, tuple):  # one endpoint: a repeat response costs a compare
+                n = 1
+                if port >= 0 and (port != spread[1] or item[2][2] != spread[0]) and \
+                        self._need_targets > 1:
+                    self._spread[key] = {spread, (item[2][2], port)}
+                    n = 2
+            elif spread is None:
+                n = 0
+                if port >= 0 and self._need_targets > 0:
+                    self._spread[key] = (item[2][2], port)
+                    n = 1
+            else:
                 n = len(spread)
+                if n < self._need_targets and port >= 0:
+                    spread.add((item[2][2], port))
+                    n = len(spread)
         else:
             if isinstance(fast, list):  # its second response while the fast tier holds it
                 rec = fast[-self._max_events:]
@@ -113,8 +135,9 @@ class SlowTier:
                     return None
                 rec = held = [old, item] if old <= item else [item, old]
             records[key] = rec
-            spread = self._spread[key] = {(e[2][2], e[1]) for e in held if e[1] >= 0}
-            n = len(spread)
+            ends = {(e[2][2], e[1]) for e in held if e[1] >= 0}
+            n = len(ends)
+            self._spread[key] = ends if n > 1 else ends.pop() if n else None
             if len(records) > self._max_tracked:
                 self._evict()
         self.spread = n
