@@ -14,6 +14,10 @@ jittered by up to 2 s so some events come out of order):
 - ``once``: 300 000 distinct remotes, one response each (a spoofed flood).
 
     PYTHONPATH=$PWD python -m bench.detector_speed --against /work/main --runs 5
+    PYTHONPATH=$PWD python -m bench.detector_speed --against /tmp/pre-edge --against /work/main
+
+Rates are events per CPU second of the feed loop (process_time: steadier than wall time on a
+shared machine). ``--against`` repeats: every tree is compared with this one, order alternating.
 
 The child runs as a script (``python bench/detector_speed.py --child``), so the other tree
 needs no copy of this file.
@@ -22,6 +26,7 @@ needs no copy of this file.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -75,11 +80,12 @@ def _child(workload: str, n_events: int, cpu: int) -> None:
     det = Detector(cfg, Allowlist(cfg.allowlist))
     feed = det.feed
     blocks = 0
-    t = time.perf_counter()
+    gc.collect()
+    t = time.process_time()
     for ev in events:
         if feed(ev) is not None:
             blocks += 1
-    dt = time.perf_counter() - t
+    dt = time.process_time() - t
     print(json.dumps({"rate": len(events) / dt, "blocks": blocks}))
 
 
@@ -95,7 +101,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--child", nargs=3, metavar=("WORKLOAD", "EVENTS", "CPU"),
                     help=argparse.SUPPRESS)
-    ap.add_argument("--against", default="/work/main", help="the baseline tree")
+    ap.add_argument("--against", action="append", metavar="TREE",
+                    help="a baseline tree (repeatable; default /work/main)")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--workload", choices=("repeat", "once"), action="append")
     ap.add_argument("--events", type=int, default=N, help="events per run (default %(default)s)")
@@ -103,22 +110,29 @@ def main() -> None:
     if args.child:
         _child(args.child[0], int(args.child[1]), int(args.child[2]))
         return
-    here = str(HERE.parent.parent)
+    trees = {"this": str(HERE.parent.parent)}
+    for tree in args.against or ["/work/main"]:
+        trees[tree] = tree
     cpu = max(os.sched_getaffinity(0))
     for workload in args.workload or ["repeat", "once"]:
-        rates: dict[str, list[float]] = {"this": [], "base": []}
+        rates: dict[str, list[float]] = {name: [] for name in trees}
         blocks: dict[str, int] = {}
-        for _ in range(args.runs):
-            for name, tree in (("base", args.against), ("this", here)):
+        for i in range(args.runs):
+            order = list(trees.items())
+            for name, tree in order if i % 2 else order[::-1]:
                 r = _run(tree, workload, args.events, cpu)
                 rates[name].append(r["rate"])
                 blocks[name] = r["blocks"]
-        this, base = statistics.median(rates["this"]), statistics.median(rates["base"])
-        print(f"{workload}: this {this / 1e3:.0f} k ev/s ({blocks['this']} blocks), "
-              f"base {base / 1e3:.0f} k ev/s ({blocks['base']} blocks), ratio {this / base:.2f}x "
-              f"(medians of {args.runs}; this {[round(x / 1e3) for x in rates['this']]}, "
-              f"base {[round(x / 1e3) for x in rates['base']]})")
-
+        this = statistics.median(rates["this"])
+        print(f"{workload}: this {this / 1e3:.0f} k ev/s ({blocks['this']} blocks) "
+              f"{[round(x / 1e3) for x in rates['this']]}")
+        for name in trees:
+            if name == "this":
+                continue
+            base = statistics.median(rates[name])
+            print(f"  vs {name}: {base / 1e3:.0f} k ev/s ({blocks[name]} blocks) "
+                  f"{[round(x / 1e3) for x in rates[name]]}: ratio {this / base:.2f}x "
+                  f"(medians of {args.runs}, CPU time)")
 
 if __name__ == "__main__":
     main()

@@ -58,6 +58,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from itertools import islice
 from operator import itemgetter
+from socket import AF_INET6, inet_ntop, inet_pton
 from typing import TypeAlias
 
 from scanguard_ids.config import DetectConfig
@@ -74,18 +75,20 @@ _PORT = itemgetter(1)
 _TAG = itemgetter(2)
 #: Distinct tags whose tuples are shared between events.
 _MAX_TAGS = 4096
-#: IPv6 address -> group key entries remembered (the cache is cleared when full).
-_MAX_GROUPS = 65_536
+#: IPv6 address -> group key entries remembered (a small cache, cleared when full: a flood
+#: of distinct addresses costs the key computation, not memory per address).
+_MAX_GROUPS = 1024
 #: How many of the least recently seen addresses eviction looks at for a single response.
 _EVICT_SCAN = 32
 
-# What a response was besides its time and port: (kind, sensor, local address), plus the
-# remote address when it is counted in an IPv6 prefix group; one shared tuple per value.
+# What a response was besides its time and port: (kind, sensor, local address); one shared
+# tuple per value.
 _Tag: TypeAlias = tuple[str, ...]
-# One piece of evidence: (event ts, local port or _NO_PORT, tag); it sorts like the
-# flat (ts, port, kind, sensor, local). An address seen once costs its key, this 3-tuple,
-# a float and (for ports above 256) an int.
-_Item: TypeAlias = tuple[float, int, _Tag]
+# One piece of evidence: (event ts, local port or _NO_PORT, tag), plus the remote address
+# when it is counted in an IPv6 prefix group; it sorts like the flat (ts, port, kind,
+# sensor, local[, remote]). An address seen once costs its key, this tuple, a float and
+# (for ports above 256) an int.
+_Item: TypeAlias = tuple[float, int, _Tag] | tuple[float, int, _Tag, str]
 # Tracked state of an address: its only response (compact), or a time-sorted list.
 _State: TypeAlias = _Item | list[_Item]
 
@@ -158,12 +161,14 @@ class Detector:
         "_blocks",
         "_count",
         "_ended",
+        "_fast_targets",
         "_fresh",
         "_groups",
         "_heap",
         "_late",
         "_max_events",
         "_max_late",
+        "_mask6",
         "_max_tracked",
         "_need_hosts",
         "_need_ports",
@@ -172,6 +177,7 @@ class Detector:
         "_slow",
         "_slow_params",
         "_stats",
+        "_suffix6",
         "_tags",
         "_tracked",
         "_window",
@@ -206,6 +212,8 @@ class Detector:
         self._max_late = max(cfg.max_events_per_ip,
                              cfg.slow_max_events if cfg.slow != "off" else 0)
         self._need_hosts = cfg.hosts if cfg.sweep != "off" else 0
+        # Distinct endpoints a fast window needs at least.
+        self._fast_targets = min(max(1, cfg.ports), self._need_hosts or cfg.ports)
         # Slow tier thresholds (window, count, ports, hosts): never less than the fast tier's.
         self._slow_params = (max(float(cfg.slow_window), self._window),
                              max(cfg.slow_count, cfg.count), max(cfg.slow_ports, cfg.ports),
@@ -223,6 +231,8 @@ class Detector:
                                 cfg.slow_max_events, slow_count, targets)
         self._prefix6 = cfg.prefix6
         self._groups: dict[str, str] = {}
+        self._suffix6 = f"/{cfg.prefix6}"
+        self._mask6 = ((1 << 128) - 1) ^ ((1 << (128 - cfg.prefix6)) - 1)
         self._allow6 = [n for n in (ipaddress.ip_network(x, strict=False)
                                     for x in allowlist.networks) if n.version == 6]
 
@@ -311,15 +321,19 @@ class Detector:
             rec = slow.add(key, item, st, self._newest)
             if rec is not None:
                 return self._check(key, st, rec, ts)
+            if slow.spread < self._fast_targets:
+                return None  # too few endpoints ever held: no fast window qualifies either
         if len(st) < self._count:
             return None
         return self._check(key, st, None, ts)
 
     def _item(self, ev: ResponseEvent, key: str) -> _Item:
         port = ev.local_port
-        tag = (ev.kind, ev.sensor, ev.local) if key is ev.remote else (
-            ev.kind, ev.sensor, ev.local, ev.remote)
-        return (ev.ts, _NO_PORT if port is None else port, self._tags.get(tag) or self._share(tag))
+        key3: _Tag = (ev.kind, ev.sensor, ev.local)
+        tag = self._tags.get(key3) or self._share(key3)
+        if key is ev.remote:
+            return (ev.ts, _NO_PORT if port is None else port, tag)
+        return (ev.ts, _NO_PORT if port is None else port, tag, ev.remote)
 
     def _share(self, tag: _Tag) -> _Tag:
         """Remember a tag so the evidence of all events shares one tuple."""
@@ -333,11 +347,18 @@ class Detector:
         if key is None:
             key = ip
             try:
+                packed = inet_pton(AF_INET6, ip)
+            except OSError:
+                packed = None
+            if packed is None:
+                pass
+            elif self._allow6 or self._prefix6 > 64:
                 net = ipaddress.IPv6Network((ip, self._prefix6), strict=False)
-            except ValueError:
-                net = None
-            if net is not None and not any(net.overlaps(a) for a in self._allow6):
-                key = str(net)
+                if not any(net.overlaps(a) for a in self._allow6):
+                    key = str(net)
+            else:  # inet_ntop prints a network of /64 or shorter as ipaddress does (tested)
+                net_int = int.from_bytes(packed, "big") & self._mask6
+                key = inet_ntop(AF_INET6, net_int.to_bytes(16, "big")) + self._suffix6
             if len(self._groups) >= _MAX_GROUPS:
                 self._groups.clear()
             self._groups[ip] = key
@@ -664,12 +685,14 @@ def _targets(st: list[_Item], lo: int, hi: int, need_ports: int, need_hosts: int
         if len(hosts) == 1:
             return "ports"
         seen: dict[str, set[int]] = {}
-        for _, port, tag in win:
+        for e in win:
+            port = e[1]
             if port == _NO_PORT:
                 continue
-            per_host = seen.get(tag[2])
+            host = e[2][2]
+            per_host = seen.get(host)
             if per_host is None:
-                seen[tag[2]] = {port}
+                seen[host] = {port}
             else:
                 per_host.add(port)
                 if len(per_host) >= need_ports:
@@ -683,8 +706,9 @@ def _decision_ip(key: str, window: list[_Item]) -> str:
     """The address when one address drew all of ``window``, else the group's prefix."""
     if "/" not in key:
         return key
-    remotes = {e[2][3] for e in window}
-    return remotes.pop() if len(remotes) == 1 else key
+    remotes = {e[3] if len(e) > 3 else "" for e in window}  # 3-tuples: from before a reload
+    remote = remotes.pop()
+    return remote if remote and not remotes else key
 
 
 def _decision(ip: str, window: list[_Item], ts: float, strike: Strike, tier: str, rule: str,

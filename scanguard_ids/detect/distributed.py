@@ -36,10 +36,11 @@ last ``2 * window + reorder`` seconds) come from fewer than ``sources`` remote a
 Such a target is *cold*: it keeps its responses in arrival order with a superset of their
 remotes, so a feed (late or not) is an append; :meth:`DistributedDetector.feed_block`, what
 replay calls, inlines that. At ``sources`` remotes (counted exactly, stale ones cleared)
-it turns *hot*: sorted, with counters of the window ending at its newest response (a feed
-in order is O(1) amortised), and the windows containing the response that turned it, or any
-later late one, are re-checked. Once its alarm has ended and its remotes thinned out it goes
-cold again.
+it turns *hot*: its responses become (ts, remote, port) tuples (a cold target keeps
+references to the decoded events, so a cold feed allocates nothing), sorted, with counters
+of the window ending at its newest response (a feed in order is O(1) amortised), and the
+windows containing the response that turned it, or any later late one, are re-checked.
+Once its alarm has ended and its remotes thinned out it goes cold again.
 ``bench/alarm_speed.py`` measures what the alarm costs ``scanguard replay``.
 
 Shield (opt-in policy): while an alarm lasts, every address drawing a response on its target
@@ -75,6 +76,9 @@ _NO_PORT = -1
 _Key: TypeAlias = str | tuple[str, str, int]
 # One response: (event ts, remote address, local port or _NO_PORT).
 _Item: TypeAlias = tuple[float, str, int]
+# One response of a cold target: the decoded event itself (no new object per response), or
+# an item it kept from when it was hot.
+_Cold: TypeAlias = ResponseEvent | _Item
 
 
 def target_name(key: _Key) -> str:
@@ -159,12 +163,13 @@ class _Episode:
 class _Target:
     """Responses of one target: cold (``remotes`` set) or hot (``remotes`` None).
 
-    Cold: ``items`` in arrival order and ``remotes`` the set of their remote addresses, fewer
-    than ``sources``: no window can qualify, so a response is only appended. Hot: ``items``
-    time-sorted, with counters of the window ending at the newest.
+    Cold: ``cold`` in arrival order (the events themselves) and ``remotes`` the set of their
+    remote addresses, fewer than ``sources``: no window can qualify, so a response is only
+    appended. Hot: ``items`` time-sorted, with counters of the window ending at the newest.
     """
 
-    items: list[_Item] = field(default_factory=list)
+    items: list[_Item] = field(default_factory=list)  # hot only
+    cold: list[_Cold] = field(default_factory=list)  # cold only
     remotes: set[str] | None = field(default_factory=set)  # cold only
     lo: int = 0  # hot: items[lo:] lie within window of the newest item
     srcs: dict[str, int] = field(default_factory=dict)  # hot: remote -> responses in items[lo:]
@@ -247,18 +252,19 @@ class DistributedDetector:
                 self._evict()
         else:
             targets.move_to_end(key)
-        items = t.items
-        item = (ts, remote, port)
         remotes = t.remotes
         if remotes is not None:  # cold: no window can qualify without this response
-            items.append(item)
+            cold = t.cold
+            cold.append(ev)
             if remote not in remotes:
                 remotes.add(remote)
                 if len(remotes) >= self._sources:
-                    return self._heat(key, t, item)
-            if len(items) > self._max_items:
+                    return self._heat(key, t, (ts, remote, port))
+            if len(cold) > self._max_items:
                 self._compact(t)
             return None
+        items = t.items
+        item = (ts, remote, port)
         if not items or ts >= items[-1][0]:
             items.append(item)
             srcs, ports = t.srcs, t.ports
@@ -303,6 +309,7 @@ class DistributedDetector:
         newest, wake = self._newest, self._wake
         floor = newest - late  # older is too late
         slow = 0
+        last = None  # the target moved to the end last (most recently seen already)
         for i, ev in enumerate(events):
             local = ev.local
             t = get(local)
@@ -315,15 +322,17 @@ class DistributedDetector:
                         if floor <= ts < wake:  # neither too late nor _advance due
                             if ts > newest:
                                 newest, floor = ts, ts - late
-                            to_end(local)
-                            port = ev.local_port
-                            items = t.items
-                            items.append((ts, remote, _NO_PORT if port is None else port))
-                            if len(items) > cap:
+                            if t is not last:
+                                to_end(local)
+                                last = t
+                            cold = t.cold
+                            cold.append(ev)
+                            if len(cold) > cap:
                                 self._compact(t)
                             continue
             self._newest = newest
             self._feed_one(i, ev, out)  # feed() counts it
+            last = None
             slow += 1
             newest, wake = self._newest, self._wake
             floor = newest - late
@@ -343,14 +352,18 @@ class DistributedDetector:
     def _heat(self, key: _Key, t: _Target, item: _Item) -> Alarm | None:
         """A cold target reached ``sources`` remotes: sort and count it, check ``item``'s
         windows (the only ones that can qualify: none did without it)."""
-        items = t.items
+        items = [e if isinstance(e, tuple) else
+                 (e.ts, e.remote, _NO_PORT if e.local_port is None else e.local_port)
+                 for e in t.cold]
         items.sort()
         del items[:bisect_left(items, (self._newest - self._keep,))]  # no late event uses them
         if len(items) > self._max_items:
             del items[:len(items) - self._max_items]
         t.remotes = {it[1] for it in items}
         if len(t.remotes) < self._sources:
+            t.cold = [*items]
             return None
+        t.items, t.cold = items, []
         lo = bisect_left(items, (items[-1][0] - self._window,))
         srcs: dict[str, int] = {}
         ports: dict[int, int] = {}
@@ -374,13 +387,13 @@ class DistributedDetector:
         cut = bisect_left(items, (self._newest - self._keep,))
         remotes = {it[1] for it in items[cut:]}
         if len(remotes) < self._sources:
-            t.items = items[cut:]
+            t.cold, t.items = [*items[cut:]], []
             t.remotes, t.lo, t.srcs, t.ports = remotes, 0, {}, {}
 
     def _compact(self, t: _Target) -> None:
         """Cold, over the cap: keep the latest half to arrive (the newest, give or take the
         disorder). Cheap: no sort; stale responses and remotes are cleared by :meth:`_heat`."""
-        del t.items[:len(t.items) - self._max_items // 2]
+        del t.cold[:len(t.cold) - self._max_items // 2]
 
     def _slide(self, t: _Target, start: float) -> None:
         """Move the counted window's start to ``start``; forget what no late event can use."""
@@ -602,9 +615,12 @@ class DistributedDetector:
     def _last_seen(self, t: _Target) -> float:
         """The newest response of a target, or (cold: arrival order) an upper bound: the last
         one to arrive plus ``late`` (none arrives more than that behind the newest)."""
-        if not t.items:
+        if t.remotes is None:
+            return t.items[-1][0] if t.items else -math.inf
+        if not t.cold:
             return -math.inf
-        return t.items[-1][0] + (0.0 if t.remotes is None else self._late)
+        last = t.cold[-1]
+        return (last[0] if isinstance(last, tuple) else last.ts) + self._late
 
     def _evict(self) -> None:
         key, t = self._targets.popitem(last=False)

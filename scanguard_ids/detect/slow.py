@@ -18,6 +18,10 @@ made, up to ``need_targets`` of them (what it holds now has no more). A slow win
 (``slow_ports`` ports of one host or ``slow_hosts`` hosts), so :meth:`SlowTier.add` hands a record
 out for checking only when it holds ``need_count`` responses and that many endpoints: a client
 refused again and again on one endpoint costs an insert, not a window scan.
+The spread also covers every endpoint the fast tier holds for the group (a record is made from
+the fast state and then fed each of its responses), so :attr:`SlowTier.spread` after an
+:meth:`~SlowTier.add` with the fast state a list tells the detector when no fast window can
+meet its targets either: the fast check is skipped.
 
 Idle records (newest response older than ``newest - slow_window - reorder``) are dropped
 incrementally. Pure: no clock, times are the events' own.
@@ -27,22 +31,31 @@ from __future__ import annotations
 
 from bisect import insort
 from collections import OrderedDict
-from typing import Any
+from typing import Any, TypeAlias
 
 #: Share of the records dropped at once when the cap is hit (amortises the sort).
 _EVICT_SHARE = 8
+
+
+# Endpoints a record has held: none yet, exactly one (a tuple: ~150 B less than a set), more.
+_Spread: TypeAlias = tuple[str, int] | set[tuple[str, int]] | None
+
+
+def _size(spread: _Spread) -> int:
+    return 0 if spread is None else 1 if isinstance(spread, tuple) else len(spread)
 
 
 class SlowTier:
     """Long-window evidence per group key. See the module docstring."""
 
     __slots__ = ("_keep", "_mask", "_max_events", "_max_tracked", "_need_count", "_need_targets",
-                 "_once_items", "_once_keys", "_spread", "evicted", "idle", "records")
+                 "_once_items", "_once_keys", "_spread", "evicted", "idle", "records", "spread")
 
     def __init__(self, slow_window: float, reorder: float, max_tracked: int,
                  max_events: int, need_count: int = 2, need_targets: int = 1) -> None:
         self.records: OrderedDict[str, list[Any]] = OrderedDict()  # least recently fed first
-        self._spread: dict[str, set[tuple[str, int]]] = {}  # key -> (host, port) ever held
+        # key -> (host, port) endpoints ever held: None (none yet), the one endpoint, or a set
+        self._spread: dict[str, _Spread] = {}
         slots = 2
         while slots < 2 * max_tracked:
             slots *= 2
@@ -51,11 +64,20 @@ class SlowTier:
         self._mask = slots - 2  # bucket = two adjacent slots
         self.evicted = 0
         self.idle = 0
+        self.spread = 0  # endpoints of the record :meth:`add` last counted into (capped)
+        self._need_targets = 0
         self.settings(slow_window, reorder, max_tracked, max_events, need_count, need_targets)
 
     def settings(self, slow_window: float, reorder: float, max_tracked: int,
                  max_events: int, need_count: int = 2, need_targets: int = 1) -> None:
         self._need_count = need_count
+        if need_targets > self._need_targets:
+            # A spread that reached the old cap may hold more endpoints than it lists:
+            # assume the new cap (never claim fewer endpoints than a record has held).
+            old = self._need_targets
+            for key, spread in self._spread.items():
+                if _size(spread) >= old:
+                    self._spread[key] = {("", -2 - i) for i in range(need_targets)}
         self._need_targets = need_targets
         self._keep = float(slow_window + reorder)
         self._max_tracked = max_tracked
@@ -86,21 +108,40 @@ class SlowTier:
             if len(rec) > self._max_events:
                 del rec[0]
             spread = self._spread[key]
-            if len(spread) < self._need_targets and item[1] >= 0:
-                spread.add((item[2][2], item[1]))
+            port = item[1]
+            if isinstance(spread, tuple):  # one endpoint: a repeat response costs a compare
+                n = 1
+                if port >= 0 and (port != spread[1] or item[2][2] != spread[0]) and \
+                        self._need_targets > 1:
+                    self._spread[key] = {spread, (item[2][2], port)}
+                    n = 2
+            elif spread is None:
+                n = 0
+                if port >= 0 and self._need_targets > 0:
+                    self._spread[key] = (item[2][2], port)
+                    n = 1
+            else:
+                n = len(spread)
+                if n < self._need_targets and port >= 0:
+                    spread.add((item[2][2], port))
+                    n = len(spread)
         else:
             if isinstance(fast, list):  # its second response while the fast tier holds it
                 rec = fast[-self._max_events:]
+                held = fast  # every endpoint the fast tier holds counts (see spread)
             else:
                 old = self._take_once(key, newest)
                 if old is None:
                     return None
-                rec = [old, item] if old <= item else [item, old]
+                rec = held = [old, item] if old <= item else [item, old]
             records[key] = rec
-            spread = self._spread[key] = {(e[2][2], e[1]) for e in rec if e[1] >= 0}
+            ends = {(e[2][2], e[1]) for e in held if e[1] >= 0}
+            n = len(ends)
+            self._spread[key] = ends if n > 1 else ends.pop() if n else None
             if len(records) > self._max_tracked:
                 self._evict()
-        if len(rec) < self._need_count or len(spread) < self._need_targets:
+        self.spread = n
+        if len(rec) < self._need_count or n < self._need_targets:
             return None
         return rec
 

@@ -152,7 +152,7 @@ def test_spoofed_flood_keeps_memory_bounded_and_still_alarms() -> None:
         a = d.feed(ev(0.001 * i, f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", 1 + i % 50))
         n += a is not None
         t = d._targets[HOST]
-        assert len(t.items) <= 16 and len(t.srcs) <= 16
+        assert len(t.items) + len(t.cold) <= 16 and len(t.srcs) <= 16  # hot or cold
     assert n == 1
     for k in range(10):
         d.feed(ev(6.0, src(1), 80, local=f"192.0.2.{100 + k}"))
@@ -362,8 +362,8 @@ def test_a_cold_target_keeps_at_most_max_responses() -> None:
     for i in range(1000):  # a fast scan from 4 sources, late by up to 4 ms
         d.feed(ev(0.001 * i + (0.004 if i % 5 == 0 else 0.0), src(1 + i % 4), 1 + i))
         t = d._targets[HOST]
-        assert t.remotes is not None and len(t.items) <= 16
-    assert max(t.items)[0] == T0 + 0.999
+        assert t.remotes is not None and not t.items and len(t.cold) <= 16
+    assert max(e[0] if isinstance(e, tuple) else e.ts for e in t.cold) == T0 + 0.999
 
 
 @pytest.mark.parametrize("seed", range(40))
