@@ -125,6 +125,9 @@ def _child(argv: list[str]) -> None:
     elif role == "sender":  # node A: N manual blocks, paced
         n = int(argv[2])
         engine, cfg = _engine("dry-run", url)
+        # a dry-run daemon publishes nothing (external sinks are skipped); A stands for a
+        # blocking node whose own kernel set is not what is measured
+        engine.dry_run = False
         node = _node(engine, cfg, url, "A")
         published: dict[str, float] = {}
         publish = node.bus.publish_decisions
