@@ -9,6 +9,10 @@ mode (docs/fast-path.md), as extra rows of Table I and series of the figures.
 `--topology gateway`: a scanner, a forwarding router running Suricata and `scanguard run`
 (blocks in FORWARD), and a victim network of up to 61 hosts behind it; masscan, zmap and
 nmap sweeps and a slow vertical scan, without and with protection (docs/gateway-lab.md).
+
+`--fleet`: three victim hosts, each with its own Suricata and `scanguard run`, one Redis; the
+scanner scans host a, then b, then c; how much b and c answered after a's block, and how fast
+the block spread, with fleet mode and with each daemon alone (docs/fleet.md).
 """
 
 from __future__ import annotations
@@ -79,6 +83,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help=f"[fastpath] burst of those runs (default {fp.burst})")
     f.add_argument("--fast-path-rate", type=int, default=fp.rate, metavar="N",
                    help=f"[fastpath] rate of those runs, new ports/s (default {fp.rate})")
+    p.add_argument("--fleet", action="store_true",
+                   help="fleet lab: 3 hosts, each with Suricata + scanguard, one Redis; scans "
+                        "a then b then c (--ports N, default 100 here)")
     g = p.add_argument_group("gateway topology")
     g.add_argument("--hosts", type=int, default=61, metavar="N",
                    help="victim hosts behind the router (2..61, default 61; 4 run services)")
@@ -101,6 +108,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         raise ConfigError("scanguard lab", "needs root (it creates network namespaces)")
+    if args.fleet:
+        return run_fleet(args)
     if args.topology == "gateway":
         if args.fast_path:
             raise ConfigError("--fast-path", "is for --topology host")
@@ -108,6 +117,21 @@ def run(args: argparse.Namespace) -> int:
     if args.backend == "nftables":
         raise ConfigError("--backend", "nftables is for --topology gateway only")
     return run_host(args)
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    from scanguard_ids.lab.fleet_lab import FleetLabOptions, run_fleet_lab, summary, to_json
+
+    ports = args.ports[0] if args.ports != (65_536,) else 100
+    if len(args.ports) > 1 or not 2 <= ports <= 65_535:
+        raise ConfigError("--ports", "the fleet lab takes one count, 2..65535")
+    outdir = Path(args.out) if args.out else None
+    result = run_fleet_lab(FleetLabOptions(ports=ports, proto="udp" if args.udp else "tcp",
+                                           baseline=not args.no_unprotected, outdir=outdir))
+    print(summary(result))
+    if args.json:
+        Path(args.json).write_text(to_json(result) + "\n")
+    return 0
 
 
 def run_gateway(args: argparse.Namespace) -> int:

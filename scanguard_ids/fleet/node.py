@@ -1,16 +1,19 @@
 """One node of the fleet: publishes what this daemon sees and decides, applies what others do.
 
-Two threads, neither on the hot path:
+Four threads, none on the hot path; decisions and evidence each have their own publisher and
+reader (and so their own Redis connection), so a decision never waits behind a batch of
+evidence on either side:
 
-* the publisher drains two queues the engine fills with its lock held (so they only enqueue):
-  response events (bounded; the oldest dropped and counted when Redis is slower than the
-  sensors) and decisions (a bounded outbox that survives a Redis outage: what was decided
-  while Redis was down is published when it returns, blocks that ended meanwhile dropped);
-* the reader XREADs both streams from the last id it saw, blocking, and hands other nodes'
+* the publishers drain what the engine hands over with its lock held (so it only enqueues and
+  sets an Event the publisher is blocked on): response events (bounded; the oldest dropped
+  and counted when Redis is slower than the sensors) and decisions (a bounded outbox that
+  survives a Redis outage: what was decided while Redis was down is published when it
+  returns, blocks that ended meanwhile dropped);
+* the readers XREAD their stream from the last id seen, blocking, and hand other nodes'
   evidence to :meth:`Engine.feed_events` (one detector over the merged stream, dedup first)
   and their decisions to :meth:`Engine.apply_fleet` (allowlist first, never re-published).
-  On every (re)connection it lists the active block keys, so a late or returning node
-  applies what it missed.
+  On every (re)connection the decision reader lists the active block keys, so a late or
+  returning node applies what it missed.
 
 Idempotence: an entry from this node is skipped when it comes back; a decision is applied once
 per (ip, decision id); and one older than the newest decision already seen for its address
@@ -21,9 +24,11 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
+import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from scanguard_ids.clock import Clock
@@ -42,6 +47,7 @@ BLOCK_MS = 500  # one blocking XREAD at most; also how soon stop() is noticed
 MAX_BACKOFF = 2.0  # seconds between reconnection attempts at most
 MAX_REMEMBERED = 100_000  # (ip, id) pairs and per-address newest decision times kept
 ENTRIES_PER_ROUND_TRIP = 64
+SWITCH_INTERVAL_S = 0.0005  # sys.setswitchinterval while fleet mode runs (see start)
 
 
 class FleetNode:
@@ -56,6 +62,7 @@ class FleetNode:
         self.bus = bus
         self.clock = clock
         self.node = node
+        self._node_b = node.encode()
         self.publish = publish
         self.counters: Counter[str] = Counter()
         self.connected = False
@@ -70,7 +77,8 @@ class FleetNode:
         self._peers: dict[str, tuple[float, float]] = {}  # node -> (monotonic seen, lag ms)
         self._after: dict[str, bytes] = {}
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # decisions to publish
+        self._wake_events = threading.Event()  # evidence to publish
         self.ready = threading.Event()  # set after the first sync with Redis
         self._threads: list[threading.Thread] = []
 
@@ -86,8 +94,16 @@ class FleetNode:
             engine.fleet = self
 
     def start(self) -> None:
-        for name, target in (("fleet-publish", self._publish_loop),
-                             ("fleet-read", self._read_loop)):
+        # The publisher and the readers need the GIL for a few short steps each; while the
+        # engine's thread is busy with a batch, every step would otherwise wait for the
+        # interpreter's switch interval (5 ms): a decision took 12-16 ms to leave a busy
+        # node (p99 45-90 ms), 1.6-1.8 ms (p99 5-7 ms) at 0.5 ms (bench/fleet.py).
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+        for name, target in (("fleet-publish", self._publish_decisions_loop),
+                             ("fleet-publish-ev", self._publish_events_loop),
+                             ("fleet-read", self._read_decisions_loop),
+                             ("fleet-read-ev", self._read_events_loop)):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -95,6 +111,7 @@ class FleetNode:
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
         self._wake.set()
+        self._wake_events.set()
         for t in self._threads:
             t.join(timeout)
         self.bus.close()
@@ -108,7 +125,7 @@ class FleetNode:
         if over > 0:
             self.counters["fleet_events_dropped"] += over
         q.extend(events)
-        self._wake.set()
+        self._wake_events.set()
 
     def on_decision(self, d: Decision) -> None:
         if d.node not in ("", self.node) or d.action not in ("block", "unblock"):
@@ -124,15 +141,25 @@ class FleetNode:
                 del self._outbox[0]
                 self.counters["fleet_outbox_dropped"] += 1
         self._wake.set()
+        # Hand the GIL over now: the publisher needs no engine lock, and otherwise it waits
+        # for this thread to block or for the interpreter's switch interval (5 ms) while
+        # the engine goes on with the rest of its batch.
+        time.sleep(0)
 
-    # -- publisher -------------------------------------------------------------------------
-    def _publish_loop(self) -> None:
+    # -- publishers --------------------------------------------------------------------------
+    def _publish_decisions_loop(self) -> None:
+        self._publish_loop(self._wake, self._flush_decisions)
+
+    def _publish_events_loop(self) -> None:
+        self._publish_loop(self._wake_events, self._flush_events)
+
+    def _publish_loop(self, wake: threading.Event, flush: Callable[[], None]) -> None:
         backoff = 0.0
         while True:
-            self._wake.wait(backoff or 1.0)
-            self._wake.clear()
+            wake.wait(backoff or 1.0)  # set by the engine's sink/tap: no polling delay
+            wake.clear()
             try:
-                self._flush()
+                flush()
                 backoff = 0.0
             except FleetError as exc:
                 self._failed(exc)
@@ -140,7 +167,7 @@ class FleetNode:
             if self._stop.is_set():
                 return
 
-    def _flush(self) -> None:
+    def _flush_decisions(self) -> None:
         with self._mu:
             todo, self._outbox = self._outbox, []
         if todo:
@@ -154,6 +181,8 @@ class FleetNode:
                     self._outbox = (live + self._outbox)[-self.cfg.outbox:]
                 raise
             self.counters["fleet_decisions_out"] += len(live)
+
+    def _flush_events(self) -> None:
         q, size = self._events, self.cfg.batch
         while q:
             entries: list[dict[str, str]] = []
@@ -171,19 +200,38 @@ class FleetNode:
             self.counters["fleet_events_out"] += sent
 
     # -- reader ------------------------------------------------------------------------------
-    def _read_loop(self) -> None:
+    def _read_decisions_loop(self) -> None:
+        """Decisions (and the resync of block keys on every (re)connection)."""
         backoff = 0.0
         synced = False
+        stream = self.bus.decisions
         while not self._stop.is_set():
             try:
                 if not synced:
                     self._sync()
                     synced = True
                     backoff = 0.0
-                entries = self.bus.read(self._after, BLOCK_MS)
+                entries = self.bus.read({stream: self._after[stream]}, BLOCK_MS)
             except FleetError as exc:
                 self._failed(exc)
                 synced = False
+                backoff = min(MAX_BACKOFF, max(0.05, backoff * 2))
+                self._stop.wait(backoff)
+                continue
+            self._handle(entries)
+
+    def _read_events_loop(self) -> None:
+        """Evidence, from where the first sync put us (the decision reader resyncs)."""
+        backoff = 0.0
+        stream = self.bus.events
+        while not self._stop.is_set():
+            if not self.ready.wait(BLOCK_MS / 1000):
+                continue
+            try:
+                entries = self.bus.read({stream: self._after[stream]}, BLOCK_MS)
+                backoff = 0.0
+            except FleetError as exc:
+                self._failed(exc)
                 backoff = min(MAX_BACKOFF, max(0.05, backoff * 2))
                 self._stop.wait(backoff)
                 continue
@@ -229,6 +277,8 @@ class FleetNode:
                     log.exception("fleet entry failed id=%s", eid)
 
     def _evidence(self, fields: dict[bytes, bytes], eid: bytes, now_ms: float) -> None:
+        if fields.get(b"n") == self._node_b:
+            return  # our own, back from Redis: already counted (not even decoded)
         got = decode_events(fields)
         if got is None:
             self.counters["fleet_garbage"] += 1
