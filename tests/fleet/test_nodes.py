@@ -130,8 +130,10 @@ def test_fleet_block_carries_strikes(nodes: NodeFactory) -> None:
         a.engine.offenders.offend(SCANNER, T0 - 10 + i)  # third offence pending at A
     a.rig.feed(*(rst(SCANNER, p, T0 + p / 100, LOCAL_A) for p in (21, 22, 23)))
     wait_for(lambda: SCANNER in b.rig.blocked(), "A's block at B")
-    assert b.engine.evidence[SCANNER].strikes == 4
-    assert b.engine.offenders.strikes(SCANNER, T0) == 4
+    # B records the strike right after its backend took the block (under its engine lock)
+    with b.engine.lock:
+        assert b.engine.evidence[SCANNER].strikes == 4
+        assert b.engine.offenders.strikes(SCANNER, T0) == 4
     assert b.engine.evidence[SCANNER].ttl == a.engine.evidence[SCANNER].ttl == 300 * 8
 
 
