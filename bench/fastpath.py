@@ -54,6 +54,7 @@ from bench.common import (
     require,
     spread,
 )
+from scanguard_ids.lab.rtt import checksum  # the one IP checksum
 
 NAME = "fastpath"
 TITLE = "6. Kernel fast path: packet-path cost and set polling"
@@ -127,15 +128,6 @@ def _mac(ns: Any, ifname: str) -> str:
     return str(json.loads(out)[0]["address"])
 
 
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def syn_frames(src_mac: str, dst_mac: str, src: str, dst: str, ports: range) -> list[bytes]:
     """Ethernet frames of TCP SYNs from ``src`` port 40000 to each of ``ports`` (pure)."""
     eth = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", "")) \
@@ -145,10 +137,10 @@ def syn_frames(src_mac: str, dst_mac: str, src: str, dst: str, ports: range) -> 
     for i, port in enumerate(ports):
         tcp = struct.pack("!HHIIBBHHH", 40_000, port, 1_000 + i, 0, 5 << 4, 0x02, 64_240, 0, 0)
         pseudo = s + d + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp))
-        tcp = tcp[:16] + struct.pack("!H", _csum(pseudo + tcp)) + tcp[18:]
+        tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i & 0xFFFF, 0, 64,
                          socket.IPPROTO_TCP, 0, s, d)
-        ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+        ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
         out.append(eth + ip + tcp)
     return out
 
