@@ -34,15 +34,19 @@ import ipaddress
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 from scanguard_ids.block.common import Runner, check_result, run_argv
+from scanguard_ids.config import FastpathConfig
 from scanguard_ids.errors import BackendError
 
 if TYPE_CHECKING:
     from scanguard_ids.block.nlnft import SetReader
-    from scanguard_ids.config import FastpathConfig
+
+#: The configured defaults ([fastpath] in config/schema.py): defined once, there (read from
+#: the fields: building a FastpathConfig here would import this module back for parse_ports).
+_DEFAULT: dict[str, Any] = {f.name: f.default for f in fields(FastpathConfig)}
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +88,15 @@ class FastPathLayout:
     table: str = "scanguard_fp"
     mode: str = "block"  # detect | block
     placement: str = "host"  # host | gateway
-    burst: int = 4
-    rate: int = 1
-    ttl: int = 300
-    seen_timeout: int = 60
+    burst: int = _DEFAULT["burst"]
+    rate: int = _DEFAULT["rate"]
+    ttl: int = _DEFAULT["ttl"]
+    seen_timeout: int = _DEFAULT["seen_timeout"]
     meter_timeout: int = 60
-    live_timeout: int = 600
-    live_bytes: int = 1000
-    max_sources: int = 65_536
-    max_pairs: int = 262_144
+    live_timeout: int = _DEFAULT["live_timeout"]
+    live_bytes: int = _DEFAULT["live_bytes"]
+    max_sources: int = _DEFAULT["max_sources"]
+    max_pairs: int = _DEFAULT["max_pairs"]
     exclude_ports: tuple[tuple[int, int], ...] = ()
 
     @classmethod
