@@ -10,13 +10,17 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
 from nsutil import run_in_netns  # tests/nsutil.py (tests/ is on sys.path: rootdir conftest)
 
-from scanguard_ids.lab.netns import Netns, Pair
+from scanguard_ids.lab.netns import Netns, Pair, victim_scanner
+from scanguard_ids.lab.rtt import checksum
 
 PORT = 8080
 NEIGHBOUR4 = "192.0.2.3"
@@ -56,15 +60,6 @@ def tcp_ok(dst: str, port: int, src: str | None = None, timeout: float = 1.0) ->
             return False
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def ping_ok(dst: str, src: str | None = None, timeout: float = 1.0) -> bool:
     """Run in a namespace: one ICMP(v6) echo to dst, like ``ping -c1 -W1 [-I src] dst``
     (iputils-ping is not installed everywhere; this needs only root)."""
@@ -76,7 +71,7 @@ def ping_ok(dst: str, src: str | None = None, timeout: float = 1.0) -> bool:
     payload = b"scanguard-ping"
     header = struct.pack("!BBHHH", req_type, 0, 0, ident, seq)
     if not v6:  # the kernel fills in the ICMPv6 checksum on raw sockets
-        header = struct.pack("!BBHHH", req_type, 0, _checksum(header + payload), ident, seq)
+        header = struct.pack("!BBHHH", req_type, 0, checksum(header + payload), ident, seq)
     with socket.socket(fam, socket.SOCK_RAW, proto) as s:
         if src:
             s.bind((src, 0))
@@ -121,6 +116,29 @@ class Lab:
         dst = self.pair.victim6 if ":" in src_addr else self.pair.victim4
         return {"ping": self.ping(self.scanner, dst, src_addr),
                 "tcp": self.tcp(self.scanner, dst, src_addr)}
+
+
+@contextmanager
+def listening_lab(prefix: str, neighbours: bool = False) -> Iterator[Lab]:
+    """The victim/scanner namespace pair (names start with ``prefix``) with the victim's TCP
+    listener on PORT up and reachable from the scanner. ``neighbours``: the scanner also holds
+    NEIGHBOUR4/NEIGHBOUR6 on its interface. The one lab fixture body of the live tests."""
+    need_root()
+    with victim_scanner(prefix) as pair:
+        if neighbours:
+            pair.scanner.run(["ip", "addr", "add", f"{NEIGHBOUR4}/24", "dev", "scan0"])
+            pair.scanner.run(["ip", "addr", "add", f"{NEIGHBOUR6}/64", "dev", "scan0", "nodad"])
+        listener = pair.victim.popen([sys.executable, "-c", LISTENER, str(PORT), "120"])
+        try:
+            lab = Lab(pair, listener)
+            deadline = time.monotonic() + 10
+            while not lab.tcp(pair.scanner, pair.victim4):
+                assert time.monotonic() < deadline, "the victim's listener never came up"
+                time.sleep(0.1)
+            yield lab
+        finally:
+            listener.kill()
+            listener.wait(timeout=10)
 
 
 _HOST_READS = (

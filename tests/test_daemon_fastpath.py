@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from blocklab import LISTENER, PORT, Lab, host_firewall, need_root, tcp_ok
+from blocklab import PORT, Lab, host_firewall, listening_lab, tcp_ok
 from nsutil import run_in_netns
 from test_daemon_live import Daemon, wait_for
-
-from scanguard_ids.lab.netns import victim_scanner
 
 pytestmark = [pytest.mark.root]
 
@@ -37,15 +34,9 @@ def probe(dst: str, ports: list[int]) -> None:
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    need_root()
     before = host_firewall()
-    with victim_scanner("sgq") as pair:
-        listener = pair.victim.popen([sys.executable, "-c", LISTENER, str(PORT), "120"])
-        try:
-            yield Lab(pair, listener)
-        finally:
-            listener.kill()
-            listener.wait(timeout=10)
+    with listening_lab("sgq") as lab:
+        yield lab
     assert host_firewall() == before, "the host namespace's firewall changed"
 
 

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from blocklab import LISTENER, PORT, Lab, host_firewall, need_root
+from blocklab import Lab, host_firewall, listening_lab, need_root
 from pcaps import Capture, tcp_closed, udp_closed
 from waiting import wait_for  # tests/waiting.py (tests/ is on sys.path)
 
 from scanguard_ids import suricata
-from scanguard_ids.lab.netns import victim_scanner
 
 pytestmark = [pytest.mark.root, pytest.mark.suricata]
 
@@ -60,16 +59,8 @@ def scan_lines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[bytes
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    need_root()
-    with victim_scanner("sgd") as pair:
-        listener = pair.victim.popen([sys.executable, "-c", LISTENER, str(PORT), "120"])
-        try:
-            lab = Lab(pair, listener)
-            wait_for(lambda: lab.tcp(pair.scanner, pair.victim4), 10, "the victim's listener")
-            yield lab
-        finally:
-            listener.kill()
-            listener.wait(timeout=10)
+    with listening_lab("sgd") as lab:
+        yield lab
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -8,14 +8,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-from blocklab import LISTENER, PORT, Lab
+from blocklab import Lab, listening_lab
 from harness import rst
 from rtutil import (
     SCANNER4,
@@ -31,7 +30,7 @@ from rtutil import (
     wait_for,
 )
 
-from scanguard_ids.lab.netns import namespaces, victim_scanner
+from scanguard_ids.lab.netns import namespaces
 
 pytestmark = pytest.mark.root
 
@@ -48,15 +47,8 @@ def lab() -> Iterator[Lab]:
     need()
     if shutil.which("suricata") is None:
         pytest.skip("needs suricata")
-    with victim_scanner("sgrv") as pair:
-        listener = pair.victim.popen([sys.executable, "-c", LISTENER, str(PORT), "120"])
-        try:
-            lab = Lab(pair, listener)
-            wait_for(lambda: lab.tcp(pair.scanner, pair.victim4), 10, "the victim's listener")
-            yield lab
-        finally:
-            listener.kill()
-            listener.wait(timeout=10)
+    with listening_lab("sgrv") as lab:
+        yield lab
 
 
 @pytest.fixture
