@@ -13,8 +13,10 @@ Both tiers (the slow tier is on by default): ``scanguard`` counts each IPv6 addr
 group (``prefix6 = 128``); ``scanguard-p64`` keeps the default ``prefix6 = 64`` and floods
 distinct /64s (each its own group, keyed by its prefix); ``scanguard-slow`` gives each IPv6
 address two responses, so both tiers hold it (a fast-tier list and a slow-tier record), up to
-``slow_max_tracked`` addresses. A one-off address holds no slow-tier record: once its fast state
-ends it waits in the slow tier's fixed table (a fixed cost, not per address).
+``slow_max_tracked`` addresses, against ``scanguard-fast2``: the same with the slow tier off
+(what the fast tier alone holds for two responses). A one-off address holds no slow-tier
+record: once its fast state ends it waits in the slow tier's fixed table (a fixed cost, not
+per address).
 
 Flat after the caps: there are two bounded tables, the fast tier (``max_tracked``) and the slow
 tier's table of one-off groups (a power of two >= 2 * ``slow_max_tracked`` slots, filled by the
@@ -89,10 +91,13 @@ def _child(argv: list[str]) -> None:
     from scanguard_ids.eve.decode import Decoder
 
     cfg = config.Config()
-    if tracker in ("scanguard", "scanguard-slow"):
+    if tracker in ("scanguard", "scanguard-slow", "scanguard-fast2"):
         cfg = replace(cfg, detect=replace(cfg.detect, prefix6=128))
-    cap = cfg.detect.slow_max_tracked if tracker == "scanguard-slow" else cfg.detect.max_tracked
-    per_addr = 2 if tracker == "scanguard-slow" else 1
+    if tracker == "scanguard-fast2":
+        cfg = replace(cfg, detect=replace(cfg.detect, slow="off"))
+    two = tracker in ("scanguard-slow", "scanguard-fast2")
+    cap = cfg.detect.slow_max_tracked if two else cfg.detect.max_tracked
+    per_addr = 2 if two else 1
     decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes)
     tpl = _template()
     fmt = tpl.format
@@ -174,7 +179,7 @@ def run(ctx: Context) -> Section:
     runs: dict[tuple[str, int], dict] = {}
     slow_total = 10_000  # the default slow_max_tracked
     plan = [(6, big, ("scanguard", "naive")), (4, v4, ("scanguard", "naive")),
-            (6, big, ("scanguard-p64",)), (6, slow_total, ("scanguard-slow",))]
+            (6, big, ("scanguard-p64",)), (6, slow_total, ("scanguard-slow", "scanguard-fast2"))]
     for family, total, trackers in plan:
         for tracker in trackers:
             ctx.say(f"memory: {tracker} IPv{family} {total:,} sources")
@@ -201,14 +206,29 @@ def run(ctx: Context) -> Section:
                     f"{s['blocks']:,}",
                 )
             )
-        if tracker == "naive":
+        if tracker in ("naive", "scanguard-fast2"):
             continue
         per = _slope(out["samples"], cap)
         naive = runs.get(("naive", family))
         nper = _slope(naive["samples"], cap) if naive else None
+        if tracker == "scanguard-slow":
+            # Two responses per address: the target is for a tracked address (one
+            # response, rows above); this shows what the slow-tier record adds to the fast
+            # tier's two-response state, against the fast tier alone (no target).
+            fast2 = runs.get(("scanguard-fast2", family))
+            sec.rows.append(
+                Row(
+                    "IPv6 (prefix6 128), two responses each: bytes per address, both tiers",
+                    per,
+                    "bytes/address",
+                    "the fast tier alone (slow off)",
+                    _slope(fast2["samples"], cap) if fast2 else None,
+                    lower_is_better=True,
+                )
+            )
+            continue
         what = {"scanguard": "" if family == 4 else " (prefix6 128)",
-                "scanguard-p64": " (prefix6 64, a /64 each)",
-                "scanguard-slow": " (prefix6 128, two responses: both tiers)"}[tracker]
+                "scanguard-p64": " (prefix6 64, a /64 each)"}[tracker]
         sec.rows.append(
             Row(
                 f"IPv{family}{what}: bytes per tracked address (below the cap)",
