@@ -15,7 +15,9 @@
  *       full parse (orjson), which stays the reference.
  *
  * The tests (tests/eve/test_fast_reader.py) compare both paths on generated lines, mutated
- * lines and real Suricata output. Every read is bounds-checked against the line.
+ * lines and real Suricata output; tests/eve/test_fast_scan_edges.py sweeps the 16-byte scans
+ * below position by position. Every read is bounds-checked against the line. Where the
+ * time goes is measured by bench/ (the alerts and mixed corpora), not written here.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
@@ -23,6 +25,37 @@
 #include <stdint.h>
 #include <string.h>
 #include <structmember.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* memcmp(a, b, n) == 0 for the short constant n of a key or literal, compiled inline (a
+ * call to the library's memcmp costs more than the comparison). */
+INLINE int
+same(const char *a, const char *b, size_t n)
+{
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y)
+            return 0;
+    }
+    if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, a, 4);
+        memcpy(&y, b, 4);
+        if (x != y)
+            return 0;
+        a += 4, b += 4, n -= 4;
+    }
+    for (; n > 0; n--)
+        if (*a++ != *b++)
+            return 0;
+    return 1;
+}
 
 static const char ET_KEY[] = "\"event_type\"";
 #define ET_LEN 12
@@ -31,12 +64,33 @@ static const char ET_KEY[] = "\"event_type\"";
 #define KIND_OTHER 0 /* the full Decoder._decode path */
 #define KIND_ALERT 1 /* its first "event_type" is a compact "alert": Decoder._alert */
 
+/* memmem(s, e - s, ET_KEY, ET_LEN): where a '"' is followed by an 'e', the rest is compared. */
+static const char *
+find_et(const char *s, const char *e)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), letter = _mm_set1_epi8('e');
+    for (; e - s >= 17; s += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 1));
+        unsigned mask = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(a, quote), _mm_cmpeq_epi8(b, letter)));
+        for (; mask; mask &= mask - 1) {
+            const char *q = s + __builtin_ctz(mask);
+            if (e - q >= ET_LEN && same(q, ET_KEY, ET_LEN))
+                return q;
+        }
+    }
+#endif
+    return e - s >= ET_LEN ? memmem(s, (size_t)(e - s), ET_KEY, ET_LEN) : NULL;
+}
+
 /* 1: settled (another event type, skip it); 0: unsettled, *kind tells which path. */
 static int
 settled(const char *s, Py_ssize_t n, char *kind)
 {
     const char *end = s + n;
-    const char *p = memmem(s, (size_t)n, ET_KEY, ET_LEN);
+    const char *p = find_et(s, end);
     *kind = KIND_OTHER;
     if (p == NULL)
         return 0;
@@ -44,25 +98,33 @@ settled(const char *s, Py_ssize_t n, char *kind)
     if (end - v < 2 || v[0] != ':' || v[1] != '"')
         return 0;
     v += 2;
-    if (end - v >= 6 && memcmp(v, "alert\"", 6) == 0) {
+    if (end - v >= 6 && same(v, "alert\"", 6)) {
         *kind = KIND_ALERT;
         return 0;
     }
     if (v < end && *v == '\\')
         return 0;
-    return memmem(v, (size_t)(end - v), ET_KEY, ET_LEN) == NULL;
+    return find_et(v, end) == NULL;
 }
 
-static PyObject *fields(const char *line, Py_ssize_t n);
+/* One alert line as parse_head() reads it: pointers into the line (ASCII text, checked),
+ * -1 for a number that is absent. */
+typedef struct {
+    double ts;
+    const char *src, *dst, *proto, *sensor; /* sensor NULL: neither host nor in_iface */
+    Py_ssize_t src_n, dst_n, proto_n, sensor_n;
+    long long sport, itype, icode, sid;
+    int qproto, qport; /* an ICMP error's quoted probe; -1: none */
+    Py_ssize_t qsrc_n;
+    unsigned char qsrc[16]; /* the probe's packed source address */
+} Head;
+
+static int parse_head(const char *line, Py_ssize_t n, Head *h);
+static PyObject *head_tuple(const Head *h, PyObject *sid, PyObject *src, PyObject *dst);
 static PyObject *TCP, *ICMP, *ICMP6; /* interned protocol names, set at import */
 
 #define KIND_EVENT 3 /* the item is the finished ResponseEvent */
 
-/* What decode.py's Decoder._event() builds from fields() -- for the common case only: both
- * addresses already in the decoder's cache, a TCP RST or an ICMP(v6) port unreachable.
- * ctx = (addrs, ResponseEvent, (TCP_RST, ICMP4, ICMP6), PORT_PROTOCOLS). Returns a new
- * reference to the event, None (new reference) for "let _event() do it", NULL on error;
- * counts[0..2] += alerts, no_port, remote_mismatch as _event() would count them. */
 /* -- making ResponseEvents ------------------------------------------------------------ */
 
 /* model.ResponseEvent is a slots dataclass whose __init__ only stores its eight fields, in
@@ -127,13 +189,94 @@ new_event(PyObject *cls, PyObject *const *args)
     return ev;
 }
 
+/* -- Python objects for the fields, reused where they repeat -------------------------- */
+
+/* An ASCII string (parse_head() lets no other byte through). */
+static PyObject *
+ascii_str(const char *s, Py_ssize_t n)
+{
+    PyObject *o = PyUnicode_New(n, 127);
+    if (o != NULL)
+        memcpy(PyUnicode_DATA(o), s, (size_t)n);
+    return o;
+}
+
+/* Addresses and sensor names repeat from line to line: the last string made for each of
+ * STR_SLOTS hash slots is kept and handed out again when the same text comes back. */
+#define STR_SLOTS 1024
+#define STR_CACHED_MAX 64 /* longer texts are made each time */
+static PyObject *str_slots[STR_SLOTS];
+
+static PyObject *
+text(const char *s, Py_ssize_t n)
+{
+    if (n > STR_CACHED_MAX)
+        return ascii_str(s, n);
+    uint64_t a = 0, b = 0, h;
+    if (n >= 8) { /* the first and the last 8 bytes (overlapping when n < 16) */
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+    }
+    else
+        for (Py_ssize_t i = 0; i < n; i++)
+            a = a << 8 | (unsigned char)s[i];
+    h = (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ (uint64_t)n;
+    PyObject **slot = &str_slots[(h ^ (h >> 29) ^ (h >> 47)) & (STR_SLOTS - 1)];
+    PyObject *o = *slot;
+    if (o != NULL && PyUnicode_GET_LENGTH(o) == n && same(PyUnicode_DATA(o), s, (size_t)n))
+        return Py_NewRef(o);
+    if ((o = ascii_str(s, n)) != NULL)
+        Py_XSETREF(*slot, Py_NewRef(o));
+    return o;
+}
+
+/* A number parse_head() read (None for -1). */
+static PyObject *
+number(long long v)
+{
+    return v >= 0 ? PyLong_FromLongLong(v) : Py_NewRef(Py_None);
+}
+
+/* The SID as an int: the same object while the SID repeats. */
+static PyObject *last_sid;
+static long long last_sid_value = -1;
+
+static PyObject *
+sid_int(long long v)
+{
+    if (last_sid != NULL && last_sid_value == v)
+        return Py_NewRef(last_sid);
+    PyObject *o = PyLong_FromLongLong(v);
+    if (o != NULL) {
+        Py_XSETREF(last_sid, Py_NewRef(o));
+        last_sid_value = v;
+    }
+    return o;
+}
+
+static PyObject *
+proto_str(const char *s, Py_ssize_t n)
+{
+    if (n == 3 && same(s, "TCP", 3))
+        return Py_NewRef(TCP);
+    if (n == 4 && same(s, "ICMP", 4))
+        return Py_NewRef(ICMP);
+    if (n == 9 && same(s, "IPv6-ICMP", 9))
+        return Py_NewRef(ICMP6);
+    return ascii_str(s, n);
+}
+
+static PyObject *
+sensor_str(const Head *h)
+{
+    return h->sensor != NULL ? text(h->sensor, h->sensor_n) : PyUnicode_FromStringAndSize("", 0);
+}
+
 /* A canonical dotted quad (what ipaddress prints: no leading zeros, each part <= 255). */
 static int
-ipv4_canon(PyObject *text, unsigned char *packed)
+ipv4_canon(const char *p, Py_ssize_t n, unsigned char *packed)
 {
-    if (!PyUnicode_IS_COMPACT_ASCII(text))
-        return 0;
-    const char *p = (const char *)PyUnicode_DATA(text), *e = p + PyUnicode_GET_LENGTH(text);
+    const char *e = p + n;
     for (int i = 0; i < 4; i++) {
         const char *d = p;
         int v = 0;
@@ -148,17 +291,18 @@ ipv4_canon(PyObject *text, unsigned char *packed)
     return p == e;
 }
 
-/* (canonical text, packed) of an address from fields(): IPv4 here, IPv6 from the decoder's
- * cache (decode.py's _addr() fills it). 0: not known here. Borrowed text. */
+/* (canonical text, packed) of an address as parse_head() read it (text: its string): IPv4
+ * here, IPv6 from the decoder's cache (decode.py's _addr() fills it). 0: not known here.
+ * Borrowed canon. */
 static int
-address(PyObject *addrs, PyObject *text, PyObject **canon, const unsigned char **packed,
-        Py_ssize_t *packed_n, unsigned char *v4)
+address(PyObject *addrs, const char *s, Py_ssize_t n, PyObject *str, PyObject **canon,
+        const unsigned char **packed, Py_ssize_t *packed_n, unsigned char *v4)
 {
-    if (ipv4_canon(text, v4)) {
-        *canon = text, *packed = v4, *packed_n = 4;
+    if (ipv4_canon(s, n, v4)) {
+        *canon = str, *packed = v4, *packed_n = 4;
         return 1;
     }
-    PyObject *hit = PyDict_GetItemWithError(addrs, text);
+    PyObject *hit = PyDict_GetItemWithError(addrs, str);
     if (hit == NULL || !PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 2 ||
         !PyBytes_Check(PyTuple_GET_ITEM(hit, 1)))
         return PyErr_Occurred() ? -1 : 0;
@@ -168,14 +312,15 @@ address(PyObject *addrs, PyObject *text, PyObject **canon, const unsigned char *
     return 1;
 }
 
-/* What decode.py's Decoder._event() builds from fields() -- for the common case only: both
- * addresses IPv4 or already in the decoder's cache, a TCP RST or an ICMP(v6) port
+/* What decode.py's Decoder._event() builds from head_tuple(h, sid) -- for the common case
+ * only: both addresses IPv4 or already in the decoder's cache, a TCP RST or an ICMP(v6) port
  * unreachable. ctx = (addrs, ResponseEvent, (TCP_RST, ICMP4, ICMP6), ("tcp",
- * PORT_PROTOCOLS)). Returns a new reference to the event, None (new reference) for "let
- * _event() do it", NULL on error; counts[0..2] += alerts, no_port, remote_mismatch as
- * _event() would count them. */
+ * PORT_PROTOCOLS)); src and dst: the strings of h's addresses. Returns a new reference to
+ * the event, None (new reference) for "let _event() do it", NULL on error; counts[0..2] +=
+ * alerts, no_port, remote_mismatch as _event() would count them. */
 static PyObject *
-event(PyObject *ctx, PyObject *f, Py_ssize_t *counts)
+event(PyObject *ctx, const Head *h, PyObject *sid, PyObject *src_str, PyObject *dst_str,
+      Py_ssize_t *counts)
 {
     PyObject *addrs = PyTuple_GET_ITEM(ctx, 0), *make = PyTuple_GET_ITEM(ctx, 1);
     PyObject *kinds = PyTuple_GET_ITEM(ctx, 2), *names = PyTuple_GET_ITEM(ctx, 3);
@@ -183,52 +328,51 @@ event(PyObject *ctx, PyObject *f, Py_ssize_t *counts)
     const unsigned char *src_pk, *dst_pk;
     Py_ssize_t src_n, dst_n;
     unsigned char v4s[4], v4d[4];
-    int r = address(addrs, PyTuple_GET_ITEM(f, 1), &src, &src_pk, &src_n, v4s);
+    int r = address(addrs, h->src, h->src_n, src_str, &src, &src_pk, &src_n, v4s);
     if (r == 1)
-        r = address(addrs, PyTuple_GET_ITEM(f, 2), &dst, &dst_pk, &dst_n, v4d);
+        r = address(addrs, h->dst, h->dst_n, dst_str, &dst, &dst_pk, &dst_n, v4d);
     if (r <= 0)
         return r < 0 ? NULL : Py_NewRef(Py_None);
-    PyObject *proto = PyTuple_GET_ITEM(f, 3), *kind, *name, *port;
+    PyObject *kind, *name, *port;
     int no_port = 0, mismatch = 0;
-    if (proto == TCP) {
+    if (h->proto_n == 3 && same(h->proto, "TCP", 3)) {
         kind = PyTuple_GET_ITEM(kinds, 0);
         name = PyTuple_GET_ITEM(names, 0);
-        port = PyTuple_GET_ITEM(f, 4);
-        if (port != Py_None) {
-            long long v = PyLong_AsLongLong(port); /* fields() gives at most 18 digits */
-            if (v == -1 && PyErr_Occurred())
-                return NULL;
-            if (v < 0 || v > 0xFFFF)
-                port = Py_None;
-        }
+        port = number(h->sport <= 0xFFFF ? h->sport : -1);
         no_port = port == Py_None;
     }
     else {
-        PyObject *it = PyTuple_GET_ITEM(f, 5), *ic = PyTuple_GET_ITEM(f, 6);
-        long long t = it == Py_None ? -1 : PyLong_AsLongLong(it);
-        long long c = ic == Py_None ? -1 : PyLong_AsLongLong(ic);
-        if (PyErr_Occurred())
-            return NULL;
-        if (proto == ICMP && t == 3 && c == 3)
+        int icmp4 = h->proto_n == 4 && same(h->proto, "ICMP", 4);
+        int icmp6 = h->proto_n == 9 && same(h->proto, "IPv6-ICMP", 9);
+        if (icmp4 && h->itype == 3 && h->icode == 3)
             kind = PyTuple_GET_ITEM(kinds, 1);
-        else if (proto == ICMP6 && t == 1 && c == 4)
+        else if (icmp6 && h->itype == 1 && h->icode == 4)
             kind = PyTuple_GET_ITEM(kinds, 2);
         else
             return Py_NewRef(Py_None); /* unknown_kind: counted by _event() */
-        PyObject *qproto = PyTuple_GET_ITEM(f, 9), *qsrc = PyTuple_GET_ITEM(f, 10);
-        name = qproto == Py_None ? NULL
-                                 : PyDict_GetItemWithError(PyTuple_GET_ITEM(names, 1), qproto);
-        if (name == NULL || !PyBytes_Check(qsrc))
+        if (h->qproto < 0)
+            return Py_NewRef(Py_None);
+        PyObject *qproto = PyLong_FromLong(h->qproto);
+        if (qproto == NULL)
+            return NULL;
+        name = PyDict_GetItemWithError(PyTuple_GET_ITEM(names, 1), qproto);
+        Py_DECREF(qproto);
+        if (name == NULL)
             return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-        port = PyTuple_GET_ITEM(f, 11);
-        mismatch = PyBytes_GET_SIZE(qsrc) != dst_n ||
-                   memcmp(PyBytes_AS_STRING(qsrc), dst_pk, (size_t)dst_n) != 0;
+        if ((port = number(h->qport)) == NULL)
+            return NULL;
+        mismatch = h->qsrc_n != dst_n || memcmp(h->qsrc, dst_pk, (size_t)dst_n) != 0;
     }
-    PyObject *args[8] = {
-        PyTuple_GET_ITEM(f, 0), dst, src, port, name, kind, PyTuple_GET_ITEM(f, 7),
-        PyTuple_GET_ITEM(f, 8),
-    };
-    PyObject *ev = new_event(make, args);
+    if (port == NULL)
+        return NULL;
+    PyObject *ts = PyFloat_FromDouble(h->ts), *sensor = sensor_str(h), *ev = NULL;
+    if (ts != NULL && sensor != NULL) {
+        PyObject *args[8] = {ts, dst, src, port, name, kind, sid, sensor};
+        ev = new_event(make, args);
+    }
+    Py_XDECREF(ts);
+    Py_XDECREF(sensor);
+    Py_DECREF(port);
     if (ev != NULL) {
         counts[0]++;
         counts[1] += no_port;
@@ -237,7 +381,7 @@ event(PyObject *ctx, PyObject *f, Py_ssize_t *counts)
     return ev;
 }
 
-#define KIND_FIELDS 2 /* an alert of ours already read: the item is fields()'s tuple */
+#define KIND_FIELDS 2 /* an alert of ours already read: the item is head_tuple()'s tuple */
 
 static int
 append(PyObject *items, PyObject *kinds, PyObject *item, char kind)
@@ -290,6 +434,31 @@ scan_result(Scan *sc)
                          sc->counts[0], sc->counts[1], sc->counts[2]);
 }
 
+/* An alert line of ours: the event (kind 3) when event() can make it, else head_tuple()'s
+ * tuple (kind 2). */
+static int
+ours(Scan *sc, const Head *h, PyObject *sid)
+{
+    PyObject *src = text(h->src, h->src_n), *dst = src ? text(h->dst, h->dst_n) : NULL;
+    PyObject *item = NULL;
+    char kind = KIND_EVENT;
+    if (dst != NULL && sc->ctx != Py_None) {
+        item = event(sc->ctx, h, sid, src, dst, sc->counts);
+        if (item == Py_None)
+            Py_CLEAR(item);
+        else if (item == NULL)
+            goto done;
+    }
+    if (item == NULL && dst != NULL) {
+        kind = KIND_FIELDS;
+        item = head_tuple(h, sid, src, dst);
+    }
+done:
+    Py_XDECREF(src);
+    Py_XDECREF(dst);
+    return item != NULL ? append(sc->items, sc->kinds, item, kind) : -1;
+}
+
 /* One line: settled lines are only counted; the rest become items. ``obj`` is the line as a
  * bytes object when the caller has one (reused), else NULL (one is made if needed). */
 static int
@@ -305,33 +474,19 @@ scan_line(Scan *sc, const char *line, Py_ssize_t len, PyObject *obj)
         return 0;
     }
     else if (kind == KIND_ALERT && sc->sids != Py_None) {
-        PyObject *f = fields(line, len);
-        if (f == NULL)
-            return -1;
-        if (f != Py_None) {
-            int ours = PySet_Contains(sc->sids, PyTuple_GET_ITEM(f, 7));
-            if (ours <= 0) {
-                Py_DECREF(f);
-                if (ours < 0)
-                    return -1;
+        Head h;
+        if (parse_head(line, len, &h)) {
+            PyObject *sid = sid_int(h.sid);
+            if (sid == NULL)
+                return -1;
+            int rc = PySet_Contains(sc->sids, sid);
+            if (rc > 0)
+                rc = ours(sc, &h, sid);
+            else if (rc == 0)
                 sc->foreign++;
-                return 0;
-            }
-            if (sc->ctx != Py_None) {
-                PyObject *ev = event(sc->ctx, f, sc->counts);
-                if (ev == NULL) {
-                    Py_DECREF(f);
-                    return -1;
-                }
-                if (ev != Py_None) {
-                    Py_DECREF(f);
-                    return append(sc->items, sc->kinds, ev, KIND_EVENT);
-                }
-                Py_DECREF(ev);
-            }
-            return append(sc->items, sc->kinds, f, KIND_FIELDS);
+            Py_DECREF(sid);
+            return rc < 0 ? -1 : 0;
         }
-        Py_DECREF(f);
     }
     PyObject *bytes = obj ? Py_NewRef(obj) : PyBytes_FromStringAndSize(line, len);
     if (bytes == NULL)
@@ -343,8 +498,8 @@ scan_line(Scan *sc, const char *line, Py_ssize_t len, PyObject *obj)
  *     -> (lines, skipped, foreign, items, kinds, (alerts, no_port, remote_mismatch))
  * The newline-separated lines of buf[start:end] (a newline at the very end starts no line).
  * sids None: items are the unsettled lines (kinds 0/1). A set of ints: compact alerts are
- * also read here; ours come back as fields() tuples (kind 2), foreign ones are only
- * counted, and a line fields() does not recognise comes back as bytes (kind 1). With ctx
+ * also read here; ours come back as head() tuples (kind 2), foreign ones are only
+ * counted, and a line parse_head() does not recognise comes back as bytes (kind 1). With ctx
  * (see event()), most of ours come back as finished ResponseEvents (kind 3), counted in the
  * last tuple. */
 static PyObject *
@@ -413,6 +568,59 @@ fail:
     return NULL;
 }
 
+/* -- scanning string bodies ------------------------------------------------------------ */
+
+#if !defined(__SSE2__)
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* None of the 8 bytes needs a look: no quote, backslash, control character or non-ASCII. */
+static inline int
+plain8(const char *p)
+{
+    uint64_t x, q, b;
+    memcpy(&x, p, 8);
+    q = x ^ (ONES * '"');
+    b = x ^ (ONES * '\\');
+    return !((x | ((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS);
+}
+
+#endif
+
+/* A byte a JSON string body passes as is (not a quote, backslash, control character or
+ * non-ASCII byte). */
+INLINE int
+plain(unsigned char ch)
+{
+    return ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\';
+}
+
+/* The first byte from p on that is not plain(), or end. */
+INLINE const char *
+skip_plain(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* signed: bytes >= 0x80 are negative, so below 0x20 too */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
+                                 _mm_cmplt_epi8(x, space));
+        unsigned mask = (unsigned)_mm_movemask_epi8(m);
+        if (mask)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#else
+    while (end - p >= 8 && plain8(p))
+        p += 8;
+#endif
+    while (p < end && plain((unsigned char)*p))
+        p++;
+    return p;
+}
+
 /* -- head(): a cursor over one line ------------------------------------------------------ */
 
 typedef struct {
@@ -420,10 +628,10 @@ typedef struct {
     const char *end;
 } Cur;
 
-static int
+INLINE int
 lit(Cur *c, const char *s, Py_ssize_t n)
 {
-    if (c->end - c->p < n || memcmp(c->p, s, (size_t)n) != 0)
+    if (c->end - c->p < n || !same(c->p, s, (size_t)n))
         return 0;
     c->p += n;
     return 1;
@@ -431,7 +639,7 @@ lit(Cur *c, const char *s, Py_ssize_t n)
 #define LIT(c, s) lit((c), (s), (Py_ssize_t)(sizeof(s) - 1))
 
 /* A JSON non-negative integer without leading zeros, at most 18 digits. */
-static int
+INLINE int
 uint_(Cur *c, long long *out)
 {
     const char *p = c->p;
@@ -449,22 +657,39 @@ uint_(Cur *c, long long *out)
     return 1;
 }
 
+/* char_class[byte]: CLASS_PLAIN for what a JSON string holds as is (not a quote, backslash,
+ * control character or non-ASCII), CLASS_IP for what an address is written with (hex
+ * digits, '.' and ':'); filled at import. */
+#define CLASS_PLAIN 1
+#define CLASS_IP 2
+static unsigned char char_class[256];
+
+static void
+fill_char_class(void)
+{
+    for (int ch = 0x20; ch < 0x80; ch++) {
+        if (ch == '"' || ch == '\\')
+            continue;
+        char_class[ch] = CLASS_PLAIN;
+        if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') ||
+            ch == '.' || ch == ':')
+            char_class[ch] |= CLASS_IP;
+    }
+}
+
 /* A string body up to its closing quote, without escapes or control characters.
  * ip: only the characters of an IPv4/IPv6 address. */
-static int
+INLINE int
 str_(Cur *c, const char **s, Py_ssize_t *n, int ip)
 {
     const char *p = c->p;
-    while (p < c->end && *p != '"') {
-        unsigned char ch = (unsigned char)*p;
-        if (ch == '\\' || ch < 0x20 || ch >= 0x80)
-            return 0; /* escapes and non-ASCII text: the full parse reads them */
-        if (ip && !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-                    (ch >= 'A' && ch <= 'F') || ch == '.' || ch == ':'))
-            return 0;
-        p++;
-    }
-    if (p >= c->end)
+    /* escapes and non-ASCII text: the full parse reads them */
+    if (ip)
+        while (p < c->end && (char_class[(unsigned char)*p] & CLASS_IP))
+            p++;
+    else
+        p = skip_plain(p, c->end);
+    if (p >= c->end || *p != '"')
         return 0;
     *s = c->p;
     *n = p - c->p;
@@ -473,10 +698,10 @@ str_(Cur *c, const char **s, Py_ssize_t *n, int ip)
 }
 
 /* Optional "key":<uint>, ; returns 1 when present (and parsed), 0 when absent, -1 on error. */
-static int
+INLINE int
 opt_uint(Cur *c, const char *key, Py_ssize_t klen, long long *out)
 {
-    if (c->end - c->p < klen || memcmp(c->p, key, (size_t)klen) != 0)
+    if (c->end - c->p < klen || !same(c->p, key, (size_t)klen))
         return 0;
     c->p += klen;
     if (!uint_(c, out) || !LIT(c, ","))
@@ -485,7 +710,7 @@ opt_uint(Cur *c, const char *key, Py_ssize_t klen, long long *out)
 }
 #define OPT_UINT(c, key, out) opt_uint((c), (key), (Py_ssize_t)(sizeof(key) - 1), (out))
 
-static int
+INLINE int
 digits(const char *p, int n, int *out)
 {
     int v = 0;
@@ -560,7 +785,7 @@ typedef struct {
 static int
 read_key(const char *k, Py_ssize_t n)
 {
-#define IS(name) (n == (Py_ssize_t)sizeof(name) - 1 && memcmp(k, name, sizeof(name) - 1) == 0)
+#define IS(name) (n == (Py_ssize_t)sizeof(name) - 1 && same(k, name, sizeof(name) - 1))
     switch (n ? k[0] : 0) {
     case 't':
         return IS("timestamp");
@@ -582,25 +807,12 @@ read_key(const char *k, Py_ssize_t n)
 #undef IS
 }
 
-static inline void
-ws(Cur *c)
+INLINE const char *
+skip_ws(const char *p, const char *e)
 {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\r' || *c->p == '\n'))
-        c->p++;
-}
-
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
-/* None of the 8 bytes needs a look: no quote, backslash, control character or non-ASCII. */
-static inline int
-plain8(const char *p)
-{
-    uint64_t x, q, b;
-    memcpy(&x, p, 8);
-    q = x ^ (ONES * '"');
-    b = x ^ (ONES * '\\');
-    return !((x | ((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS);
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    return p;
 }
 
 static int
@@ -622,203 +834,200 @@ hex4(const char *p)
     return v;
 }
 
-/* A JSON string at c->p (its opening quote). ASCII only (non-ASCII: the full parse decides,
- * as it validates UTF-8); *esc tells whether it held escapes. */
-static int
-jstring(Cur *c, const char **s, Py_ssize_t *n, int *esc)
+/* The JSON validator below works on (p, e) and returns the position after what it read, or
+ * NULL when the text is not JSON it accepts. */
+
+/* A JSON string at p (its opening quote). ASCII only (non-ASCII: the full parse decides, as
+ * it validates UTF-8); *esc tells whether it held escapes. The body is p + 1 .. result - 1. */
+INLINE const char *
+jstring(const char *p, const char *e, int *esc)
 {
-    const char *p = c->p + 1;
+    p++;
     *esc = 0;
     for (;;) {
-        while (c->end - p >= 8 && plain8(p))
-            p += 8;
-        if (p >= c->end)
-            return 0;
-        unsigned char ch = (unsigned char)*p;
-        if (ch == '"')
-            break;
-        if (ch < 0x20 || ch >= 0x80)
-            return 0;
-        if (ch == '\\') {
-            *esc = 1;
-            if (c->end - p < 2)
-                return 0;
-            switch (p[1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-                p += 2;
-                continue;
-            case 'u': {
-                int v;
-                if (c->end - p < 6 || (v = hex4(p + 2)) < 0 || (v >= 0xD800 && v <= 0xDFFF))
-                    return 0; /* surrogates: leave the pairing rules to the full parse */
-                p += 6;
-                continue;
-            }
-            default:
-                return 0;
-            }
+        p = skip_plain(p, e);
+        if (p >= e)
+            return NULL;
+        if (*p == '"')
+            return p + 1;
+        if (*p != '\\')
+            return NULL; /* a control character or non-ASCII */
+        *esc = 1;
+        if (e - p < 2)
+            return NULL;
+        switch (p[1]) {
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            p += 2;
+            continue;
+        case 'u': {
+            int v;
+            if (e - p < 6 || (v = hex4(p + 2)) < 0 || (v >= 0xD800 && v <= 0xDFFF))
+                return NULL; /* surrogates: leave the pairing rules to the full parse */
+            p += 6;
+            continue;
         }
-        p++;
+        default:
+            return NULL;
+        }
     }
-    *s = c->p + 1;
-    *n = p - (c->p + 1);
-    c->p = p + 1;
-    return 1;
 }
 
-static int
-jnumber(Cur *c)
+INLINE int
+at_digit(const char *p, const char *e)
 {
-    const char *p = c->p, *e = c->end;
+    return p < e && *p >= '0' && *p <= '9';
+}
+
+static const char *
+jnumber(const char *p, const char *e)
+{
     if (p < e && *p == '-')
         p++;
     const char *d = p;
     if (p < e && *p == '0')
         p++;
     else {
-        while (p < e && *p >= '0' && *p <= '9')
+        while (at_digit(p, e))
             p++;
         if (p == d || p - d > 18)
-            return 0; /* no digits, or an integer a 64-bit parser may refuse */
+            return NULL; /* no digits, or an integer a 64-bit parser may refuse */
     }
     if (p < e && *p == '.') {
         const char *f = ++p;
-        while (p < e && *p >= '0' && *p <= '9')
+        while (at_digit(p, e))
             p++;
         if (p == f)
-            return 0;
+            return NULL;
     }
     if (p < e && (*p == 'e' || *p == 'E')) {
         p++;
         if (p < e && (*p == '+' || *p == '-'))
             p++;
         const char *x = p;
-        while (p < e && *p >= '0' && *p <= '9')
+        while (at_digit(p, e))
             p++;
         if (p == x)
-            return 0;
+            return NULL;
     }
-    c->p = p;
-    return 1;
+    return p;
 }
 
-static int jvalue(Cur *c, int depth);
-
-/* After an object member or an array element: 1 on ',' (another one follows), 2 on
- * ``close`` (the container ends there), 0 on anything else. */
-static int
-next_item(Cur *c, char close)
+INLINE const char *
+word(const char *p, const char *e, const char *w, Py_ssize_t n)
 {
-    ws(c);
-    if (c->p >= c->end)
-        return 0;
-    if (*c->p == ',') {
-        c->p++;
-        return 1;
-    }
-    if (*c->p == close) {
-        c->p++;
-        return 2;
-    }
-    return 0;
+    return e - p >= n && same(p, w, (size_t)n) ? p + n : NULL;
 }
+#define WORD(p, e, w) word((p), (e), (w), (Py_ssize_t)(sizeof(w) - 1))
+
+static const char *jvalue(const char *p, const char *e, int depth);
 
 /* Members of an object after its '{' (first = 1) or after a member's ',' (first = 0), up to
  * and including its '}'. level 1: the top-level object; 2: the alert object (the head read
  * its signature_id); 0: anything deeper. */
-static int
-jmembers(Cur *c, int depth, int first, int level, Rest *r)
+static const char *
+jmembers(const char *p, const char *e, int depth, int first, int level, Rest *r)
 {
-    ws(c);
-    if (first && c->p < c->end && *c->p == '}') {
-        c->p++;
-        return 1;
-    }
+    p = skip_ws(p, e);
+    if (first && p < e && *p == '}')
+        return p + 1;
     for (;;) {
         const char *k;
-        Py_ssize_t kn;
         int esc;
-        ws(c);
-        if (c->p >= c->end || *c->p != '"' || !jstring(c, &k, &kn, &esc))
-            return 0;
-        ws(c);
-        if (c->p >= c->end || *c->p != ':')
-            return 0;
-        c->p++;
-        ws(c);
-        if (level && esc)
-            return 0; /* an escaped key could spell one we read */
-        const char **want = NULL;
-        Py_ssize_t *want_n = NULL;
-        int bit = 0;
-        if (level == 2 && kn == 12 && memcmp(k, "signature_id", 12) == 0)
-            return 0;
-        if (level == 1) {
-            if (read_key(k, kn))
-                return 0;
-            if (kn == 4 && memcmp(k, "host", 4) == 0)
-                want = &r->host, want_n = &r->host_n, bit = 1;
-            else if (kn == 7 && memcmp(k, "payload", 7) == 0)
-                want = &r->payload, want_n = &r->payload_n, bit = 2;
-        }
-        if (want != NULL) {
-            const char *v;
-            Py_ssize_t vn;
-            if ((r->seen & bit) || c->p >= c->end || *c->p != '"' || !jstring(c, &v, &vn, &esc))
-                return 0; /* twice or not a string: the full parse decides */
-            r->seen |= bit;
-            if (esc && bit == 1)
-                return 0; /* an escaped sensor name: Python unescapes it */
+        p = skip_ws(p, e);
+        if (p >= e || *p != '"' || (p = jstring(k = p, e, &esc)) == NULL)
+            return NULL;
+        Py_ssize_t kn = p - k - 2;
+        k++;
+        p = skip_ws(p, e);
+        if (p >= e || *p != ':')
+            return NULL;
+        p = skip_ws(p + 1, e);
+        if (level) {
+            const char **want = NULL;
+            Py_ssize_t *want_n = NULL;
+            int bit = 0;
             if (esc)
-                r->payload_escaped = 1; /* not base64: only an ICMP error would need it */
-            else
-                *want = v, *want_n = vn;
+                return NULL; /* an escaped key could spell one we read */
+            if (level == 2 && kn == 12 && same(k, "signature_id", 12))
+                return NULL;
+            if (level == 1) {
+                if (read_key(k, kn))
+                    return NULL;
+                if (kn == 4 && same(k, "host", 4))
+                    want = &r->host, want_n = &r->host_n, bit = 1;
+                else if (kn == 7 && same(k, "payload", 7))
+                    want = &r->payload, want_n = &r->payload_n, bit = 2;
+            }
+            if (want != NULL) {
+                const char *v = p;
+                if ((r->seen & bit) || p >= e || *p != '"' || (p = jstring(v, e, &esc)) == NULL)
+                    return NULL; /* twice or not a string: the full parse decides */
+                r->seen |= bit;
+                if (esc && bit == 1)
+                    return NULL; /* an escaped sensor name: Python unescapes it */
+                if (esc)
+                    r->payload_escaped = 1; /* not base64: only an ICMP error would need it */
+                else
+                    *want = v + 1, *want_n = p - v - 2;
+                goto next;
+            }
         }
-        else if (!jvalue(c, depth + 1))
-            return 0;
-        int step = next_item(c, '}');
-        if (step != 1)
-            return step == 2;
+        if (depth >= MAX_DEPTH || p >= e) /* jvalue() refuses it */
+            return NULL;
+        if (*p == '"') /* the common values inline, the rest in jvalue() */
+            p = jstring(p, e, &esc);
+        else if (*p >= '0' && *p <= '9')
+            p = jnumber(p, e);
+        else
+            p = jvalue(p, e, depth + 1);
+        if (p == NULL)
+            return NULL;
+    next:
+        p = skip_ws(p, e);
+        if (p >= e)
+            return NULL;
+        if (*p == '}')
+            return p + 1;
+        if (*p++ != ',')
+            return NULL;
     }
 }
 
-static int
-jvalue(Cur *c, int depth)
+static const char *
+jvalue(const char *p, const char *e, int depth)
 {
-    const char *s;
-    Py_ssize_t n;
     int esc;
-    if (depth > MAX_DEPTH || c->p >= c->end)
-        return 0;
-    switch (*c->p) {
-    case '{':
-        c->p++;
-        return jmembers(c, depth, 1, 0, NULL);
-    case '[':
-        c->p++;
-        ws(c);
-        if (c->p < c->end && *c->p == ']') {
-            c->p++;
-            return 1;
-        }
-        for (;;) {
-            ws(c);
-            if (!jvalue(c, depth + 1))
-                return 0;
-            int step = next_item(c, ']');
-            if (step != 1)
-                return step == 2;
-        }
+    if (depth > MAX_DEPTH || p >= e)
+        return NULL;
+    switch (*p) {
     case '"':
-        return jstring(c, &s, &n, &esc);
+        return jstring(p, e, &esc);
+    case '{':
+        return jmembers(p + 1, e, depth, 1, 0, NULL);
+    case '[':
+        p = skip_ws(p + 1, e);
+        if (p < e && *p == ']')
+            return p + 1;
+        for (;;) {
+            p = skip_ws(p, e);
+            if ((p = jvalue(p, e, depth + 1)) == NULL)
+                return NULL;
+            p = skip_ws(p, e);
+            if (p >= e)
+                return NULL;
+            if (*p == ']')
+                return p + 1;
+            if (*p++ != ',')
+                return NULL;
+        }
     case 't':
-        return LIT(c, "true");
+        return WORD(p, e, "true");
     case 'f':
-        return LIT(c, "false");
+        return WORD(p, e, "false");
     case 'n':
-        return LIT(c, "null");
+        return WORD(p, e, "null");
     default:
-        return jnumber(c);
+        return jnumber(p, e);
     }
 }
 
@@ -827,38 +1036,34 @@ jvalue(Cur *c, int depth)
 static int
 rest_(Cur *c, Rest *r)
 {
-    if (!jmembers(c, 2, 0, 2, r))
+    const char *p = jmembers(c->p, c->end, 2, 0, 2, r), *e = c->end;
+    if (p == NULL)
         return 0;
-    ws(c);
-    if (c->p < c->end && *c->p == ',') {
-        c->p++;
-        if (!jmembers(c, 1, 0, 1, r))
+    p = skip_ws(p, e);
+    if (p < e && *p == ',') {
+        if ((p = jmembers(p + 1, e, 1, 0, 1, r)) == NULL)
             return 0;
     }
-    else if (c->p >= c->end || *c->p++ != '}')
+    else if (p >= e || *p++ != '}')
         return 0;
-    ws(c);
-    return c->p == c->end;
+    return skip_ws(p, e) == e;
 }
 
 /* -- the quoted probe of an ICMP error (decode.py: _b64 + packet.quoted_probe) ---------- */
 
 #define PAYLOAD_MAX 4096
 
-static int
-b64val(unsigned char ch)
+/* b64_value[byte]: its value as a base64 digit, -1 for anything else; filled at import. */
+static signed char b64_value[256];
+
+static void
+fill_b64_value(void)
 {
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+')
-        return 62;
-    if (ch == '/')
-        return 63;
-    return -1;
+    static const char digits[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    memset(b64_value, -1, sizeof(b64_value));
+    for (int i = 0; i < 64; i++)
+        b64_value[(unsigned char)digits[i]] = (signed char)i;
 }
 
 /* Canonical base64 only (length a multiple of 4, padding only at the end, unused bits
@@ -868,20 +1073,19 @@ b64(const char *s, Py_ssize_t n, unsigned char *out)
 {
     if (n == 0 || n % 4 != 0 || n / 4 * 3 > PAYLOAD_MAX)
         return -1; /* longer quotes than any ICMP error carries: the Python path decides */
+    const unsigned char *u = (const unsigned char *)s;
     Py_ssize_t o = 0;
     for (Py_ssize_t i = 0; i < n; i += 4) {
-        int v[4], pad = 0;
-        for (int k = 0; k < 4; k++) {
-            unsigned char ch = (unsigned char)s[i + k];
-            if (ch == '=' && i + 4 == n && k >= 2) {
-                v[k] = 0;
-                pad++;
-                continue;
-            }
-            if (pad || (v[k] = b64val(ch)) < 0)
-                return -1;
+        int v0 = b64_value[u[i]], v1 = b64_value[u[i + 1]], v2 = b64_value[u[i + 2]];
+        int v3 = b64_value[u[i + 3]], pad = 0;
+        if (i + 4 == n && u[i + 3] == '=') { /* "xxx=" or "xx==" */
+            v3 = 0, pad = 1;
+            if (u[i + 2] == '=')
+                v2 = 0, pad = 2;
         }
-        unsigned int w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
+        if ((v0 | v1 | v2 | v3) < 0)
+            return -1;
+        unsigned int w = (unsigned)v0 << 18 | (unsigned)v1 << 12 | (unsigned)v2 << 6 | (unsigned)v3;
         if ((pad == 1 && (w & 0xFF)) || (pad == 2 && (w & 0xFFFF)))
             return -1;
         out[o++] = (unsigned char)(w >> 16);
@@ -948,154 +1152,129 @@ quoted(const unsigned char *b, Py_ssize_t n, int *proto, const unsigned char **s
     return 1;
 }
 
-static PyObject *
-fallback(void)
-{
-    Py_RETURN_NONE;
-}
-
-static PyObject *last_sensor;        /* the sensor name of the previous line, reused */
-
-static PyObject *
-proto_str(const char *s, Py_ssize_t n)
-{
-    if (n == 3 && memcmp(s, "TCP", 3) == 0)
-        return Py_NewRef(TCP);
-    if (n == 4 && memcmp(s, "ICMP", 4) == 0)
-        return Py_NewRef(ICMP);
-    if (n == 9 && memcmp(s, "IPv6-ICMP", 9) == 0)
-        return Py_NewRef(ICMP6);
-    return PyUnicode_DecodeUTF8(s, n, "strict");
-}
-
-static PyObject *
-sensor_str(const char *s, Py_ssize_t n)
-{
-    if (last_sensor != NULL && PyUnicode_GET_LENGTH(last_sensor) == n &&
-        PyUnicode_IS_ASCII(last_sensor) && memcmp(PyUnicode_DATA(last_sensor), s, (size_t)n) == 0)
-        return Py_NewRef(last_sensor);
-    PyObject *o = PyUnicode_DecodeUTF8(s, n, "strict");
-    if (o != NULL)
-        Py_XSETREF(last_sensor, Py_NewRef(o));
-    return o;
-}
-
-/* The fields of one alert line: (ts, src, dst, proto, src_port|None, icmp_type|None,
- * icmp_code|None, sid, sensor, probe_proto|None, probe_src|None, probe_port|None), or None
- * when the line is not in Suricata's layout (new references; NULL with an exception set). */
-static PyObject *
-fields(const char *line, Py_ssize_t n)
+/* Reads one alert line written in Suricata's layout into h: 1, else 0 (no Python objects,
+ * no exceptions). */
+static int
+parse_head(const char *line, Py_ssize_t n, Head *h)
 {
     Cur c = {line, line + n};
-    const char *s, *iface = NULL, *src, *dst, *proto;
-    Py_ssize_t sn, iface_n = 0, src_n, dst_n, proto_n;
-    long long ignored, sport = -1, itype = -1, icode = -1, sid;
-    double ts;
+    const char *s, *iface = NULL;
+    Py_ssize_t sn, iface_n = 0;
+    long long ignored;
     int r;
+    h->sport = h->itype = h->icode = -1;
+    h->qproto = h->qport = -1;
+    h->qsrc_n = 0;
 
     if (n < 2 || line[n - 1] != '}')
-        Py_RETURN_NONE;
-    if (!LIT(&c, "{\"timestamp\":\"") || !str_(&c, &s, &sn, 0) || !ts_(s, sn, &ts) ||
+        return 0;
+    if (!LIT(&c, "{\"timestamp\":\"") || !str_(&c, &s, &sn, 0) || !ts_(s, sn, &h->ts) ||
         !LIT(&c, ","))
-        Py_RETURN_NONE;
+        return 0;
     if (OPT_UINT(&c, "\"flow_id\":", &ignored) < 0 ||
         OPT_UINT(&c, "\"parent_id\":", &ignored) < 0 ||
         OPT_UINT(&c, "\"sensor_id\":", &ignored) < 0)
-        Py_RETURN_NONE;
+        return 0;
     if (LIT(&c, "\"in_iface\":\"")) {
         if (!str_(&c, &iface, &iface_n, 0) || !LIT(&c, ","))
-            Py_RETURN_NONE;
+            return 0;
     }
     if (OPT_UINT(&c, "\"pcap_cnt\":", &ignored) < 0) /* suricata -r */
-        Py_RETURN_NONE;
+        return 0;
     if (!LIT(&c, "\"event_type\":\"alert\","))
-        Py_RETURN_NONE;
+        return 0;
     if (LIT(&c, "\"vlan\":[")) {
         do {
             if (!uint_(&c, &ignored))
-                Py_RETURN_NONE;
+                return 0;
         } while (LIT(&c, ","));
         if (!LIT(&c, "],"))
-            Py_RETURN_NONE;
+            return 0;
     }
-    if (!LIT(&c, "\"src_ip\":\"") || !str_(&c, &src, &src_n, 1) || !LIT(&c, ","))
-        Py_RETURN_NONE;
-    if ((r = OPT_UINT(&c, "\"src_port\":", &sport)) < 0)
-        Py_RETURN_NONE;
-    if (!LIT(&c, "\"dest_ip\":\"") || !str_(&c, &dst, &dst_n, 1) || !LIT(&c, ","))
-        Py_RETURN_NONE;
+    if (!LIT(&c, "\"src_ip\":\"") || !str_(&c, &h->src, &h->src_n, 1) || !LIT(&c, ","))
+        return 0;
+    if ((r = OPT_UINT(&c, "\"src_port\":", &h->sport)) < 0)
+        return 0;
+    if (!LIT(&c, "\"dest_ip\":\"") || !str_(&c, &h->dst, &h->dst_n, 1) || !LIT(&c, ","))
+        return 0;
     if (OPT_UINT(&c, "\"dest_port\":", &ignored) < 0 || OPT_UINT(&c, "\"ip_v\":", &ignored) < 0)
-        Py_RETURN_NONE;
-    if (!LIT(&c, "\"proto\":\"") || !str_(&c, &proto, &proto_n, 0) || !LIT(&c, ","))
-        Py_RETURN_NONE;
-    if ((r = OPT_UINT(&c, "\"icmp_type\":", &itype)) < 0)
-        Py_RETURN_NONE;
-    if (r == 1 && OPT_UINT(&c, "\"icmp_code\":", &icode) != 1)
-        Py_RETURN_NONE;
+        return 0;
+    if (!LIT(&c, "\"proto\":\"") || !str_(&c, &h->proto, &h->proto_n, 0) || !LIT(&c, ","))
+        return 0;
+    if ((r = OPT_UINT(&c, "\"icmp_type\":", &h->itype)) < 0)
+        return 0;
+    if (r == 1 && OPT_UINT(&c, "\"icmp_code\":", &h->icode) != 1)
+        return 0;
     if (LIT(&c, "\"pkt_src\":\"")) {
         if (!str_(&c, &s, &sn, 0) || !LIT(&c, ","))
-            Py_RETURN_NONE;
+            return 0;
     }
     if (!LIT(&c, "\"alert\":{\"action\":\"") || !str_(&c, &s, &sn, 0) || !LIT(&c, ",") ||
         OPT_UINT(&c, "\"gid\":", &ignored) != 1 || !LIT(&c, "\"signature_id\":") ||
-        !uint_(&c, &sid) || !LIT(&c, ","))
-        Py_RETURN_NONE;
+        !uint_(&c, &h->sid) || !LIT(&c, ","))
+        return 0;
 
     /* The rest of the line: checked as JSON (orjson would reject it otherwise) while
      * looking for the top-level "host" (sensor name) and "payload" (an ICMP error's quoted
      * probe), and for keys already read that a later copy would override. */
     Rest rest = {NULL, NULL, 0, 0, 0, 0};
     if (!rest_(&c, &rest))
-        return fallback();
-    const char *sensor = rest.host != NULL ? rest.host : iface;
-    Py_ssize_t sensor_n = rest.host != NULL ? rest.host_n : iface_n;
-    int qproto = -1, qport = -1;
-    const unsigned char *qsrc = NULL;
-    Py_ssize_t qsrc_n = 0;
-    unsigned char raw[PAYLOAD_MAX];
-    if (itype >= 0) {
+        return 0;
+    h->sensor = rest.host != NULL ? rest.host : iface;
+    h->sensor_n = rest.host != NULL ? rest.host_n : iface_n;
+    if (h->itype >= 0) {
+        unsigned char raw[PAYLOAD_MAX];
+        const unsigned char *qsrc;
         Py_ssize_t rawn;
         if (rest.payload == NULL) /* absent or escaped: the full path looks at "packet" */
-            return fallback();
+            return 0;
         if ((rawn = b64(rest.payload, rest.payload_n, raw)) < 0 ||
-            !quoted(raw, rawn, &qproto, &qsrc, &qsrc_n, &qport))
-            return fallback();
+            !quoted(raw, rawn, &h->qproto, &qsrc, &h->qsrc_n, &h->qport))
+            return 0;
+        memcpy(h->qsrc, qsrc, (size_t)h->qsrc_n);
     }
+    return 1;
 
-    PyObject *t = PyTuple_New(12);
+}
+
+/* The fields of one alert line as decode.py's Decoder._event() takes them: (ts, src, dst,
+ * proto, src_port|None, icmp_type|None, icmp_code|None, sid, sensor, probe_proto|None,
+ * probe_src|None, probe_port|None); src and dst: the strings of h's addresses. A new
+ * reference, NULL with an exception set. */
+static PyObject *
+head_tuple(const Head *h, PyObject *sid, PyObject *src, PyObject *dst)
+{
+    PyObject *t = PyTuple_New(12), *o;
     if (t == NULL)
         return NULL;
-    PyObject *o;
 #define SET(i, expr)                                                                          \
     do {                                                                                     \
         if ((o = (expr)) == NULL)                                                            \
             goto err;                                                                        \
         PyTuple_SET_ITEM(t, (i), o);                                                         \
     } while (0)
-#define INT_OR_NONE(v) ((v) >= 0 ? PyLong_FromLongLong(v) : Py_NewRef(Py_None))
-    SET(0, PyFloat_FromDouble(ts));
-    SET(1, PyUnicode_DecodeUTF8(src, src_n, "strict"));
-    SET(2, PyUnicode_DecodeUTF8(dst, dst_n, "strict"));
-    SET(3, proto_str(proto, proto_n));
-    SET(4, INT_OR_NONE(sport));
-    SET(5, INT_OR_NONE(itype));
-    SET(6, INT_OR_NONE(icode));
-    SET(7, PyLong_FromLongLong(sid));
-    SET(8, sensor != NULL ? sensor_str(sensor, sensor_n) : PyUnicode_FromStringAndSize("", 0));
-    SET(9, INT_OR_NONE(qproto));
-    SET(10, qsrc != NULL ? PyBytes_FromStringAndSize((const char *)qsrc, qsrc_n)
-                         : Py_NewRef(Py_None));
-    SET(11, INT_OR_NONE(qport));
+    SET(0, PyFloat_FromDouble(h->ts));
+    SET(1, Py_NewRef(src));
+    SET(2, Py_NewRef(dst));
+    SET(3, proto_str(h->proto, h->proto_n));
+    SET(4, number(h->sport));
+    SET(5, number(h->itype));
+    SET(6, number(h->icode));
+    SET(7, Py_NewRef(sid));
+    SET(8, sensor_str(h));
+    SET(9, number(h->qproto));
+    SET(10, h->qproto >= 0 ? PyBytes_FromStringAndSize((const char *)h->qsrc, h->qsrc_n)
+                           : Py_NewRef(Py_None));
+    SET(11, number(h->qport));
+#undef SET
     return t;
 err:
     Py_DECREF(t);
-    if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-        PyErr_Clear();
-        return fallback(); /* not UTF-8: the full parse counts it */
-    }
     return NULL;
 }
 
+/* head(line): parse_head() and head_tuple(), or None when the line is not in Suricata's
+ * layout. */
 static PyObject *
 head(PyObject *self, PyObject *arg)
 {
@@ -1103,7 +1282,16 @@ head(PyObject *self, PyObject *arg)
         PyErr_SetString(PyExc_TypeError, "head: bytes expected");
         return NULL;
     }
-    return fields(PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg));
+    Head h;
+    if (!parse_head(PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg), &h))
+        Py_RETURN_NONE;
+    PyObject *sid = sid_int(h.sid), *src = sid ? text(h.src, h.src_n) : NULL;
+    PyObject *dst = src ? text(h.dst, h.dst_n) : NULL;
+    PyObject *t = dst ? head_tuple(&h, sid, src, dst) : NULL;
+    Py_XDECREF(sid);
+    Py_XDECREF(src);
+    Py_XDECREF(dst);
+    return t;
 }
 
 static PyMethodDef methods[] = {
@@ -1124,6 +1312,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__fast(void)
 {
+    fill_char_class();
+    fill_b64_value();
     TCP = PyUnicode_InternFromString("TCP");
     ICMP = PyUnicode_InternFromString("ICMP");
     ICMP6 = PyUnicode_InternFromString("IPv6-ICMP");
