@@ -17,4 +17,4 @@ ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 SCANGUARD_FAST_SO="$so" \
     $PY -m pytest -q -p no:cacheprovider \
     tests/eve/test_fast_reader.py tests/eve/test_reader_blocks.py \
-    tests/eve/test_decode.py tests/eve/test_decode_batch.py
+    tests/eve/test_decode.py tests/eve/test_decode_batch.py tests/eve/test_fast_scan_edges.py
