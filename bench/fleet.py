@@ -27,6 +27,9 @@ The workloads, all IPv6 remotes in 2001:db8::/32:
 * ``decisions``: every remote probes 3 ports and is blocked on its third: per-decision costs
   (valves, journal, snapshot row, the fleet's publication of each block) dominate.
 
+The corpus is drained once more at the interpreter's default switch interval (5 ms; fleet
+mode sets 0.5 ms for the decision latency): what that setting costs the consuming side.
+
 (Until this was written down, the sweep put all its remotes in one /64: the detector saw one
 remote and made 2 blocks in 300 000 events, and the figure measured the cost of IPv6 text
 handling for ever new addresses, not of detection.)
