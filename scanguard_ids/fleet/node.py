@@ -78,7 +78,6 @@ class FleetNode:
         self._after: dict[str, bytes] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()  # decisions to publish
-        self._flushing = False  # the decision publisher is in a round (not waiting on _wake)
         self._wake_events = threading.Event()  # evidence to publish
         self.ready = threading.Event()  # set after the first sync with Redis
         self._threads: list[threading.Thread] = []
@@ -142,13 +141,10 @@ class FleetNode:
                 del self._outbox[0]
                 self.counters["fleet_outbox_dropped"] += 1
         self._wake.set()
-        if not self._flushing:
-            # Hand the GIL over now: the publisher needs no engine lock, and otherwise it
-            # waits for this thread to block or for the interpreter's switch interval while
-            # the engine goes on with the rest of its batch. Not while it is publishing: it
-            # takes this decision with the others of its next round trip, and yielding
-            # per decision made a burst cost one round trip each (bench/fleet.py).
-            time.sleep(0)
+        # Hand the GIL over now: the publisher needs no engine lock, and otherwise it waits
+        # for this thread to block or for the interpreter's switch interval (5 ms) while
+        # the engine goes on with the rest of its batch.
+        time.sleep(0)
 
     # -- publishers --------------------------------------------------------------------------
     def _publish_decisions_loop(self) -> None:
@@ -159,21 +155,15 @@ class FleetNode:
 
     def _publish_loop(self, wake: threading.Event, flush: Callable[[], None]) -> None:
         backoff = 0.0
-        decisions = wake is self._wake
         while True:
             wake.wait(backoff or 1.0)  # set by the engine's sink/tap: no polling delay
             wake.clear()
-            if decisions:
-                self._flushing = True
             try:
                 flush()
                 backoff = 0.0
             except FleetError as exc:
                 self._failed(exc)
                 backoff = min(MAX_BACKOFF, max(0.05, backoff * 2))
-            finally:
-                if decisions:
-                    self._flushing = False
             if self._stop.is_set():
                 return
 
