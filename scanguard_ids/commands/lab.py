@@ -27,6 +27,9 @@ from pathlib import Path
 from scanguard_ids import config
 from scanguard_ids.errors import ConfigError
 
+HOST_PORTS = (65_536,)  # --ports by default: the paper's full vertical scan
+FLEET_PORTS = 100  # --ports by default with --fleet: 3 hosts, each scanned twice
+
 
 def _sizes(text: str) -> tuple[int, ...]:
     """'65536', '1-3000' (= 3000 ports) or '100,1000,10000,65536' (one scan per size)."""
@@ -52,8 +55,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--topology", choices=("host", "gateway"), default="host",
                    help="host: the paper's one-host vertical scan (default); gateway: sweeps "
                         "of a victim network through a protecting router")
-    p.add_argument("--ports", type=_sizes, default=(65_536,), metavar="RANGE",
-                   help="ports scanned: N, 1-N, or sizes N,N,... for the figures (default 65536)")
+    p.add_argument("--ports", type=_sizes, default=None, metavar="RANGE",
+                   help="ports scanned: N, 1-N, or sizes N,N,... for the figures (default "
+                        f"{HOST_PORTS[0]}; with --fleet one count 2..65535, default "
+                        f"{FLEET_PORTS})")
     p.add_argument("--tcp", action="store_true", help="TCP SYN scans only")
     p.add_argument("--udp", action="store_true", help="UDP scans only")
     p.add_argument("--policy", choices=("paper", "default"), default="default",
@@ -85,7 +90,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help=f"[fastpath] rate of those runs, new ports/s (default {fp.rate})")
     p.add_argument("--fleet", action="store_true",
                    help="fleet lab: 3 hosts, each with Suricata + scanguard, one Redis; scans "
-                        "a then b then c (--ports N, default 100 here)")
+                        f"a then b then c (--ports N, default {FLEET_PORTS} here)")
     g = p.add_argument_group("gateway topology")
     g.add_argument("--hosts", type=int, default=61, metavar="N",
                    help="victim hosts behind the router (2..61, default 61; 4 run services)")
@@ -122,8 +127,9 @@ def run(args: argparse.Namespace) -> int:
 def run_fleet(args: argparse.Namespace) -> int:
     from scanguard_ids.lab.fleet_lab import FleetLabOptions, run_fleet_lab, summary, to_json
 
-    ports = args.ports[0] if args.ports != (65_536,) else 100
-    if len(args.ports) > 1 or not 2 <= ports <= 65_535:
+    sizes = args.ports or (FLEET_PORTS,)  # an explicit --ports 65536 is refused, not 100
+    ports = sizes[0]
+    if len(sizes) > 1 or not 2 <= ports <= 65_535:
         raise ConfigError("--ports", "the fleet lab takes one count, 2..65535")
     outdir = Path(args.out) if args.out else None
     result = run_fleet_lab(FleetLabOptions(ports=ports, proto="udp" if args.udp else "tcp",
@@ -191,8 +197,9 @@ def run_host(args: argparse.Namespace) -> int:
     if monitor is not None:  # the monitor owns the terminal: log to a file
         log_path = (outdir or Path(".")) / "lab.log"
         logging.getLogger().handlers[:] = [logging.FileHandler(log_path)]
-    opts = LabOptions(sizes=args.ports, protos=protos, unprotected=not args.no_unprotected,
-                      delay_ms=args.delay, eve_transport=args.transport, policy=args.policy,
+    opts = LabOptions(sizes=args.ports or HOST_PORTS, protos=protos,
+                      unprotected=not args.no_unprotected, delay_ms=args.delay,
+                      eve_transport=args.transport, policy=args.policy,
                       backend=args.backend, fast_path=fast_path,
                       latency_trials=args.latency_trials, outdir=outdir,
                       on_protect=monitor.attach if monitor else None)

@@ -1,7 +1,8 @@
 """The Redis side of fleet mode: two streams and one key per active block.
 
     PREFIX:events       evidence, one entry per batch of response events (XADD MAXLEN ~)
-    PREFIX:decisions    every published block/unblock (XADD MAXLEN ~)
+    PREFIX:decisions    every published block/unblock (XADD MAXLEN ~): fields d (the
+                        decision's JSON) and n (its node, so that node skips it undecoded)
     PREFIX:block:<ip>   the active block, SET ... PX <remaining ms>: Redis expires it with the
                         kernel's timeout, so a late joiner lists what is active (SCAN)
 
@@ -89,8 +90,8 @@ class Bus:
                     pipe.set(key, raw, px=left_ms)
             else:
                 pipe.delete(key)
-            pipe.xadd(self.decisions, {"d": raw}, maxlen=self.decisions_maxlen,
-                      approximate=True)
+            pipe.xadd(self.decisions, {"d": raw, "n": fd.node},  # n: lets its node skip it
+                      maxlen=self.decisions_maxlen, approximate=True)
         self._run(pipe)
 
     def _run(self, pipe: redis.client.Pipeline) -> None:  # type: ignore[type-arg]

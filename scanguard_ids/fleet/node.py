@@ -265,6 +265,8 @@ class FleetNode:
                 try:
                     if stream == self.bus.events:
                         self._evidence(fields, eid, now_ms)
+                    elif fields.get(b"n") == self._node_b:
+                        continue  # our own decision, back from Redis: not even decoded
                     else:
                         fd = decode_decision(fields.get(b"d"))
                         if fd is None:
