@@ -280,7 +280,11 @@ class DistributedDetector:
             if ep is not None and ts < ep.until:
                 ep.responses += 1
                 ep.last_seen = ts
-                if self._shield or remote not in ep.sources or port not in ep.ports:
+                # _during adds a new source or port while its set is under the cap: a flood
+                # of sources fills it once, then costs no call per response
+                if self._shield or (remote not in ep.sources and
+                                    len(ep.sources) < self._max_items) or (
+                        port not in ep.ports and port >= 0 and len(ep.ports) < self._max_items):
                     self._during(key, ep, item)
                 return None
             if len(srcs) >= self._sources and len(ports) >= self._ports:
