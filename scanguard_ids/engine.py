@@ -32,6 +32,7 @@ from scanguard_ids.detect.timeguard import TimeGuard
 from scanguard_ids.errors import ScanguardError
 from scanguard_ids.eve.decode import Decoder
 from scanguard_ids.eve.source import Source, health_of
+from scanguard_ids.giveback import malloc_trim, oversized
 from scanguard_ids.journal import Journal
 from scanguard_ids.model import Block, Decision, ResponseEvent, parse_target
 from scanguard_ids.snapshot import DecisionRow, FleetHealth, Snapshot
@@ -139,6 +140,8 @@ class Engine:
         self.fleet: FleetView | None = None
         #: remotes with a live two-way connection (block/livepeers.py); None = not checked
         self.livepeers: LivePeers | None = None
+        #: times a flood's tables were rebuilt and freed memory handed back (_give_back)
+        self.trims = 0
 
     # -- hot path -----------------------------------------------------------------
     def process(self, lines: list[bytes], source: str = "") -> None:
@@ -646,6 +649,22 @@ class Engine:
             if self.pending:
                 self._drain()
             self._tick(0)
+            self._give_back()
+
+    def _give_back(self) -> None:
+        """After a flood: rebuild the tables it left far emptier than their peak and, when
+        one was, hand the freed heap back to the kernel (scanguard_ids/giveback.py). O(1)
+        when nothing shrank."""
+        rebuilt = self.detector.compact() + self.dedup.compact()
+        if self.alarms is not None:
+            rebuilt += self.alarms.compact()
+        if oversized(self.evidence):
+            self.evidence = dict(self.evidence)
+            rebuilt += 1
+        if rebuilt:
+            trimmed = malloc_trim()
+            self.trims += 1
+            log.info("action=give-back tables=%d malloc_trim=%s", rebuilt, trimmed)
 
     def _take_over(self, b: Block, now: float, reason: str) -> None:
         """Track a block we did not make (held at start, or added by another tool)."""

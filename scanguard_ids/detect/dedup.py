@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from scanguard_ids.giveback import oversized
 from scanguard_ids.model import ResponseEvent
 
 _Key = tuple[str, str, str, int | None]
@@ -91,6 +92,14 @@ class Deduper:
         self._newest = newest
         self.duplicates += dups
         return out
+
+    def compact(self) -> int:
+        """Rebuild the key table when a flood left it far emptier than its peak (a dict never
+        shrinks); returns 1 if it was rebuilt."""
+        if not oversized(self._last):
+            return 0
+        self._last = OrderedDict(self._last)
+        return 1
 
     @property
     def tolerance(self) -> float:
