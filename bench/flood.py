@@ -53,7 +53,7 @@ RATE = 100_000.0  # sources per second of event time
 T0 = 1_768_489_200.0
 MARKS = (1_000_000, 2_000_000)  # make bench; SCANGUARD_FLOOD_MARKS overrides (1 M, 6 M: full)
 QUICK_MARKS = (30_000, 100_000)
-READER_SOURCES = 200_000  # the other readers' throughput runs
+READER_SOURCES = 100_000  # the other readers' throughput runs
 MARKS_ENV = "SCANGUARD_FLOOD_MARKS"
 
 _LINE = (
