@@ -12,14 +12,15 @@ import logging
 import math
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from scanguard_ids import config
 from scanguard_ids.block.base import Backend
 from scanguard_ids.block.eviction import EvictionQueue
 from scanguard_ids.block.livepeers import LivePeers
+from scanguard_ids.block.pending import PendingQueue
 from scanguard_ids.block.ratelimit import SafetyValve
 from scanguard_ids.clock import Clock
 from scanguard_ids.detect.allowlist import Allowlist
@@ -31,6 +32,7 @@ from scanguard_ids.detect.timeguard import TimeGuard
 from scanguard_ids.errors import ScanguardError
 from scanguard_ids.eve.decode import Decoder
 from scanguard_ids.eve.source import Source, health_of
+from scanguard_ids.giveback import malloc_trim, oversized
 from scanguard_ids.journal import Journal
 from scanguard_ids.model import Block, Decision, ResponseEvent, parse_target
 from scanguard_ids.snapshot import DecisionRow, FleetHealth, Snapshot
@@ -57,16 +59,6 @@ def canonical(ip: str) -> str:
     except ValueError:
         return ip
     return str(target)
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A decision the rate valve deferred; ``score`` grows with the address's responses
-    while it waits (they are suppressed by the detector, counted here)."""
-
-    d: Decision
-    score: int
-    since: float  # monotonic
 
 
 class BlockRefused(ScanguardError):
@@ -133,7 +125,7 @@ class Engine:
         self._last_full_sync = float("-inf")
         self.guard = TimeGuard(cfg.detect.window + cfg.detect.reorder, cfg.detect.max_future)
         self._spellings: dict[str, str] = {}
-        self.pending: dict[str, _Pending] = {}
+        self.pending = PendingQueue()
         # eviction candidates: (strikes, ports, responses, expires, seq, ip); stale entries
         # (seq no longer the address's) are skipped
         self.evictable = EvictionQueue()  # automatic blocks, weakest first
@@ -148,6 +140,8 @@ class Engine:
         self.fleet: FleetView | None = None
         #: remotes with a live two-way connection (block/livepeers.py); None = not checked
         self.livepeers: LivePeers | None = None
+        #: times a flood's tables were rebuilt and freed memory handed back (_give_back)
+        self.trims = 0
 
     # -- hot path -----------------------------------------------------------------
     def process(self, lines: list[bytes], source: str = "") -> None:
@@ -165,47 +159,85 @@ class Engine:
             self.counters["fleet_events"] += len(events)
             self._consume(events, False)
 
-    def _consume(self, events: Iterable[ResponseEvent], keep: bool) -> list[ResponseEvent]:
+    def _consume(self, events: list[ResponseEvent], keep: bool) -> list[ResponseEvent]:
         """Dedup, time guard, count and detect; returns the events counted when ``keep``
-        (for the fleet tap)."""
-        seen = self.dedup.seen
+        (for the fleet tap).
+
+        The hot path of a flood: one pass with the per-event steps inlined (dedup runs over
+        the batch first: it depends on nothing the later steps change); the per-second
+        history and the response counter are added once per batch (same lock, same sums).
+        """
+        counters = self.counters
+        fresh_events = self.dedup.fresh(events)
+        if len(fresh_events) != len(events):
+            counters["duplicates"] += len(events) - len(fresh_events)
         guard, detector = self.guard, self.detector
         bound = guard.bound(self.clock.now())
         late = guard.late
+        run = guard.run
+        alarms = self.alarms
+        feed = detector.feed
+        waiting = self.pending.by_ip
+        ports = self.ports
+        # an upper bound of detector.newest (the newest ts fed): an event within late of it
+        # is not behind, without asking the detector
+        high = detector.newest
         fresh: list[ResponseEvent] = []
-        for ev in events:
-            if seen(ev):
-                self.counters["duplicates"] += 1
-                continue
-            remote = ev.remote
-            if ":" in remote:  # one spelling per address (IPv6, IPv4-mapped, zone id)
-                ev.remote = self._spelling(remote)
-            if guard.shift:
-                ev.ts += guard.shift
-            if ev.ts > bound and guard.future(ev, bound - guard.max_future):
-                self.counters["future"] += 1
-                continue
-            if keep:
-                fresh.append(ev)
-            self.counters["responses"] += 1
-            self._tick(1)
-            if ev.local_port is not None and (
-                len(self.ports) < MAX_PORT_COUNTERS or (ev.local_port, ev.proto) in self.ports
-            ):
-                self.ports[(ev.local_port, ev.proto)] += 1
-            if ev.ts < detector.newest - late:
-                stepped = guard.behind(ev, detector.newest)
-                if stepped:
-                    self.counters["clock_steps"] += 1
-                    log.warning("action=clock-step shift=%.1f: event time stepped back, "
-                                "later events are shifted", guard.shift)
-                    for e in stepped:
-                        self._judge(e)
+        counted = 0
+        try:
+            for ev in fresh_events:
+                remote = ev.remote
+                if ":" in remote:  # one spelling per address (IPv6, IPv4-mapped, zone id)
+                    ev.remote = remote = self._spelling(remote)
+                if guard.shift:
+                    ev.ts += guard.shift
+                ts = ev.ts
+                if ts > bound and guard.future(ev, bound - guard.max_future):
+                    counters["future"] += 1
                     continue
-            else:
-                guard.ok()
-            self._judge(ev)
-        if self.pending:
+                if keep:
+                    fresh.append(ev)
+                counted += 1
+                port = ev.local_port
+                if port is not None:
+                    pk = (port, ev.proto)
+                    if pk in ports or len(ports) < MAX_PORT_COUNTERS:
+                        ports[pk] += 1
+                ts = ev.ts  # future() may have dropped the shift
+                if ts >= high - late:
+                    if ts > high:
+                        high = ts
+                    if run:
+                        guard.ok()
+                elif ts < detector.newest - late:
+                    stepped = guard.behind(ev, detector.newest)
+                    if stepped:
+                        counters["clock_steps"] += 1
+                        log.warning("action=clock-step shift=%.1f: event time stepped back, "
+                                    "later events are shifted", guard.shift)
+                        for e in stepped:
+                            high = max(high, e.ts)
+                            self._judge(e)
+                    continue
+                elif run:
+                    guard.ok()
+                # _judge(ev), inlined
+                if alarms is not None:
+                    alarm = alarms.feed(ev)
+                    if alarm is not None:
+                        self._alarmed(alarm)
+                decision = feed(ev)
+                if decision is not None:
+                    self._decided(decision)
+                elif waiting:
+                    p = waiting.get(remote)
+                    if p is not None:
+                        self.pending.bump(p, p.score + 1)
+        finally:
+            if counted:
+                counters["responses"] += counted
+                self._tick(counted)
+        if waiting:
             self._drain()
         return fresh
 
@@ -214,22 +246,32 @@ class Engine:
         if alarms is not None:
             alarm = alarms.feed(ev)
             if alarm is not None:
-                self._alarm(alarm)
-                for shield in alarms.take_blocks():  # alarm.shield: through the valves
-                    self._enforce(shield)
+                self._alarmed(alarm)
         decision = self.detector.feed(ev)
         if decision is not None:
-            if decision.detect_only:  # detect.sweep / detect.slow = "detect": a trial
-                self.counters["would_block"] += 1
-                self._record(replace(decision, action="would-block"))
-                log.info("action=would-block ip=%s tier=%s rule=%s reason=%r", decision.ip,
-                         decision.tier, decision.rule, decision.reason)
-            else:
-                self._enforce(decision)
+            self._decided(decision)
         elif self.pending:
             p = self.pending.get(ev.remote)
             if p is not None:
-                p.score += 1
+                self.pending.bump(p, p.score + 1)
+
+    def _alarmed(self, alarm: Alarm) -> None:
+        """An alarm raised (or ended) while feeding: recorded, and the shield's blocks (if
+        alarm.shield) go through the valves."""
+        self._alarm(alarm)
+        alarms = self.alarms
+        if alarms is not None:
+            for shield in alarms.take_blocks():
+                self._enforce(shield)
+
+    def _decided(self, decision: Decision) -> None:
+        if decision.detect_only:  # detect.sweep / detect.slow = "detect": a trial
+            self.counters["would_block"] += 1
+            self._record(replace(decision, action="would-block"))
+            log.info("action=would-block ip=%s tier=%s rule=%s reason=%r", decision.ip,
+                     decision.tier, decision.rule, decision.reason)
+        else:
+            self._enforce(decision)
 
     def _alarm(self, a: Alarm) -> None:
         """A distributed-scan alarm raised or ended: journaled, counted, logged."""
@@ -350,16 +392,17 @@ class Engine:
         pending = self.pending
         p = pending.get(d.ip)
         if p is not None:
-            p.score = max(p.score, d.count)
+            pending.bump(p, d.count)
             return True
         if len(pending) >= PENDING_MAX:
-            low = min(pending, key=lambda k: pending[k].score)
-            if pending[low].score >= d.count:
+            low = pending.weakest()
+            weakest = pending.get(low) if low is not None else None
+            if low is None or weakest is None or weakest.score >= d.count:
                 return False
-            del pending[low]
+            pending.pop(low)
             self.detector.release(low)
             self.counters["pending_dropped"] += 1
-        pending[d.ip] = _Pending(d, d.count, self.clock.monotonic())
+        pending.add(d, d.count, self.clock.monotonic())
         self.counters["deferred"] += 1
         return True
 
@@ -370,8 +413,10 @@ class Engine:
         max_age = float(self.cfg.detect.ttl)
         now = self.clock.monotonic()
         while pending and valve.tokens() >= 1.0:
-            ip = max(pending, key=lambda k: pending[k].score)
-            p = pending.pop(ip)
+            ip = pending.strongest()
+            p = pending.pop(ip) if ip is not None else None
+            if ip is None or p is None:
+                break
             if now - p.since > max_age:
                 self.detector.release(ip)
                 self.counters["pending_dropped"] += 1
@@ -466,7 +511,7 @@ class Engine:
             self.backend.unblock(ip)
             if self._since_list is not None:
                 self._since_list[ip] = "unblock"
-            self.pending.pop(ip, None)
+            self.pending.pop(ip)
             self.evictable.discard(ip)
             self.detector.release(ip)
             if manual:  # an operator's pardon: a re-framing must not find escalated strikes
@@ -604,6 +649,22 @@ class Engine:
             if self.pending:
                 self._drain()
             self._tick(0)
+            self._give_back()
+
+    def _give_back(self) -> None:
+        """After a flood: rebuild the tables it left far emptier than their peak and, when
+        one was, hand the freed heap back to the kernel (scanguard_ids/giveback.py). O(1)
+        when nothing shrank."""
+        rebuilt = self.detector.compact() + self.dedup.compact()
+        if self.alarms is not None:
+            rebuilt += self.alarms.compact()
+        if oversized(self.evidence):
+            self.evidence = dict(self.evidence)
+            rebuilt += 1
+        if rebuilt:
+            trimmed = malloc_trim()
+            self.trims += 1
+            log.info("action=give-back tables=%d malloc_trim=%s", rebuilt, trimmed)
 
     def _take_over(self, b: Block, now: float, reason: str) -> None:
         """Track a block we did not make (held at start, or added by another tool)."""

@@ -16,7 +16,9 @@ tolerance, so another sensor's copy that arrives after newer events still counts
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 
+from scanguard_ids.giveback import oversized
 from scanguard_ids.model import ResponseEvent
 
 _Key = tuple[str, str, str, int | None]
@@ -56,6 +58,48 @@ class Deduper:
         if len(last) > self._max:
             last.popitem(last=False)
         return False
+
+    def fresh(self, events: Iterable[ResponseEvent]) -> list[ResponseEvent]:
+        """The events :meth:`seen` would not call repeats, in order (what the engine calls
+        per batch: the same result as ``seen`` one by one, without a call per event)."""
+        out: list[ResponseEvent] = []
+        keep = out.append
+        last = self._last
+        get, pop_oldest, to_end = last.get, last.popitem, last.move_to_end
+        tol, horizon, cap = self._tol, self._horizon, self._max
+        newest = self._newest
+        dups = 0
+        for ev in events:
+            ts = ev.ts
+            key = (ev.kind, ev.remote, ev.local, ev.local_port)
+            prev = get(key)
+            if prev is not None and abs(ts - prev) <= tol:
+                dups += 1
+                continue
+            if ts > newest:
+                newest = ts
+                cutoff = ts - horizon
+                while last:
+                    if next(iter(last.values())) >= cutoff:
+                        break
+                    pop_oldest(last=False)
+            last[key] = ts
+            if prev is not None:
+                to_end(key)  # a new key is inserted last already
+            if len(last) > cap:
+                pop_oldest(last=False)
+            keep(ev)
+        self._newest = newest
+        self.duplicates += dups
+        return out
+
+    def compact(self) -> int:
+        """Rebuild the key table when a flood left it far emptier than its peak (a dict never
+        shrinks); returns 1 if it was rebuilt."""
+        if not oversized(self._last):
+            return 0
+        self._last = OrderedDict(self._last)
+        return 1
 
     @property
     def tolerance(self) -> float:

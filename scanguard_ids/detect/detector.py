@@ -65,6 +65,7 @@ from scanguard_ids.config import DetectConfig
 from scanguard_ids.detect.allowlist import Allowlist
 from scanguard_ids.detect.offenders import Offenders, Strike
 from scanguard_ids.detect.slow import SlowTier
+from scanguard_ids.giveback import oversized
 from scanguard_ids.model import Decision, ResponseEvent
 
 log = logging.getLogger(__name__)
@@ -613,6 +614,24 @@ class Detector:
             stats=self.stats,
         )
 
+
+    # -- memory (the engine's housekeeping, scanguard_ids/giveback.py) -------------------
+
+    def compact(self) -> int:
+        """Rebuild the tables a flood left far emptier than their peak (a dict never
+        shrinks); returns how many were rebuilt. O(1) when there is nothing to do."""
+        rebuilt = 0
+        if oversized(self._tracked):
+            self._tracked = OrderedDict(self._tracked)
+            rebuilt += 1
+        if oversized(self._blocks):
+            self._blocks = dict(self._blocks)
+            rebuilt += 1
+        slow = self._slow
+        if slow is not None and oversized(slow.records):
+            slow.records = OrderedDict(slow.records)
+            rebuilt += 1
+        return rebuilt
 
 def _watch_entry(ip: str, items: list[_Item], now: float, window: float, need_count: int,
                  need_ports: int, strikes: int) -> WatchEntry:

@@ -62,6 +62,7 @@ from typing import TypeAlias
 
 from scanguard_ids.config.schema import AlarmConfig
 from scanguard_ids.detect.allowlist import Allowlist
+from scanguard_ids.giveback import oversized
 from scanguard_ids.model import Decision, ResponseEvent
 
 log = logging.getLogger(__name__)
@@ -280,7 +281,11 @@ class DistributedDetector:
             if ep is not None and ts < ep.until:
                 ep.responses += 1
                 ep.last_seen = ts
-                if self._shield or remote not in ep.sources or port not in ep.ports:
+                # _during adds a new source or port while its set is under the cap: a flood
+                # of sources fills it once, then costs no call per response
+                if self._shield or (remote not in ep.sources and
+                                    len(ep.sources) < self._max_items) or (
+                        port not in ep.ports and port >= 0 and len(ep.ports) < self._max_items):
                     self._during(key, ep, item)
                 return None
             if len(srcs) >= self._sources and len(ports) >= self._ports:
@@ -662,6 +667,18 @@ class DistributedDetector:
         self._advance(now)
         ended, self._ended = self._ended, []
         return ended
+
+    def compact(self) -> int:
+        """Rebuild the tables a flood left far emptier than their peak (a dict never
+        shrinks); returns how many were rebuilt."""
+        rebuilt = 0
+        if oversized(self._targets):
+            self._targets = OrderedDict(self._targets)
+            rebuilt += 1
+        if oversized(self._shielded):
+            self._shielded = dict(self._shielded)
+            rebuilt += 1
+        return rebuilt
 
     def set_allowlist(self, allowlist: Allowlist) -> None:
         """Use ``allowlist`` from the next event on (an address became ours, a reload)."""

@@ -49,14 +49,16 @@ class GuardStats:
 class TimeGuard:
     """Live guard. See the module docstring."""
 
-    __slots__ = ("_behind", "confirm", "late", "max_future", "shift", "stats")
+    __slots__ = ("confirm", "late", "max_future", "run", "shift", "stats")
 
     def __init__(self, late: float, max_future: float, confirm: int = CONFIRM) -> None:
         self.late = float(late)
         self.max_future = float(max_future)
         self.confirm = max(1, confirm)
         self.shift = 0.0
-        self._behind: list[ResponseEvent] = []
+        #: the events behind in a row so far (a step back once ``confirm`` agree); the list
+        #: is never replaced, so a caller may hold it and skip :meth:`ok` while it is empty
+        self.run: list[ResponseEvent] = []
         self.stats = GuardStats()
 
     def bound(self, wall: float) -> float:
@@ -75,13 +77,13 @@ class TimeGuard:
 
     def ok(self) -> None:
         """An event in the usual range: a run of events behind is broken."""
-        if self._behind:
-            self._behind.clear()
+        if self.run:
+            self.run.clear()
 
     def behind(self, ev: ResponseEvent, newest: float) -> list[ResponseEvent]:
         """``ev`` is more than ``late`` behind ``newest``. Returns the events of a confirmed
         step back, shifted to continue from ``newest`` (else [])."""
-        run = self._behind
+        run = self.run
         if run and abs(ev.ts - run[0].ts) > self.late:
             run.clear()
         run.append(ev)
