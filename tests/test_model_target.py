@@ -6,11 +6,13 @@ import argparse
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scanguard_ids.commands.control_cmds import _ip
 from scanguard_ids.daemon import _valid_ip
 from scanguard_ids.errors import ControlError
-from scanguard_ids.model import parse_ip, parse_target
+from scanguard_ids.model import ip_text, parse_ip, parse_target
 
 
 @pytest.mark.parametrize(("text", "want"), [
@@ -61,3 +63,16 @@ def test_control_paths_accept_prefixes() -> None:
         _ip("2001:db8::1/64")
     with pytest.raises(ControlError, match="prefix too wide"):
         _valid_ip("2000::/8")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.ip_addresses(v=6), st.ip_addresses(v=4),
+                 st.binary(min_size=6, max_size=6).map(
+                     lambda b: ipaddress.IPv6Address(bytes(10) + b))))
+def test_ip_text_is_parse_ip_spelled(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """The hot paths' C spelling equals parse_ip's, in every written form (incl. ::a.b.c.d,
+    ::ffff:a.b.c.d, upper case, exploded)."""
+    for text in {str(addr), addr.exploded, str(addr).upper()}:
+        assert ip_text(text) == str(parse_ip(text))
+    assert ip_text("not-an-ip") is None and ip_text("192.0.2.01") is None
+    assert ip_text("2001:db8::1\0") is None
