@@ -158,6 +158,8 @@ class Detector:
     __slots__ = (
         "_allow",
         "_allow6",
+        "_allow_known",
+        "_allow_lookup",
         "_blocks",
         "_count",
         "_ended",
@@ -203,6 +205,8 @@ class Detector:
     def _settings(self, cfg: DetectConfig, allowlist: Allowlist) -> None:
         self.cfg = cfg
         self._allow = allowlist
+        self._allow_known = allowlist.known
+        self._allow_lookup = allowlist.lookup
         self._count = cfg.count
         self._need_ports = cfg.ports
         self._window = float(cfg.window)
@@ -261,27 +265,34 @@ class Detector:
 
     def feed(self, ev: ResponseEvent) -> Decision | None:
         """Count one response; return a block decision when this one tips the balance."""
+        # The hot path, written flat: no calls for the common cases (an allowlist cache hit,
+        # a known tag, an address seen before whose response is the newest it drew).
         stats = self._stats
         stats.events += 1
         ip = ev.remote
-        if ip in self._allow:
+        allowed = self._allow_known(ip)
+        if allowed is None:
+            allowed = self._allow_lookup(ip)
+        if allowed:
             stats.allowlisted += 1
             return None
         ts = ev.ts
-        if ts > self._newest:
-            self._newest = ts
+        newest = self._newest
+        if ts > newest:
+            self._newest = newest = ts
             self._advance(ts - self._late)
-        elif ts < self._newest - self._late:
+        elif ts < newest - self._late:
             stats.too_late += 1
             return None
-        key = ip if self._prefix6 >= 128 or ":" not in ip else self._group(ip)
-        if self._blocks:
+        key = ip if ":" not in ip or self._prefix6 >= 128 else self._group(ip)
+        blocks = self._blocks
+        if blocks:
             # Block state outlives the block by window + reorder (event time), so
             # that late responses from within the block are still suppressed.
             bkey = ip
-            blk = self._blocks.get(ip)
+            blk = blocks.get(ip)
             if (blk is None or ts >= blk.until) and key is not ip:
-                group_blk = self._blocks.get(key)
+                group_blk = blocks.get(key)
                 if group_blk is not None:
                     bkey, blk = key, group_blk
             if blk is not None and ts < blk.until:
@@ -289,27 +300,35 @@ class Detector:
                 if blk.evidence is not None and blk.since <= ts < blk.trigger:
                     self._late_evidence(bkey, blk, self._item(ev, key))
                 return None
-        item = self._item(ev, key)
+        port = ev.local_port
+        if port is None:
+            port = _NO_PORT
+        tag: _Tag = (ev.kind, ev.sensor, ev.local)
+        tag = self._tags.get(tag) or self._share(tag)
+        item: _Item = (ts, port, tag) if key is ip else (ts, port, tag, ip)
         tracked = self._tracked
         slow = self._slow
         st = tracked.get(key)
-        if st is None:
+        if st is None:  # first sight (or the first since the fast tier forgot it)
             tracked[key] = item
             if len(tracked) > self._max_tracked:
                 old_key, old = self._evict()
-                if slow is not None and not isinstance(old, list):
+                if slow is not None and old.__class__ is not list:
                     slow.remember(old_key, old)
             if slow is not None:
-                rec = slow.add(key, item, item, self._newest)
+                rec = slow.first(key, item, newest)
                 if rec is not None:
                     return self._check(key, [item], rec, ts)
             if self._count == 1:
                 return self._check(key, [item], None, ts)
             return None
         tracked.move_to_end(key)
-        if isinstance(st, list):
-            insort(st, item)
-            cutoff = self._newest - self._late
+        if st.__class__ is list:
+            if item >= st[-1]:  # in order: where insort would put it
+                st.append(item)
+            else:
+                insort(st, item)
+            cutoff = newest - self._late
             while st[0][0] < cutoff:
                 del st[0]
             if len(st) > self._max_events:
@@ -318,7 +337,7 @@ class Detector:
             st = [st, item] if st <= item else [item, st]
             tracked[key] = st
         if slow is not None:
-            rec = slow.add(key, item, st, self._newest)
+            rec = slow.add(key, item, st, newest)
             if rec is not None:
                 return self._check(key, st, rec, ts)
             if slow.spread < self._fast_targets:
@@ -328,6 +347,7 @@ class Detector:
         return self._check(key, st, None, ts)
 
     def _item(self, ev: ResponseEvent, key: str) -> _Item:
+        """The evidence tuple of ``ev`` (as :meth:`feed` builds it inline)."""
         port = ev.local_port
         key3: _Tag = (ev.kind, ev.sensor, ev.local)
         tag = self._tags.get(key3) or self._share(key3)
@@ -368,18 +388,17 @@ class Detector:
         """Event time moved on: drop state no later event can use (amortised O(1))."""
         tracked = self._tracked
         slow = self._slow
-        while tracked:
-            ip = next(iter(tracked))
-            st = tracked[ip]
-            if isinstance(st, list):
-                if st[-1][0] >= cutoff:
-                    break
-            elif st[0] >= cutoff:
+        idle: list[tuple[str, _State]] = []
+        for ip, st in tracked.items():  # least recently seen first: stop at one still in use
+            if (st[-1][0] if st.__class__ is list else st[0]) >= cutoff:  # type: ignore[index]
                 break
-            elif slow is not None:
-                slow.remember(ip, st)
-            del tracked[ip]
-            self._stats.idle += 1
+            idle.append((ip, st))
+        if idle:
+            for ip, _ in idle:
+                del tracked[ip]
+            self._stats.idle += len(idle)
+            if slow is not None:
+                slow.remember_all(idle)
         if slow is not None:
             slow.advance(self._newest)
         heap = self._heap

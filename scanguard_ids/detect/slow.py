@@ -88,11 +88,13 @@ class SlowTier:
             if len(rec) > max_events:
                 del rec[: len(rec) - max_events]
 
-    def add(self, key: str, item: Any, fast: Any, newest: float) -> list[Any] | None:
+    def add(self, key: str, item: Any, fast: Any, newest: float, once: Any = None
+            ) -> list[Any] | None:
         """Count ``item`` of group ``key``; ``fast`` is the fast tier's state after it.
 
         Returns the group's slow evidence (time-sorted, includes ``item``) when it may meet
         the slow thresholds (enough responses and endpoints, see top), else None.
+        ``once``: the group's remembered single response, already taken (see :meth:`first`).
         """
         records = self.records
         rec = records.get(key)
@@ -130,7 +132,7 @@ class SlowTier:
                 rec = fast[-self._max_events:]
                 held = fast  # every endpoint the fast tier holds counts (see spread)
             else:
-                old = self._take_once(key, newest)
+                old = once if once is not None else self._take_once(key, newest)
                 if old is None:
                     return None
                 rec = held = [old, item] if old <= item else [item, old]
@@ -156,6 +158,36 @@ class SlowTier:
             b += 1  # the free or same slot, or else the older entry
         keys[b] = key
         items[b] = item
+
+    def remember_all(self, dropped: list[tuple[str, Any]]) -> None:
+        """:meth:`remember` each (key, state) in order; states that are lists are skipped."""
+        records, keys, items, mask = self.records, self._once_keys, self._once_items, self._mask
+        for key, item in dropped:
+            if item.__class__ is list or key in records:
+                continue
+            b = hash(key) & mask
+            held = keys[b]
+            if held is not None and held != key and (
+                    keys[b + 1] is None or keys[b + 1] == key or items[b + 1][0] < items[b][0]):
+                b += 1  # as in remember()
+            keys[b] = key
+            items[b] = item
+
+    def first(self, key: str, item: Any, newest: float) -> list[Any] | None:
+        """:meth:`add` for a group the fast tier does not hold (``fast`` is ``item``)."""
+        if key in self.records:
+            return self.add(key, item, item, newest)
+        keys = self._once_keys
+        b = hash(key) & self._mask
+        if keys[b] != key:
+            b += 1
+            if keys[b] != key:
+                return None  # the common first sight: no record, nothing remembered
+        old = self._once_items[b]
+        keys[b] = self._once_items[b] = None
+        if old[0] < newest - self._keep:
+            return None
+        return self.add(key, item, item, newest, old)
 
     def _take_once(self, key: str, newest: float) -> Any:
         keys = self._once_keys
