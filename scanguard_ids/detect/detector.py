@@ -162,10 +162,12 @@ class Detector:
         "_allow_lookup",
         "_blocks",
         "_count",
+        "_due",
         "_ended",
         "_fast_targets",
         "_fresh",
         "_groups",
+        "_head",
         "_heap",
         "_late",
         "_max_events",
@@ -199,6 +201,11 @@ class Detector:
         self._ended: deque[str] = deque(maxlen=max(1024, cfg.max_tracked))
         self._fresh: deque[_Block] = deque()  # blocks still holding their evidence
         self._newest = -math.inf
+        # _advance has work only once its cutoff passes ``_due``: the least of the oldest
+        # tracked group's newest time (that group is ``_head``), the heap's first end and
+        # the first fresh block's trigger; -inf whenever one of them may have gone down.
+        self._due = -math.inf
+        self._head: str | None = None
         self._tags: dict[_Tag, _Tag] = {}
         self._stats = DetectorStats()
 
@@ -248,6 +255,7 @@ class Detector:
         """
         self._settings(cfg, allowlist)
         self.offenders.reconfigure(cfg)
+        self._due = -math.inf
         tracked = self._tracked
         for ip in [ip for ip in tracked if ip in allowlist]:
             del tracked[ip]
@@ -278,13 +286,17 @@ class Detector:
             return None
         ts = ev.ts
         newest = self._newest
+        slow = self._slow
         if ts > newest:
             self._newest = newest = ts
-            self._advance(ts - self._late)
+            cutoff = ts - self._late
+            if cutoff > self._due or (slow is not None and ts - slow.keep > slow.due):
+                self._advance(cutoff)
         elif ts < newest - self._late:
             stats.too_late += 1
             return None
-        key = ip if ":" not in ip or self._prefix6 >= 128 else self._group(ip)
+        key = ip if ":" not in ip or self._prefix6 >= 128 else (
+            self._groups.get(ip) or self._group(ip))
         blocks = self._blocks
         if blocks:
             # Block state outlives the block by window + reorder (event time), so
@@ -307,11 +319,13 @@ class Detector:
         tag = self._tags.get(tag) or self._share(tag)
         item: _Item = (ts, port, tag) if key is ip else (ts, port, tag, ip)
         tracked = self._tracked
-        slow = self._slow
         st = tracked.get(key)
         if st is None:  # first sight (or the first since the fast tier forgot it)
             tracked[key] = item
-            if len(tracked) > self._max_tracked:
+            n = len(tracked)
+            if n == 1:
+                self._due = -math.inf
+            elif n > self._max_tracked:
                 old_key, old = self._evict()
                 if slow is not None and old.__class__ is not list:
                     slow.remember(old_key, old)
@@ -323,6 +337,8 @@ class Detector:
                 return self._check(key, [item], None, ts)
             return None
         tracked.move_to_end(key)
+        if key == self._head:
+            self._due = -math.inf
         if st.__class__ is list:
             if item >= st[-1]:  # in order: where insort would put it
                 st.append(item)
@@ -385,12 +401,18 @@ class Detector:
         return key
 
     def _advance(self, cutoff: float) -> None:
-        """Event time moved on: drop state no later event can use (amortised O(1))."""
+        """Event time moved on: drop state no later event can use (amortised O(1)).
+
+        :meth:`feed` calls it only when ``cutoff`` passed ``_due`` or the slow tier's due.
+        """
         tracked = self._tracked
         slow = self._slow
         idle: list[tuple[str, _State]] = []
+        head, due = None, math.inf
         for ip, st in tracked.items():  # least recently seen first: stop at one still in use
-            if (st[-1][0] if st.__class__ is list else st[0]) >= cutoff:  # type: ignore[index]
+            last = st[-1][0] if st.__class__ is list else st[0]  # type: ignore[index]
+            if last >= cutoff:
+                head, due = ip, last
                 break
             idle.append((ip, st))
         if idle:
@@ -412,6 +434,11 @@ class Detector:
         fresh = self._fresh
         while fresh and fresh[0].trigger < cutoff:
             fresh.popleft().evidence = None
+        if heap and heap[0][0] < due:
+            due = heap[0][0]
+        if fresh and fresh[0].trigger < due:
+            due = fresh[0].trigger
+        self._head, self._due = head, due
 
     def _evict(self) -> tuple[str, _State]:
         """Over max_tracked: the least evidence goes first. Among the _EVICT_SCAN least
@@ -420,6 +447,7 @@ class Detector:
         already drew several responses while singles are there to go (docs/security.md)."""
         tracked = self._tracked
         self._stats.evicted += 1
+        self._due = -math.inf
         for key, st in islice(tracked.items(), _EVICT_SCAN):
             if not isinstance(st, list):
                 del tracked[key]
@@ -464,6 +492,7 @@ class Detector:
             rec = self._slow.records.get(key)
         evidence = rec if rec is not None else st  # the slow record holds all of st
         ip = _decision_ip(key, window)
+        self._due = -math.inf
         self._tracked.pop(key, None)
         if self._slow is not None:
             self._slow.drop(key)
@@ -506,6 +535,7 @@ class Detector:
         if trigger == math.inf:
             return
         log.debug("detect late-trigger ip=%s trigger=%.6f was=%.6f", ip, trigger, blk.trigger)
+        self._due = -math.inf
         blk.trigger = trigger
         blk.until = trigger + blk.ttl
         heapq.heappush(self._heap, (blk.until, ip))
@@ -514,6 +544,7 @@ class Detector:
 
     def adopt(self, ip: str, until: float) -> None:
         """The kernel already blocks ``ip`` until ``until`` (epoch s; inf = no timeout)."""
+        self._due = -math.inf
         self._tracked.pop(ip, None)
         self._blocks[ip] = _Block(-math.inf, until, 0, None, -math.inf)
         if math.isfinite(until):
@@ -523,6 +554,7 @@ class Detector:
 
     def release(self, ip: str) -> None:
         """Forget the block state and the evidence of ``ip`` (manual unblock, expiry)."""
+        self._due = -math.inf
         blk = self._blocks.pop(ip, None)
         if blk is not None:
             blk.evidence = None
@@ -540,6 +572,7 @@ class Detector:
         Rebuilt once they are more than twice the live states: amortised O(1).
         """
         blocks = self._blocks
+        self._due = -math.inf
         if len(self._heap) > 2 * len(blocks) + 1024:
             self._heap = [(b.until, ip) for ip, b in blocks.items() if math.isfinite(b.until)]
             heapq.heapify(self._heap)

@@ -29,6 +29,7 @@ incrementally. Pure: no clock, times are the events' own.
 
 from __future__ import annotations
 
+import math
 from bisect import insort
 from collections import OrderedDict
 from typing import Any, TypeAlias
@@ -48,8 +49,9 @@ def _size(spread: _Spread) -> int:
 class SlowTier:
     """Long-window evidence per group key. See the module docstring."""
 
-    __slots__ = ("_keep", "_mask", "_max_events", "_max_tracked", "_need_count", "_need_targets",
-                 "_once_items", "_once_keys", "_spread", "evicted", "idle", "records", "spread")
+    __slots__ = ("_head", "_mask", "_max_events", "_max_tracked", "_need_count", "_need_targets",
+                 "_once_items", "_once_keys", "_spread", "due", "evicted", "idle", "keep",
+                 "records", "spread")
 
     def __init__(self, slow_window: float, reorder: float, max_tracked: int,
                  max_events: int, need_count: int = 2, need_targets: int = 1) -> None:
@@ -65,6 +67,10 @@ class SlowTier:
         self.evicted = 0
         self.idle = 0
         self.spread = 0  # endpoints of the record :meth:`add` last counted into (capped)
+        # :meth:`advance` has work only once ``newest - keep > due``: ``due`` is the newest
+        # time of the least recently fed record (``_head``), -inf when that may have changed.
+        self.due = -math.inf
+        self._head: str | None = None
         self._need_targets = 0
         self.settings(slow_window, reorder, max_tracked, max_events, need_count, need_targets)
 
@@ -79,7 +85,8 @@ class SlowTier:
                 if _size(spread) >= old:
                     self._spread[key] = {("", -2 - i) for i in range(need_targets)}
         self._need_targets = need_targets
-        self._keep = float(slow_window + reorder)
+        self.keep = float(slow_window + reorder)
+        self.due = -math.inf
         self._max_tracked = max_tracked
         self._max_events = max_events
         if len(self.records) > max_tracked:
@@ -100,11 +107,13 @@ class SlowTier:
         rec = records.get(key)
         if rec is not None:
             records.move_to_end(key)
+            if key == self._head:
+                self.due = -math.inf
             if item >= rec[-1]:
                 rec.append(item)
             else:
                 insort(rec, item)
-            cutoff = newest - self._keep
+            cutoff = newest - self.keep
             while rec[0][0] < cutoff:
                 del rec[0]
             if len(rec) > self._max_events:
@@ -137,6 +146,8 @@ class SlowTier:
                     return None
                 rec = held = [old, item] if old <= item else [item, old]
             records[key] = rec
+            if len(records) == 1:
+                self.due = -math.inf
             ends = {(e[2][2], e[1]) for e in held if e[1] >= 0}
             n = len(ends)
             self._spread[key] = ends if n > 1 else ends.pop() if n else None
@@ -185,7 +196,7 @@ class SlowTier:
                 return None  # the common first sight: no record, nothing remembered
         old = self._once_items[b]
         keys[b] = self._once_items[b] = None
-        if old[0] < newest - self._keep:
+        if old[0] < newest - self.keep:
             return None
         return self.add(key, item, item, newest, old)
 
@@ -196,11 +207,12 @@ class SlowTier:
             if keys[i] == key:
                 item = self._once_items[i]
                 keys[i] = self._once_items[i] = None
-                return item if item[0] >= newest - self._keep else None
+                return item if item[0] >= newest - self.keep else None
         return None
 
     def drop(self, key: str) -> None:
         """A decision consumed the group's evidence (or it was released)."""
+        self.due = -math.inf
         self.records.pop(key, None)
         self._spread.pop(key, None)
         keys = self._once_keys
@@ -212,18 +224,24 @@ class SlowTier:
     def advance(self, newest: float) -> None:
         """Event time moved on: drop records no later event can use (amortised O(1))."""
         records = self.records
-        cutoff = newest - self._keep
-        while records:
-            key = next(iter(records))
-            if records[key][-1][0] >= cutoff:
+        cutoff = newest - self.keep
+        idle = []
+        head, due = None, math.inf
+        for key, rec in records.items():
+            if rec[-1][0] >= cutoff:
+                head, due = key, rec[-1][0]
                 break
+            idle.append(key)
+        for key in idle:
             del records[key]
             del self._spread[key]
-            self.idle += 1
+        self.idle += len(idle)
+        self._head, self.due = head, due
 
     def _evict(self) -> None:
         """Over the cap: drop the records with the least evidence (fewest, then idlest)."""
         records = self.records
+        self.due = -math.inf
         excess = len(records) - self._max_tracked
         n = max(excess, min(len(records) // _EVICT_SHARE, len(records) - 1), 1)
         victims = sorted(records, key=lambda k: (len(records[k]), records[k][-1][0]))[:n]
