@@ -353,10 +353,34 @@ class Detector:
             st = [st, item] if st <= item else [item, st]
             tracked[key] = st
         if slow is not None:
-            rec = slow.add(key, item, st, newest)
+            rec = slow.records.get(key)
+            if rec is None:
+                rec = slow.add(key, item, st, newest)
+                n = slow.spread
+            else:  # SlowTier.add for a record it holds, inline (the repeat client's path)
+                slow.records.move_to_end(key)
+                if key == slow._head:
+                    slow.due = -math.inf
+                if item >= rec[-1]:
+                    rec.append(item)
+                else:
+                    insort(rec, item)
+                cutoff = newest - slow.keep
+                while rec[0][0] < cutoff:
+                    del rec[0]
+                if len(rec) > slow._max_events:
+                    del rec[0]
+                spread = slow._spread[key]
+                if spread.__class__ is tuple and (port < 0 or (
+                        port == spread[1] and item[2][2] == spread[0])):
+                    n = 1  # a repeat response on the one endpoint held: nothing to count
+                else:
+                    n = slow.count_spread(key, spread, item)
+                if len(rec) < slow._need_count or n < slow._need_targets:
+                    rec = None
             if rec is not None:
                 return self._check(key, st, rec, ts)
-            if slow.spread < self._fast_targets:
+            if n < self._fast_targets:
                 return None  # too few endpoints ever held: no fast window qualifies either
         if len(st) < self._count:
             return None
@@ -371,10 +395,16 @@ class Detector:
             return (ev.ts, _NO_PORT if port is None else port, tag)
         return (ev.ts, _NO_PORT if port is None else port, tag, ev.remote)
 
-    def _share(self, tag: _Tag) -> _Tag:
-        """Remember a tag so the evidence of all events shares one tuple."""
+    def _share(self, key3: _Tag) -> _Tag:
+        """The tag of (kind, sensor, local), remembered so the evidence of all events shares
+        one tuple. The kind is kept as its plain text: a tuple of plain str (and so every
+        evidence tuple holding it) leaves the garbage collector's lists at its first
+        collection, which a flood of tracked evidence would otherwise make it walk again
+        and again (a third of the cost of a spoofed flood). Equal and sorting alike."""
+        kind, sensor, local = key3
+        tag = (str(kind), sensor, local)
         if len(self._tags) < _MAX_TAGS:
-            self._tags[tag] = tag
+            self._tags[key3] = tag
         return tag
 
     def _group(self, ip: str) -> str:

@@ -118,24 +118,7 @@ class SlowTier:
                 del rec[0]
             if len(rec) > self._max_events:
                 del rec[0]
-            spread = self._spread[key]
-            port = item[1]
-            if isinstance(spread, tuple):  # one endpoint: a repeat response costs a compare
-                n = 1
-                if port >= 0 and (port != spread[1] or item[2][2] != spread[0]) and \
-                        self._need_targets > 1:
-                    self._spread[key] = {spread, (item[2][2], port)}
-                    n = 2
-            elif spread is None:
-                n = 0
-                if port >= 0 and self._need_targets > 0:
-                    self._spread[key] = (item[2][2], port)
-                    n = 1
-            else:
-                n = len(spread)
-                if n < self._need_targets and port >= 0:
-                    spread.add((item[2][2], port))
-                    n = len(spread)
+            n = self.count_spread(key, self._spread[key], item)
         else:
             if isinstance(fast, list):  # its second response while the fast tier holds it
                 rec = fast[-self._max_events:]
@@ -157,6 +140,26 @@ class SlowTier:
         if len(rec) < self._need_count or n < self._need_targets:
             return None
         return rec
+
+    def count_spread(self, key: str, spread: _Spread, item: Any) -> int:
+        """Count the endpoint of ``item`` into the record's spread; its size (capped)."""
+        port = item[1]
+        if isinstance(spread, tuple):  # one endpoint: a repeat response costs a compare
+            if port >= 0 and (port != spread[1] or item[2][2] != spread[0]) and \
+                    self._need_targets > 1:
+                self._spread[key] = {spread, (item[2][2], port)}
+                return 2
+            return 1
+        if spread is None:
+            if port >= 0 and self._need_targets > 0:
+                self._spread[key] = (item[2][2], port)
+                return 1
+            return 0
+        n = len(spread)
+        if n < self._need_targets and port >= 0:
+            spread.add((item[2][2], port))
+            n = len(spread)
+        return n
 
     def remember(self, key: str, item: Any) -> None:
         """The fast tier dropped ``key`` holding its single response ``item``."""
