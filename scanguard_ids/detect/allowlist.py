@@ -68,7 +68,7 @@ class Allowlist:
     addresses (``::ffff:192.0.2.7``) also match the IPv4 networks.
     """
 
-    __slots__ = ("_cache", "_cache_size", "_heads4", "_nets", "_v4", "_v6", "known")
+    __slots__ = ("_cache", "_cache_size", "_nets", "_v4", "_v6", "heads4", "known")
 
     def __init__(self, networks: Iterable[str | _Net] = (), cache_size: int = 65_536) -> None:
         nets: list[_Net] = []
@@ -78,7 +78,7 @@ class Allowlist:
         self._nets = tuple(nets)
         self._v4 = _table((n for n in nets if n.version == 4), 32)
         self._v6 = _table((n for n in nets if n.version == 6), 128)
-        self._heads4 = _heads4(n for n in nets if isinstance(n, ipaddress.IPv4Network))
+        self.heads4 = _heads4(n for n in nets if isinstance(n, ipaddress.IPv4Network))
         self._cache: dict[str, bool] = {}
         self._cache_size = max(1, cache_size)
         #: ``known(ip)``: the cached answer (True/False) or None: the hot path's first look,
@@ -107,19 +107,20 @@ class Allowlist:
             return hit
         return self.lookup(ip)
 
+    def cache_miss(self, ip: str) -> None:
+        """Cache ``ip`` as not allowlisted (the caller asked :meth:`lookup`; the answer was
+        False) while the cache has room: for a client seen again, not for a flood."""
+        if len(self._cache) < self._cache_size:
+            self._cache[ip] = False
+
     def lookup(self, ip: object) -> bool:
         """``ip in self`` for an address :attr:`known` does not hold (then cached)."""
         if not isinstance(ip, str):
             return False
-        cache = self._cache
-        if ":" not in ip and ip[:ip.find(".")] not in self._heads4:
-            # Most misses: no IPv4 network starts with this octet (see _heads4). Cached
-            # while there is room (a repeat costs one lookup); a flood of them, cheap to
-            # answer again, does not clear the cache.
-            if len(cache) < self._cache_size:
-                cache[ip] = False
-            return False
+        if ":" not in ip and ip[:ip.find(".")] not in self.heads4:
+            return False  # most misses: no IPv4 network starts with this octet (uncached)
         found = self._lookup(ip)
+        cache = self._cache
         if len(cache) >= self._cache_size:
             cache.clear()  # crude but O(1) amortised and bounded
         cache[ip] = found

@@ -159,6 +159,7 @@ class Detector:
         "_allow",
         "_allow6",
         "_allow_known",
+        "_allow_heads4",
         "_allow_lookup",
         "_blocks",
         "_count",
@@ -214,6 +215,7 @@ class Detector:
         self._allow = allowlist
         self._allow_known = allowlist.known
         self._allow_lookup = allowlist.lookup
+        self._allow_heads4 = allowlist.heads4
         self._count = cfg.count
         self._need_ports = cfg.ports
         self._window = float(cfg.window)
@@ -279,8 +281,10 @@ class Detector:
         stats.events += 1
         ip = ev.remote
         allowed = self._allow_known(ip)
-        if allowed is None:
-            allowed = self._allow_lookup(ip)
+        uncached = allowed is None
+        if uncached:  # most misses: no allowlisted IPv4 network has this first octet
+            allowed = (":" in ip or ip[:ip.find(".")] in self._allow_heads4) and \
+                self._allow_lookup(ip)
         if allowed:
             stats.allowlisted += 1
             return None
@@ -339,6 +343,8 @@ class Detector:
         tracked.move_to_end(key)
         if key == self._head:
             self._due = -math.inf
+        if uncached:  # seen again: worth a place in the allowlist's cache
+            self._allow.cache_miss(ip)
         if st.__class__ is list:
             if item >= st[-1]:  # in order: where insort would put it
                 st.append(item)
