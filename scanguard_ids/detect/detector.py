@@ -176,6 +176,7 @@ class Detector:
         "_mask6",
         "_max_tracked",
         "_need_hosts",
+        "_one_target_idle",
         "_need_ports",
         "_newest",
         "_prefix6",
@@ -234,6 +235,8 @@ class Detector:
         _, slow_count, slow_ports, slow_hosts = self._slow_params
         # Distinct endpoints a slow window needs at least (see slow.py): the cheap pre-check.
         targets = min(slow_ports, slow_hosts) if slow_hosts else slow_ports
+        # One endpoint can meet neither tier (see feed): both need two distinct targets.
+        self._one_target_idle = self._fast_targets > 1 and targets > 1
         if cfg.slow == "off":
             self._slow = None
         elif self._slow is None:
@@ -305,21 +308,23 @@ class Detector:
         if blocks:
             # Block state outlives the block by window + reorder (event time), so
             # that late responses from within the block are still suppressed.
-            bkey = ip
             blk = blocks.get(ip)
-            if (blk is None or ts >= blk.until) and key is not ip:
-                group_blk = blocks.get(key)
-                if group_blk is not None:
-                    bkey, blk = key, group_blk
-            if blk is not None and ts < blk.until:
-                stats.suppressed += 1
-                if blk.evidence is not None and blk.since <= ts < blk.trigger:
-                    self._late_evidence(bkey, blk, self._item(ev, key))
-                return None
+            if blk is not None or key is not ip:
+                bkey = ip
+                if (blk is None or ts >= blk.until) and key is not ip:
+                    group_blk = blocks.get(key)
+                    if group_blk is not None:
+                        bkey, blk = key, group_blk
+                if blk is not None and ts < blk.until:
+                    stats.suppressed += 1
+                    if blk.evidence is not None and blk.since <= ts < blk.trigger:
+                        self._late_evidence(bkey, blk, self._item(ev, key))
+                    return None
         port = ev.local_port
         if port is None:
             port = _NO_PORT
-        tag: _Tag = (ev.kind, ev.sensor, ev.local)
+        local = ev.local
+        tag: _Tag = (ev.kind, ev.sensor, local)
         tag = self._tags.get(tag) or self._share(tag)
         item: _Item = (ts, port, tag) if key is ip else (ts, port, tag, ip)
         tracked = self._tracked
@@ -378,11 +383,14 @@ class Detector:
                     del rec[0]
                 spread = slow._spread[key]
                 if spread.__class__ is tuple and (port < 0 or (
-                        port == spread[1] and item[2][2] == spread[0])):
-                    n = 1  # a repeat response on the one endpoint held: nothing to count
+                        port == spread[1] and local == spread[0])):
+                    # A repeat response on the one endpoint held: nothing to count.
+                    if self._one_target_idle:
+                        return None  # one endpoint meets neither tier's targets
+                    n = 1
                 else:
                     n = slow.count_spread(key, spread, item)
-                if len(rec) < slow._need_count or n < slow._need_targets:
+                if n < slow._need_targets or len(rec) < slow._need_count:
                     rec = None
             if rec is not None:
                 return self._check(key, st, rec, ts)
