@@ -350,7 +350,7 @@ class Detector:
             self._due = -math.inf
         if uncached:  # seen again: worth a place in the allowlist's cache
             self._allow.cache_miss(ip)
-        if st.__class__ is list:
+        if isinstance(st, list):
             if item >= st[-1]:  # in order: where insort would put it
                 st.append(item)
             else:
@@ -454,7 +454,7 @@ class Detector:
         idle: list[tuple[str, _State]] = []
         head, due = None, math.inf
         for ip, st in tracked.items():  # least recently seen first: stop at one still in use
-            last = st[-1][0] if st.__class__ is list else st[0]  # type: ignore[index]
+            last = st[-1][0] if isinstance(st, list) else st[0]
             if last >= cutoff:
                 head, due = ip, last
                 break
