@@ -308,18 +308,15 @@ class Detector:
         if blocks:
             # Block state outlives the block by window + reorder (event time), so
             # that late responses from within the block are still suppressed.
+            bkey = ip
             blk = blocks.get(ip)
-            if blk is not None or key is not ip:
-                bkey = ip
-                if (blk is None or ts >= blk.until) and key is not ip:
-                    group_blk = blocks.get(key)
-                    if group_blk is not None:
-                        bkey, blk = key, group_blk
-                if blk is not None and ts < blk.until:
-                    stats.suppressed += 1
-                    if blk.evidence is not None and blk.since <= ts < blk.trigger:
-                        self._late_evidence(bkey, blk, self._item(ev, key))
-                    return None
+            if (blk is None or ts >= blk.until) and key is not ip:
+                bkey, blk = key, blocks.get(key)  # the address's own block first, then its group's
+            if blk is not None and ts < blk.until:
+                stats.suppressed += 1
+                if blk.evidence is not None and blk.since <= ts < blk.trigger:
+                    self._late_evidence(bkey, blk, self._item(ev, key))
+                return None
         port = ev.local_port
         if port is None:
             port = _NO_PORT
