@@ -47,6 +47,20 @@ def _table(nets: Iterable[_Net], bits: int) -> tuple[tuple[int, frozenset[int]],
     return tuple((shift, frozenset(v)) for shift, v in sorted(by_len.items(), reverse=True))
 
 
+def _heads4(nets: Iterable[ipaddress.IPv4Network]) -> frozenset[str]:
+    """The first octets, as text, of every address in ``nets``.
+
+    inet_pton(AF_INET) takes only canonical dotted quads (no leading zeros, no short forms:
+    tested), so a text without ":" whose part before the first "." is none of these is no
+    allowlisted address: the common miss costs a find and a set lookup, no parse.
+    """
+    heads: set[str] = set()
+    for net in nets:
+        first = int(net.network_address) >> 24
+        heads.update(str(o) for o in range(first, (int(net.broadcast_address) >> 24) + 1))
+    return frozenset(heads)
+
+
 class Allowlist:
     """A set of networks; ``"192.0.2.7" in allowlist`` is cheap and cached.
 
@@ -54,7 +68,7 @@ class Allowlist:
     addresses (``::ffff:192.0.2.7``) also match the IPv4 networks.
     """
 
-    __slots__ = ("_cache", "_cache_size", "_nets", "_v4", "_v6")
+    __slots__ = ("_cache", "_cache_size", "_nets", "_v4", "_v6", "heads4", "known")
 
     def __init__(self, networks: Iterable[str | _Net] = (), cache_size: int = 65_536) -> None:
         nets: list[_Net] = []
@@ -64,8 +78,12 @@ class Allowlist:
         self._nets = tuple(nets)
         self._v4 = _table((n for n in nets if n.version == 4), 32)
         self._v6 = _table((n for n in nets if n.version == 6), 128)
+        self.heads4 = _heads4(n for n in nets if isinstance(n, ipaddress.IPv4Network))
         self._cache: dict[str, bool] = {}
         self._cache_size = max(1, cache_size)
+        #: ``known(ip)``: the cached answer (True/False) or None: the hot path's first look,
+        #: one dict lookup and no call into this class; on None ask :meth:`lookup`.
+        self.known = self._cache.get  # the cache is only ever cleared in place
 
     @classmethod
     def from_config(cls, cfg: DetectConfig, own: Iterable[str] = ()) -> Allowlist:
@@ -84,13 +102,25 @@ class Allowlist:
         return f"Allowlist({list(self.networks)!r})"
 
     def __contains__(self, ip: object) -> bool:
-        cache = self._cache
-        hit = cache.get(ip)  # type: ignore[call-overload]
+        hit = self._cache.get(ip)  # type: ignore[call-overload]
         if hit is not None:
             return hit
+        return self.lookup(ip)
+
+    def cache_miss(self, ip: str) -> None:
+        """Cache ``ip`` as not allowlisted (the caller asked :meth:`lookup`; the answer was
+        False) while the cache has room: for a client seen again, not for a flood."""
+        if len(self._cache) < self._cache_size:
+            self._cache[ip] = False
+
+    def lookup(self, ip: object) -> bool:
+        """``ip in self`` for an address :attr:`known` does not hold (then cached)."""
         if not isinstance(ip, str):
             return False
+        if ":" not in ip and ip[:ip.find(".")] not in self.heads4:
+            return False  # most misses: no IPv4 network starts with this octet (uncached)
         found = self._lookup(ip)
+        cache = self._cache
         if len(cache) >= self._cache_size:
             cache.clear()  # crude but O(1) amortised and bounded
         cache[ip] = found

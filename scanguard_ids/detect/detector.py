@@ -159,12 +159,17 @@ class Detector:
     __slots__ = (
         "_allow",
         "_allow6",
+        "_allow_known",
+        "_allow_heads4",
+        "_allow_lookup",
         "_blocks",
         "_count",
+        "_due",
         "_ended",
         "_fast_targets",
         "_fresh",
         "_groups",
+        "_head",
         "_heap",
         "_late",
         "_max_events",
@@ -172,6 +177,7 @@ class Detector:
         "_mask6",
         "_max_tracked",
         "_need_hosts",
+        "_one_target_idle",
         "_need_ports",
         "_newest",
         "_prefix6",
@@ -198,12 +204,20 @@ class Detector:
         self._ended: deque[str] = deque(maxlen=max(1024, cfg.max_tracked))
         self._fresh: deque[_Block] = deque()  # blocks still holding their evidence
         self._newest = -math.inf
+        # _advance has work only once its cutoff passes ``_due``: the least of the oldest
+        # tracked group's newest time (that group is ``_head``), the heap's first end and
+        # the first fresh block's trigger; -inf whenever one of them may have gone down.
+        self._due = -math.inf
+        self._head: str | None = None
         self._tags: dict[_Tag, _Tag] = {}
         self._stats = DetectorStats()
 
     def _settings(self, cfg: DetectConfig, allowlist: Allowlist) -> None:
         self.cfg = cfg
         self._allow = allowlist
+        self._allow_known = allowlist.known
+        self._allow_lookup = allowlist.lookup
+        self._allow_heads4 = allowlist.heads4
         self._count = cfg.count
         self._need_ports = cfg.ports
         self._window = float(cfg.window)
@@ -222,6 +236,8 @@ class Detector:
         _, slow_count, slow_ports, slow_hosts = self._slow_params
         # Distinct endpoints a slow window needs at least (see slow.py): the cheap pre-check.
         targets = min(slow_ports, slow_hosts) if slow_hosts else slow_ports
+        # One endpoint can meet neither tier (see feed): both need two distinct targets.
+        self._one_target_idle = self._fast_targets > 1 and targets > 1
         if cfg.slow == "off":
             self._slow = None
         elif self._slow is None:
@@ -245,6 +261,7 @@ class Detector:
         """
         self._settings(cfg, allowlist)
         self.offenders.reconfigure(cfg)
+        self._due = -math.inf
         tracked = self._tracked
         for ip in [ip for ip in tracked if ip in allowlist]:
             del tracked[ip]
@@ -262,55 +279,81 @@ class Detector:
 
     def feed(self, ev: ResponseEvent) -> Decision | None:
         """Count one response; return a block decision when this one tips the balance."""
+        # The hot path, written flat: no calls for the common cases (an allowlist cache hit,
+        # a known tag, an address seen before whose response is the newest it drew).
         stats = self._stats
         stats.events += 1
         ip = ev.remote
-        if ip in self._allow:
+        allowed = self._allow_known(ip)
+        uncached = allowed is None
+        if uncached:  # most misses: no allowlisted IPv4 network has this first octet
+            allowed = (":" in ip or ip[:ip.find(".")] in self._allow_heads4) and \
+                self._allow_lookup(ip)
+        if allowed:
             stats.allowlisted += 1
             return None
         ts = ev.ts
-        if ts > self._newest:
-            self._newest = ts
-            self._advance(ts - self._late)
-        elif ts < self._newest - self._late:
+        newest = self._newest
+        slow = self._slow
+        if ts > newest:
+            self._newest = newest = ts
+            cutoff = ts - self._late
+            if cutoff > self._due or (slow is not None and ts - slow.keep > slow.due):
+                self._advance(cutoff)
+        elif ts < newest - self._late:
             stats.too_late += 1
             return None
-        key = ip if self._prefix6 >= 128 or ":" not in ip else self._group(ip)
-        if self._blocks:
+        key = ip if ":" not in ip or self._prefix6 >= 128 else (
+            self._groups.get(ip) or self._group(ip))
+        blocks = self._blocks
+        if blocks:
             # Block state outlives the block by window + reorder (event time), so
             # that late responses from within the block are still suppressed.
             bkey = ip
-            blk = self._blocks.get(ip)
+            blk = blocks.get(ip)
             if (blk is None or ts >= blk.until) and key is not ip:
-                group_blk = self._blocks.get(key)
-                if group_blk is not None:
-                    bkey, blk = key, group_blk
+                bkey, blk = key, blocks.get(key)  # the address's own block first, then its group's
             if blk is not None and ts < blk.until:
                 stats.suppressed += 1
                 if blk.evidence is not None and blk.since <= ts < blk.trigger:
                     self._late_evidence(bkey, blk, self._item(ev, key))
                 return None
-        item = self._item(ev, key)
+        port = ev.local_port
+        if port is None:
+            port = _NO_PORT
+        local = ev.local
+        tag: _Tag = (ev.kind, ev.sensor, local)
+        tag = self._tags.get(tag) or self._share(tag)
+        item: _Item = (ts, port, tag) if key is ip else (ts, port, tag, ip)
         tracked = self._tracked
-        slow = self._slow
         st = tracked.get(key)
-        if st is None:
+        if st is None:  # first sight (or the first since the fast tier forgot it)
             tracked[key] = item
-            if len(tracked) > self._max_tracked:
+            n = len(tracked)
+            if n == 1:
+                self._due = -math.inf
+            elif n > self._max_tracked:
                 old_key, old = self._evict()
-                if slow is not None and not isinstance(old, list):
+                if slow is not None and old.__class__ is not list:
                     slow.remember(old_key, old)
             if slow is not None:
-                rec = slow.add(key, item, item, self._newest)
+                rec = slow.first(key, item, newest)
                 if rec is not None:
                     return self._check(key, [item], rec, ts)
             if self._count == 1:
                 return self._check(key, [item], None, ts)
             return None
         tracked.move_to_end(key)
+        if key == self._head:
+            self._due = -math.inf
+        if uncached:  # seen again: worth a place in the allowlist's cache
+            self._allow.cache_miss(ip)
         if isinstance(st, list):
-            insort(st, item)
-            cutoff = self._newest - self._late
+            if item >= st[-1]:  # in order: where insort would put it
+                st.append(item)
+            else:
+                insort(st, item)
+            cutoff = newest - self._late
             while st[0][0] < cutoff:
                 del st[0]
             if len(st) > self._max_events:
@@ -319,16 +362,44 @@ class Detector:
             st = [st, item] if st <= item else [item, st]
             tracked[key] = st
         if slow is not None:
-            rec = slow.add(key, item, st, self._newest)
+            rec = slow.records.get(key)
+            if rec is None:
+                rec = slow.add(key, item, st, newest)
+                n = slow.spread
+            else:  # SlowTier.add for a record it holds, inline (the repeat client's path)
+                slow.records.move_to_end(key)
+                if key == slow._head:
+                    slow.due = -math.inf
+                if item >= rec[-1]:
+                    rec.append(item)
+                else:
+                    insort(rec, item)
+                cutoff = newest - slow.keep
+                while rec[0][0] < cutoff:
+                    del rec[0]
+                if len(rec) > slow._max_events:
+                    del rec[0]
+                spread = slow._spread[key]
+                if spread.__class__ is tuple and (port < 0 or (
+                        port == spread[1] and local == spread[0])):
+                    # A repeat response on the one endpoint held: nothing to count.
+                    if self._one_target_idle:
+                        return None  # one endpoint meets neither tier's targets
+                    n = 1
+                else:
+                    n = slow.count_spread(key, spread, item)
+                if n < slow._need_targets or len(rec) < slow._need_count:
+                    rec = None
             if rec is not None:
                 return self._check(key, st, rec, ts)
-            if slow.spread < self._fast_targets:
+            if n < self._fast_targets:
                 return None  # too few endpoints ever held: no fast window qualifies either
         if len(st) < self._count:
             return None
         return self._check(key, st, None, ts)
 
     def _item(self, ev: ResponseEvent, key: str) -> _Item:
+        """The evidence tuple of ``ev`` (as :meth:`feed` builds it inline)."""
         port = ev.local_port
         key3: _Tag = (ev.kind, ev.sensor, ev.local)
         tag = self._tags.get(key3) or self._share(key3)
@@ -336,10 +407,16 @@ class Detector:
             return (ev.ts, _NO_PORT if port is None else port, tag)
         return (ev.ts, _NO_PORT if port is None else port, tag, ev.remote)
 
-    def _share(self, tag: _Tag) -> _Tag:
-        """Remember a tag so the evidence of all events shares one tuple."""
+    def _share(self, key3: _Tag) -> _Tag:
+        """The tag of (kind, sensor, local), remembered so the evidence of all events shares
+        one tuple. The kind is kept as its plain text: a tuple of plain str (and so every
+        evidence tuple holding it) leaves the garbage collector's lists at its first
+        collection, which a flood of tracked evidence would otherwise make it walk again
+        and again (a third of the cost of a spoofed flood). Equal and sorting alike."""
+        kind, sensor, local = key3
+        tag = (str(kind), sensor, local)
         if len(self._tags) < _MAX_TAGS:
-            self._tags[tag] = tag
+            self._tags[key3] = tag
         return tag
 
     def _group(self, ip: str) -> str:
@@ -366,21 +443,26 @@ class Detector:
         return key
 
     def _advance(self, cutoff: float) -> None:
-        """Event time moved on: drop state no later event can use (amortised O(1))."""
+        """Event time moved on: drop state no later event can use (amortised O(1)).
+
+        :meth:`feed` calls it only when ``cutoff`` passed ``_due`` or the slow tier's due.
+        """
         tracked = self._tracked
         slow = self._slow
-        while tracked:
-            ip = next(iter(tracked))
-            st = tracked[ip]
-            if isinstance(st, list):
-                if st[-1][0] >= cutoff:
-                    break
-            elif st[0] >= cutoff:
+        idle: list[tuple[str, _State]] = []
+        head, due = None, math.inf
+        for ip, st in tracked.items():  # least recently seen first: stop at one still in use
+            last = st[-1][0] if isinstance(st, list) else st[0]
+            if last >= cutoff:
+                head, due = ip, last
                 break
-            elif slow is not None:
-                slow.remember(ip, st)
-            del tracked[ip]
-            self._stats.idle += 1
+            idle.append((ip, st))
+        if idle:
+            for ip, _ in idle:
+                del tracked[ip]
+            self._stats.idle += len(idle)
+            if slow is not None:
+                slow.remember_all(idle)
         if slow is not None:
             slow.advance(self._newest)
         heap = self._heap
@@ -394,6 +476,11 @@ class Detector:
         fresh = self._fresh
         while fresh and fresh[0].trigger < cutoff:
             fresh.popleft().evidence = None
+        if heap and heap[0][0] < due:
+            due = heap[0][0]
+        if fresh and fresh[0].trigger < due:
+            due = fresh[0].trigger
+        self._head, self._due = head, due
 
     def _evict(self) -> tuple[str, _State]:
         """Over max_tracked: the least evidence goes first. Among the _EVICT_SCAN least
@@ -402,6 +489,7 @@ class Detector:
         already drew several responses while singles are there to go (docs/security.md)."""
         tracked = self._tracked
         self._stats.evicted += 1
+        self._due = -math.inf
         for key, st in islice(tracked.items(), _EVICT_SCAN):
             if not isinstance(st, list):
                 del tracked[key]
@@ -446,6 +534,7 @@ class Detector:
             rec = self._slow.records.get(key)
         evidence = rec if rec is not None else st  # the slow record holds all of st
         ip = _decision_ip(key, window)
+        self._due = -math.inf
         self._tracked.pop(key, None)
         if self._slow is not None:
             self._slow.drop(key)
@@ -488,6 +577,7 @@ class Detector:
         if trigger == math.inf:
             return
         log.debug("detect late-trigger ip=%s trigger=%.6f was=%.6f", ip, trigger, blk.trigger)
+        self._due = -math.inf
         blk.trigger = trigger
         blk.until = trigger + blk.ttl
         heapq.heappush(self._heap, (blk.until, ip))
@@ -496,6 +586,7 @@ class Detector:
 
     def adopt(self, ip: str, until: float) -> None:
         """The kernel already blocks ``ip`` until ``until`` (epoch s; inf = no timeout)."""
+        self._due = -math.inf
         self._tracked.pop(ip, None)
         self._blocks[ip] = _Block(-math.inf, until, 0, None, -math.inf)
         if math.isfinite(until):
@@ -505,6 +596,7 @@ class Detector:
 
     def release(self, ip: str) -> None:
         """Forget the block state and the evidence of ``ip`` (manual unblock, expiry)."""
+        self._due = -math.inf
         blk = self._blocks.pop(ip, None)
         if blk is not None:
             blk.evidence = None
@@ -522,6 +614,7 @@ class Detector:
         Rebuilt once they are more than twice the live states: amortised O(1).
         """
         blocks = self._blocks
+        self._due = -math.inf
         if len(self._heap) > 2 * len(blocks) + 1024:
             self._heap = [(b.until, ip) for ip, b in blocks.items() if math.isfinite(b.until)]
             heapq.heapify(self._heap)

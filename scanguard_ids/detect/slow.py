@@ -29,6 +29,7 @@ incrementally. Pure: no clock, times are the events' own.
 
 from __future__ import annotations
 
+import math
 from bisect import insort
 from collections import OrderedDict
 from typing import Any, TypeAlias
@@ -48,8 +49,9 @@ def _size(spread: _Spread) -> int:
 class SlowTier:
     """Long-window evidence per group key. See the module docstring."""
 
-    __slots__ = ("_keep", "_mask", "_max_events", "_max_tracked", "_need_count", "_need_targets",
-                 "_once_items", "_once_keys", "_spread", "evicted", "idle", "records", "spread")
+    __slots__ = ("_head", "_mask", "_max_events", "_max_tracked", "_need_count", "_need_targets",
+                 "_once_items", "_once_keys", "_spread", "due", "evicted", "idle", "keep",
+                 "records", "spread")
 
     def __init__(self, slow_window: float, reorder: float, max_tracked: int,
                  max_events: int, need_count: int = 2, need_targets: int = 1) -> None:
@@ -65,6 +67,10 @@ class SlowTier:
         self.evicted = 0
         self.idle = 0
         self.spread = 0  # endpoints of the record :meth:`add` last counted into (capped)
+        # :meth:`advance` has work only once ``newest - keep > due``: ``due`` is the newest
+        # time of the least recently fed record (``_head``), -inf when that may have changed.
+        self.due = -math.inf
+        self._head: str | None = None
         self._need_targets = 0
         self.settings(slow_window, reorder, max_tracked, max_events, need_count, need_targets)
 
@@ -79,7 +85,8 @@ class SlowTier:
                 if _size(spread) >= old:
                     self._spread[key] = {("", -2 - i) for i in range(need_targets)}
         self._need_targets = need_targets
-        self._keep = float(slow_window + reorder)
+        self.keep = float(slow_window + reorder)
+        self.due = -math.inf
         self._max_tracked = max_tracked
         self._max_events = max_events
         if len(self.records) > max_tracked:
@@ -88,53 +95,42 @@ class SlowTier:
             if len(rec) > max_events:
                 del rec[: len(rec) - max_events]
 
-    def add(self, key: str, item: Any, fast: Any, newest: float) -> list[Any] | None:
+    def add(self, key: str, item: Any, fast: Any, newest: float, once: Any = None
+            ) -> list[Any] | None:
         """Count ``item`` of group ``key``; ``fast`` is the fast tier's state after it.
 
         Returns the group's slow evidence (time-sorted, includes ``item``) when it may meet
         the slow thresholds (enough responses and endpoints, see top), else None.
+        ``once``: the group's remembered single response, already taken (see :meth:`first`).
         """
         records = self.records
         rec = records.get(key)
         if rec is not None:
             records.move_to_end(key)
+            if key == self._head:
+                self.due = -math.inf
             if item >= rec[-1]:
                 rec.append(item)
             else:
                 insort(rec, item)
-            cutoff = newest - self._keep
+            cutoff = newest - self.keep
             while rec[0][0] < cutoff:
                 del rec[0]
             if len(rec) > self._max_events:
                 del rec[0]
-            spread = self._spread[key]
-            port = item[1]
-            if isinstance(spread, tuple):  # one endpoint: a repeat response costs a compare
-                n = 1
-                if port >= 0 and (port != spread[1] or item[2][2] != spread[0]) and \
-                        self._need_targets > 1:
-                    self._spread[key] = {spread, (item[2][2], port)}
-                    n = 2
-            elif spread is None:
-                n = 0
-                if port >= 0 and self._need_targets > 0:
-                    self._spread[key] = (item[2][2], port)
-                    n = 1
-            else:
-                n = len(spread)
-                if n < self._need_targets and port >= 0:
-                    spread.add((item[2][2], port))
-                    n = len(spread)
+            n = self.count_spread(key, self._spread[key], item)
         else:
             if isinstance(fast, list):  # its second response while the fast tier holds it
                 rec = fast[-self._max_events:]
                 held = fast  # every endpoint the fast tier holds counts (see spread)
             else:
-                old = self._take_once(key, newest)
+                old = once if once is not None else self._take_once(key, newest)
                 if old is None:
                     return None
                 rec = held = [old, item] if old <= item else [item, old]
             records[key] = rec
+            if len(records) == 1:
+                self.due = -math.inf
             ends = {(e[2][2], e[1]) for e in held if e[1] >= 0}
             n = len(ends)
             self._spread[key] = ends if n > 1 else ends.pop() if n else None
@@ -144,6 +140,26 @@ class SlowTier:
         if len(rec) < self._need_count or n < self._need_targets:
             return None
         return rec
+
+    def count_spread(self, key: str, spread: _Spread, item: Any) -> int:
+        """Count the endpoint of ``item`` into the record's spread; its size (capped)."""
+        port = item[1]
+        if isinstance(spread, tuple):  # one endpoint: a repeat response costs a compare
+            if port >= 0 and (port != spread[1] or item[2][2] != spread[0]) and \
+                    self._need_targets > 1:
+                self._spread[key] = {spread, (item[2][2], port)}
+                return 2
+            return 1
+        if spread is None:
+            if port >= 0 and self._need_targets > 0:
+                self._spread[key] = (item[2][2], port)
+                return 1
+            return 0
+        n = len(spread)
+        if n < self._need_targets and port >= 0:
+            spread.add((item[2][2], port))
+            n = len(spread)
+        return n
 
     def remember(self, key: str, item: Any) -> None:
         """The fast tier dropped ``key`` holding its single response ``item``."""
@@ -157,6 +173,36 @@ class SlowTier:
         keys[b] = key
         items[b] = item
 
+    def remember_all(self, dropped: list[tuple[str, Any]]) -> None:
+        """:meth:`remember` each (key, state) in order; states that are lists are skipped."""
+        records, keys, items, mask = self.records, self._once_keys, self._once_items, self._mask
+        for key, item in dropped:
+            if item.__class__ is list or key in records:
+                continue
+            b = hash(key) & mask
+            held = keys[b]
+            if held is not None and held != key and (
+                    keys[b + 1] is None or keys[b + 1] == key or items[b + 1][0] < items[b][0]):
+                b += 1  # as in remember()
+            keys[b] = key
+            items[b] = item
+
+    def first(self, key: str, item: Any, newest: float) -> list[Any] | None:
+        """:meth:`add` for a group the fast tier does not hold (``fast`` is ``item``)."""
+        if key in self.records:
+            return self.add(key, item, item, newest)
+        keys = self._once_keys
+        b = hash(key) & self._mask
+        if keys[b] != key:
+            b += 1
+            if keys[b] != key:
+                return None  # the common first sight: no record, nothing remembered
+        old = self._once_items[b]
+        keys[b] = self._once_items[b] = None
+        if old[0] < newest - self.keep:
+            return None
+        return self.add(key, item, item, newest, old)
+
     def _take_once(self, key: str, newest: float) -> Any:
         keys = self._once_keys
         b = hash(key) & self._mask
@@ -164,11 +210,12 @@ class SlowTier:
             if keys[i] == key:
                 item = self._once_items[i]
                 keys[i] = self._once_items[i] = None
-                return item if item[0] >= newest - self._keep else None
+                return item if item[0] >= newest - self.keep else None
         return None
 
     def drop(self, key: str) -> None:
         """A decision consumed the group's evidence (or it was released)."""
+        self.due = -math.inf
         self.records.pop(key, None)
         self._spread.pop(key, None)
         keys = self._once_keys
@@ -180,18 +227,24 @@ class SlowTier:
     def advance(self, newest: float) -> None:
         """Event time moved on: drop records no later event can use (amortised O(1))."""
         records = self.records
-        cutoff = newest - self._keep
-        while records:
-            key = next(iter(records))
-            if records[key][-1][0] >= cutoff:
+        cutoff = newest - self.keep
+        idle = []
+        head, due = None, math.inf
+        for key, rec in records.items():
+            if rec[-1][0] >= cutoff:
+                head, due = key, rec[-1][0]
                 break
+            idle.append(key)
+        for key in idle:
             del records[key]
             del self._spread[key]
-            self.idle += 1
+        self.idle += len(idle)
+        self._head, self.due = head, due
 
     def _evict(self) -> None:
         """Over the cap: drop the records with the least evidence (fewest, then idlest)."""
         records = self.records
+        self.due = -math.inf
         excess = len(records) - self._max_tracked
         n = max(excess, min(len(records) // _EVICT_SHARE, len(records) - 1), 1)
         victims = sorted(records, key=lambda k: (len(records[k]), records[k][-1][0]))[:n]
