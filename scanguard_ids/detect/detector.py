@@ -726,6 +726,7 @@ class Detector:
             rebuilt += 1
         return rebuilt
 
+
 def _watch_entry(ip: str, items: list[_Item], now: float, window: float, need_count: int,
                  need_ports: int, strikes: int) -> WatchEntry:
     ports = tuple(sorted({e[1] for e in items} - {_NO_PORT}))
