@@ -31,7 +31,8 @@ so suppression and re-blocking match what the time-sorted stream does.
 Guarantee: if every event arrives less than ``reorder`` seconds (event time)
 behind the newest event seen before it, and ``ttl > reorder``, the blocked
 addresses, their block counts, strikes and ttls equal those of the sorted
-stream, and each decision's ``ts`` is at most ``reorder`` after the sorted
+stream (the arrivals sorted by time; equal times keep their arrival order), and each
+decision's ``ts`` is at most ``reorder`` after the sorted
 one (property-tested against a plain reference model, both tiers). Events older than
 ``newest - window - reorder`` are dropped as ``too_late``; those between that
 and ``newest - reorder`` still count, best effort. Evictions (``max_tracked``),
@@ -171,6 +172,7 @@ class Detector:
         "_groups",
         "_head",
         "_heap",
+        "_host6",
         "_late",
         "_max_events",
         "_max_late",
@@ -250,8 +252,11 @@ class Detector:
         self._groups: dict[str, str] = {}
         self._suffix6 = f"/{cfg.prefix6}"
         self._mask6 = ((1 << 128) - 1) ^ ((1 << (128 - cfg.prefix6)) - 1)
-        self._allow6 = [n for n in (ipaddress.ip_network(x, strict=False)
-                                    for x in allowlist.networks) if n.version == 6]
+        self._host6 = (1 << (128 - cfg.prefix6)) - 1
+        # allowlisted IPv6 networks as (first, last) integers
+        self._allow6 = [(int(n.network_address), int(n.broadcast_address))
+                        for n in (ipaddress.ip_network(x, strict=False)
+                                  for x in allowlist.networks) if n.version == 6]
 
     def reconfigure(self, cfg: DetectConfig, allowlist: Allowlist) -> None:
         """Apply a reloaded config, keeping evidence, block state and offender history.
@@ -428,15 +433,15 @@ class Detector:
                 packed = inet_pton(AF_INET6, ip)
             except OSError:
                 packed = None
-            if packed is None:
-                pass
-            elif self._allow6 or self._prefix6 > 64:
-                net = ipaddress.IPv6Network((ip, self._prefix6), strict=False)
-                if not any(net.overlaps(a) for a in self._allow6):
-                    key = str(net)
-            else:  # inet_ntop prints a network of /64 or shorter as ipaddress does (tested)
-                net_int = int.from_bytes(packed, "big") & self._mask6
-                key = inet_ntop(AF_INET6, net_int.to_bytes(16, "big")) + self._suffix6
+            if packed is not None:
+                lo = int.from_bytes(packed, "big") & self._mask6
+                hi = lo | self._host6
+                # integer bounds: no ipaddress objects for a sweep of fresh addresses
+                if not any(a_lo <= hi and lo <= a_hi for a_lo, a_hi in self._allow6):
+                    if lo >> 48:  # inet_ntop spells it as ipaddress does (tested)
+                        key = inet_ntop(AF_INET6, lo.to_bytes(16, "big")) + self._suffix6
+                    else:  # first 80 bits zero: inet_ntop would write a dotted quad
+                        key = str(ipaddress.IPv6Network((lo, self._prefix6)))
             if len(self._groups) >= _MAX_GROUPS:
                 self._groups.clear()
             self._groups[ip] = key
