@@ -288,7 +288,8 @@ def test_rename_rotation_under_a_live_writer_loses_and_repeats_nothing(tmp_path:
     try:
         w.join(60)
         assert done.is_set()
-        assert wait_for(lambda: len(got) >= N_LINES, timeout=20)
+        # on failure: how far it got and what the source saw (a CI run once timed out here)
+        assert wait_for(lambda: len(got) >= N_LINES, timeout=20), (len(got), src.health())
         time.sleep(0.05)  # anything extra (a duplicate) would arrive now
     finally:
         src.stop()
