@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 from nsutil import run_in_netns  # tests/nsutil.py (tests/ is on sys.path: rootdir conftest)
+from waiting import wait_for
 
 from scanguard_ids.lab.netns import Netns, Pair, victim_scanner
 from scanguard_ids.lab.rtt import checksum
@@ -131,10 +132,8 @@ def listening_lab(prefix: str, neighbours: bool = False) -> Iterator[Lab]:
         listener = pair.victim.popen([sys.executable, "-c", LISTENER, str(PORT), "120"])
         try:
             lab = Lab(pair, listener)
-            deadline = time.monotonic() + 10
-            while not lab.tcp(pair.scanner, pair.victim4):
-                assert time.monotonic() < deadline, "the victim's listener never came up"
-                time.sleep(0.1)
+            wait_for(lambda: lab.tcp(pair.scanner, pair.victim4), 10, "the victim's listener",
+                     step=0.1)
             yield lab
         finally:
             listener.kill()

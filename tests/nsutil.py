@@ -108,3 +108,22 @@ def run_in_netns(ns: str, fn: Callable[..., T], *args: Any, timeout: float = 60.
     exc = payload[1]
     exc.add_note(f"--- in netns {ns} ---\n{payload[2]}")
     raise exc
+
+
+def need_root_and(tools: tuple[str, ...], scanguard: bool = False) -> None:
+    """Skip the test unless it runs as root with every tool in ``tools`` on the PATH (and,
+    with ``scanguard``, the installed console script the labs start)."""
+    import shutil
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"missing tools: {', '.join(missing)}")
+    if scanguard:
+        from scanguard_ids.lab import protect
+
+        if not protect.SCANGUARD_BIN.exists():
+            pytest.skip("scanguard console script not installed")

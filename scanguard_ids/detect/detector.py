@@ -65,7 +65,7 @@ from typing import TypeAlias
 from scanguard_ids.config import DetectConfig
 from scanguard_ids.detect.allowlist import Allowlist
 from scanguard_ids.detect.offenders import Offenders, Strike
-from scanguard_ids.detect.slow import SlowTier
+from scanguard_ids.detect.slow import SlowTier, push
 from scanguard_ids.giveback import oversized
 from scanguard_ids.model import Decision, ResponseEvent
 
@@ -354,15 +354,7 @@ class Detector:
         if uncached:  # seen again: worth a place in the allowlist's cache
             self._allow.cache_miss(ip)
         if isinstance(st, list):
-            if item >= st[-1]:  # in order: where insort would put it
-                st.append(item)
-            else:
-                insort(st, item)
-            cutoff = newest - self._late
-            while st[0][0] < cutoff:
-                del st[0]
-            if len(st) > self._max_events:
-                del st[0]
+            push(st, item, newest - self._late, self._max_events)
         else:
             st = [st, item] if st <= item else [item, st]
             tracked[key] = st
@@ -375,15 +367,7 @@ class Detector:
                 slow.records.move_to_end(key)
                 if key == slow._head:
                     slow.due = -math.inf
-                if item >= rec[-1]:
-                    rec.append(item)
-                else:
-                    insort(rec, item)
-                cutoff = newest - slow.keep
-                while rec[0][0] < cutoff:
-                    del rec[0]
-                if len(rec) > slow._max_events:
-                    del rec[0]
+                push(rec, item, newest - slow.keep, slow._max_events)
                 spread = slow._spread[key]
                 if spread.__class__ is tuple and (port < 0 or (
                         port == spread[1] and local == spread[0])):

@@ -42,6 +42,19 @@ _EVICT_SHARE = 8
 _Spread: TypeAlias = tuple[str, int] | set[tuple[str, int]] | None
 
 
+def push(evidence: list[Any], item: Any, cutoff: float, cap: int) -> None:
+    """Insert ``item`` into time-sorted ``evidence`` (an append when in order), drop what is
+    older than ``cutoff``, and the oldest beyond ``cap``: both tiers' evidence lists."""
+    if item >= evidence[-1]:  # in order: where insort would put it
+        evidence.append(item)
+    else:
+        insort(evidence, item)
+    while evidence[0][0] < cutoff:
+        del evidence[0]
+    if len(evidence) > cap:
+        del evidence[0]
+
+
 def _size(spread: _Spread) -> int:
     return 0 if spread is None else 1 if isinstance(spread, tuple) else len(spread)
 
@@ -109,15 +122,7 @@ class SlowTier:
             records.move_to_end(key)
             if key == self._head:
                 self.due = -math.inf
-            if item >= rec[-1]:
-                rec.append(item)
-            else:
-                insort(rec, item)
-            cutoff = newest - self.keep
-            while rec[0][0] < cutoff:
-                del rec[0]
-            if len(rec) > self._max_events:
-                del rec[0]
+            push(rec, item, newest - self.keep, self._max_events)
             n = self.count_spread(key, self._spread[key], item)
         else:
             if isinstance(fast, list):  # its second response while the fast tier holds it

@@ -7,8 +7,6 @@ the real ``scanguard run`` runs too when its console script is installed.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from nsutil import need_root_and
 
 from scanguard_ids.lab import protect, runner
 from scanguard_ids.lab.report import LabResult, summary
@@ -28,11 +27,7 @@ TOOLS = ("nmap", "suricata", "tcpdump", "ipset", "iptables", "ethtool")
 
 @pytest.fixture(autouse=True)
 def _need_root_and_tools() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"missing tools: {', '.join(missing)}")
+    need_root_and(TOOLS)
 
 
 def standin() -> protect.CommandProtector:

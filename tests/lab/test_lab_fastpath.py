@@ -6,11 +6,10 @@ nmap and ``scanguard run``; ~50 s.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
+from nsutil import need_root_and
 
 from scanguard_ids.config import load as load_config
 from scanguard_ids.lab import protect, report, runner
@@ -75,13 +74,7 @@ def test_fast_path_blocked_reads_only_the_fast_path_sets() -> None:
 
 
 def _need_root_and_tools() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"missing tools: {', '.join(missing)}")
-    if not protect.SCANGUARD_BIN.exists():
-        pytest.skip("scanguard console script not installed")
+    need_root_and(TOOLS, scanguard=True)
 
 
 @pytest.mark.root

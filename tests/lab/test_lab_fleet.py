@@ -4,14 +4,12 @@ one redis-server, nmap. A block decided at host a keeps b and c silent; alone, t
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from nsutil import need_root_and
 
-from scanguard_ids.lab import protect
 from scanguard_ids.lab.fleet_lab import FleetLabOptions, run_fleet_lab, summary
 
 pytestmark = [pytest.mark.root, pytest.mark.suricata, pytest.mark.slow]
@@ -21,13 +19,7 @@ TOOLS = ("nmap", "suricata", "ipset", "iptables", "ethtool", "redis-server")
 
 @pytest.fixture(autouse=True)
 def _need_root_and_tools() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"missing tools: {', '.join(missing)}")
-    if not protect.SCANGUARD_BIN.exists():
-        pytest.skip("scanguard console script not installed")
+    need_root_and(TOOLS, scanguard=True)
     pytest.importorskip("redis")
 
 

@@ -9,11 +9,11 @@ so today it is never blocked: those expectations wait for the sweep tier in dete
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from nsutil import need_root_and
 
 from scanguard_ids.lab import gateway
 from scanguard_ids.lab.gateway_report import GatewayResult, Row, summary
@@ -34,11 +34,7 @@ def namespaces(prefix: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> GatewayResult:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"missing tools: {', '.join(missing)}")
+    need_root_and(TOOLS)
     before = set(namespaces(PREFIX))
     opts = gateway.GatewayOptions(hosts=32, sweeps=SWEEPS, prefix=PREFIX,
                                   outdir=tmp_path_factory.mktemp("gateway"), sweep_timeout=30)

@@ -7,14 +7,13 @@ Skipped without root, the lab's tools, OVS, Faucet (for sdn-faucet) or the
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from nsutil import need_root_and
 
-from scanguard_ids.lab import protect, runner, setwatch, topology
+from scanguard_ids.lab import runner, setwatch, topology
 from scanguard_ids.lab.report import summary
 
 pytestmark = [pytest.mark.root, pytest.mark.suricata, pytest.mark.timeout(150)]
@@ -23,17 +22,12 @@ TOOLS = ("nmap", "suricata", "tcpdump", "ipset", "ethtool")
 
 
 def _need(backend: str) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"missing tools: {', '.join(missing)}")
+    need_root_and(TOOLS)
     controller = runner.SWITCH[backend][0]
     why = topology.switch_missing(controller) if controller else None
     if why:
         pytest.skip(why)
-    if not protect.SCANGUARD_BIN.exists():
-        pytest.skip("scanguard console script not installed")
+    need_root_and((), scanguard=True)
 
 
 def _namespaces(prefix: str) -> list[str]:
