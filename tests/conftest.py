@@ -8,12 +8,25 @@ the scenario builders as ``from pcaps import SCENARIOS``.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> object:
+    """A test that runs ``cli.main`` in-process sets the root logger up (level INFO, a stderr
+    handler); put it back, or every later test logs for real: that I/O once widened a race in
+    a test's writer thread enough to fail it (tests/eve/test_tail.py, rename under a writer)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def _load_fast_build(path: str) -> None:
