@@ -66,7 +66,7 @@ class Bus:
             raise FleetError(f"redis {self.url}: {exc}") from exc
 
     # -- writes ---------------------------------------------------------------------------
-    def publish_events(self, entries: Iterable[dict[str, str]]) -> int:
+    def publish_events(self, entries: Iterable[dict[str, str | bytes]]) -> int:
         """XADD each entry (one pipeline round trip); returns how many were sent."""
         pipe = self.r.pipeline(transaction=False)
         n = 0

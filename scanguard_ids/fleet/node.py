@@ -189,7 +189,7 @@ class FleetNode:
     def _flush_events(self) -> None:
         q, size = self._events, self.cfg.batch
         while q:
-            entries: list[dict[str, str]] = []
+            entries: list[dict[str, str | bytes]] = []
             sent = 0
             while q and len(entries) < ENTRIES_PER_ROUND_TRIP:
                 batch = [q.popleft() for _ in range(min(size, len(q)))]
