@@ -15,7 +15,10 @@ from prof.drain import server
 
 def main() -> None:
     n = int(sys.argv[1])
+    import scanguard_ids
     from bench import fleet as bf
+
+    print(f"# {scanguard_ids.__file__} {bf.__file__}", flush=True)
 
     srv, url, tmp = server()
     try:
