@@ -1,8 +1,8 @@
 """Which part of the threaded drain costs what: the bench's _drain with one thing toggled.
 
     PYTHONPATH=$PWD python prof/variants.py [N] [variant ...]
-variants: base, nopub (engine.dry_run: nothing published), switch5 (default switch interval),
-direct.
+variants: base, nopub (engine.dry_run: nothing published), noflush (decisions queued, the
+publisher wakes but sends nothing), switch5 (default switch interval), direct.
 """
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ def main() -> None:
                     def node(engine, cfg, url, name, _o=orig):  # type: ignore[no-untyped-def]
                         nd = _o(engine, cfg, url, name)
                         engine.dry_run = True
+                        return nd
+                    bf._node = node
+                elif v == "noflush":  # decisions queued for the fleet, never sent
+                    def node(engine, cfg, url, name, _o=orig):  # type: ignore[no-untyped-def]
+                        nd = _o(engine, cfg, url, name)
+                        nd._flush_decisions = lambda: nd._outbox.clear()
                         return nd
                     bf._node = node
                 got = bf._drain(url, n, True, "corpus", 0.005 if v == "switch5" else 0.0)
