@@ -13,7 +13,8 @@ evidence on either side:
   evidence to :meth:`Engine.feed_events` (one detector over the merged stream, dedup first)
   and their decisions to :meth:`Engine.apply_fleet` (allowlist first, never re-published).
   On every (re)connection the decision reader lists the active block keys, so a late or
-  returning node applies what it missed.
+  returning node applies what it missed. What the detector decides from an evidence entry
+  is published once that entry is fed (one round trip), not decision by decision.
 
 Idempotence: an entry from this node is skipped when it comes back; a decision is applied once
 per (ip, decision id); and one older than the newest decision already seen for its address
@@ -76,6 +77,7 @@ class FleetNode:
         self._newest: OrderedDict[str, float] = OrderedDict()  # ip -> newest decision ts
         self._peers: dict[str, tuple[float, float]] = {}  # node -> (monotonic seen, lag ms)
         self._after: dict[str, bytes] = {}
+        self._evidence_reader = 0  # thread id of the evidence reader once it runs
         self._stop = threading.Event()
         self._wake = threading.Event()  # decisions to publish
         self._wake_events = threading.Event()  # evidence to publish
@@ -140,6 +142,8 @@ class FleetNode:
             if len(self._outbox) > self.cfg.outbox:
                 del self._outbox[0]
                 self.counters["fleet_outbox_dropped"] += 1
+        if threading.get_ident() == self._evidence_reader:
+            return  # decided from fleet evidence: one wake per entry (see _evidence)
         self._wake.set()
         # Hand the GIL over now: the publisher needs no engine lock, and otherwise it waits
         # for this thread to block or for the interpreter's switch interval (5 ms) while
@@ -185,7 +189,7 @@ class FleetNode:
     def _flush_events(self) -> None:
         q, size = self._events, self.cfg.batch
         while q:
-            entries: list[dict[str, str]] = []
+            entries: list[dict[str, str | bytes]] = []
             sent = 0
             while q and len(entries) < ENTRIES_PER_ROUND_TRIP:
                 batch = [q.popleft() for _ in range(min(size, len(q)))]
@@ -224,6 +228,7 @@ class FleetNode:
         """Evidence, from where the first sync put us (the decision reader resyncs)."""
         backoff = 0.0
         stream = self.bus.events
+        self._evidence_reader = threading.get_ident()
         while not self._stop.is_set():
             if not self.ready.wait(BLOCK_MS / 1000):
                 continue
@@ -292,7 +297,14 @@ class FleetNode:
         self._seen(node, eid, now_ms)
         if events:
             self.counters["fleet_events_in"] += len(events)
-            self.engine.feed_events(events, node)
+            try:
+                self.engine.feed_events(events, node)
+            finally:
+                # what the detector decided from this entry leaves in one round trip: a wake
+                # (and a GIL hand-over) per decision cost a drained corpus ~30 % of its rate
+                # (prof/variants.py); the delay is at most this one entry's detection
+                if self._outbox:
+                    self._wake.set()
 
     def _apply(self, fd: FleetDecision) -> None:
         if fd.node == self.node:

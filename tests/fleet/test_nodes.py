@@ -180,6 +180,25 @@ def test_garbage_is_counted_and_skipped(nodes: NodeFactory, redis_server, prefix
     assert b.engine.counters["responses"] == 1 and not b.rig.blocked()
 
 
+def test_v2_garbage_is_counted_and_v1_still_read(nodes: NodeFactory, redis_server,  # type: ignore[no-untyped-def]
+                                                 prefix: str) -> None:
+    """A node reads the compact entries (v2) and an older node's text lines (v1) alike."""
+    from scanguard_ids.fleet.codec import encode_events, encode_events_v1
+    from scanguard_ids.model import Kind, ResponseEvent
+
+    r = redis.Redis.from_url(redis_server.url)
+    b = nodes("B")
+    ev = [ResponseEvent(T0 + p / 100, SCANNER, LOCAL_A, p, "tcp", Kind.TCP_RST) for p in (21, 22)]
+    good = encode_events(ev[:1], "X")
+    r.xadd(f"{prefix}:events", {**good, "e": good["e"][:-1]})  # type: ignore[arg-type,index]
+    r.xadd(f"{prefix}:events", {**good, "a": "nope"})  # type: ignore[arg-type]
+    r.xadd(f"{prefix}:events", good)  # type: ignore[arg-type]
+    r.xadd(f"{prefix}:events", encode_events_v1(ev[1:], "Y"))  # type: ignore[arg-type]
+    wait_for(lambda: b.engine.counters["fleet_events"] == 2, "the valid entries after garbage")
+    assert b.fleet.counters["fleet_garbage"] == 2
+    assert b.engine.counters["responses"] == 2 and not b.rig.blocked()
+
+
 def test_redis_down_a_blocks_locally_and_b_gets_it_after(nodes: NodeFactory,
                                                           redis_factory) -> None:  # type: ignore[no-untyped-def]
     srv = redis_factory()
