@@ -79,9 +79,13 @@ class Deduper:
             if ts > newest:
                 newest = ts
                 cutoff = ts - horizon
-                while last:
-                    if next(iter(last.values())) >= cutoff:
+                # the expired prefix, oldest insert first, counted in one walk, then dropped
+                gone = 0
+                for seen_ts in last.values():
+                    if seen_ts >= cutoff:
                         break
+                    gone += 1
+                for _ in range(gone):
                     pop_oldest(last=False)
             last[key] = ts
             if prev is not None:
