@@ -86,12 +86,12 @@ class Deduper:
                         break
                     gone += 1
                 for _ in range(gone):
-                    pop_oldest(last=False)
+                    pop_oldest(False)
             last[key] = ts
             if prev is not None:
-                to_end(key)  # a new key is inserted last already
-            if len(last) > cap:
-                pop_oldest(last=False)
+                to_end(key)  # a new key is inserted last already (and only it adds one)
+            elif len(last) > cap:
+                pop_oldest(False)
             keep(ev)
         self._newest = newest
         self.duplicates += dups
