@@ -21,7 +21,7 @@ from scanguard_ids.block.base import Backend
 from scanguard_ids.block.eviction import EvictionQueue
 from scanguard_ids.block.livepeers import LivePeers
 from scanguard_ids.block.pending import PendingQueue
-from scanguard_ids.block.ratelimit import SafetyValve
+from scanguard_ids.block.ratelimit import Refusal, SafetyValve
 from scanguard_ids.clock import Clock
 from scanguard_ids.detect.allowlist import Allowlist
 from scanguard_ids.detect.dedup import Deduper
@@ -180,12 +180,17 @@ class Engine:
         late = guard.late
         run = guard.run
         alarms = self.alarms
+        # the allowlist is looked up once per event, here, and the answer handed to the alarm
+        # (Allowlist.__contains__ inline: the cached answer, else most misses by first octet)
+        allow = self.allowlist
+        known, heads4, lookup = allow.known, allow.heads4, allow.lookup
         feed = detector.feed
         waiting = self.pending.by_ip
         ports = self.ports
         # an upper bound of detector.newest (the newest ts fed): an event within late of it
         # is not behind, without asking the detector
         high = detector.newest
+        shift = guard.shift  # read again after the guard's calls that change it
         fresh: list[ResponseEvent] = []
         counted = 0
         try:
@@ -193,12 +198,16 @@ class Engine:
                 remote = ev.remote
                 if ":" in remote:  # one spelling per address (IPv6, IPv4-mapped, zone id)
                     ev.remote = remote = self._spelling(remote)
-                if guard.shift:
-                    ev.ts += guard.shift
+                if shift:
+                    ev.ts += shift
                 ts = ev.ts
-                if ts > bound and guard.future(ev, bound - guard.max_future):
-                    counters["future"] += 1
-                    continue
+                if ts > bound:
+                    future = guard.future(ev, bound - guard.max_future)
+                    shift = guard.shift
+                    if future:
+                        counters["future"] += 1
+                        continue
+                    ts = ev.ts  # future() dropped the shift
                 if keep:
                     fresh.append(ev)
                 counted += 1
@@ -207,7 +216,6 @@ class Engine:
                     pk = (port, ev.proto)
                     if pk in ports or len(ports) < MAX_PORT_COUNTERS:
                         ports[pk] += 1
-                ts = ev.ts  # future() may have dropped the shift
                 if ts >= high - late:
                     if ts > high:
                         high = ts
@@ -215,6 +223,7 @@ class Engine:
                         guard.ok()
                 elif ts < detector.newest - late:
                     stepped = guard.behind(ev, detector.newest)
+                    shift = guard.shift
                     if stepped:
                         counters["clock_steps"] += 1
                         log.warning("action=clock-step shift=%.1f: event time stepped back, "
@@ -227,7 +236,11 @@ class Engine:
                     guard.ok()
                 # _judge(ev), inlined
                 if alarms is not None:
-                    alarm = alarms.feed(ev)
+                    allowed = known(remote)
+                    if allowed is None:
+                        allowed = (":" in remote or remote[:remote.find(".")] in heads4) \
+                            and lookup(remote)
+                    alarm = alarms.feed(ev, allowed)
                     if alarm is not None:
                         self._alarmed(alarm)
                 decision = feed(ev)
@@ -313,26 +326,33 @@ class Engine:
         detector keeps suppressing the address) and is retried by _drain, best evidence
         first, from the tokens reserved for priority blocks.
         """
-        if self._framed(d):
+        if self.livepeers is not None and self._framed(d):
             return False
         ip = d.ip
-        refresh = ip in self.active
+        active = self.active
+        valve = self.valve
+        refresh = ip in active
         victim = None
-        if not refresh and len(self.active) >= self.valve.limit(d.manual):
-            victim = self.evictable.victim(self.active)
-        ok, why = self.valve.allow(len(self.active) - (victim is not None), ip, refresh,
-                                   manual=d.manual, priority=priority)
-        if ok and victim is not None and not self._evict(victim, ip):
-            ok, why = False, "full: eviction failed"
-        if not ok:
+        if not refresh and len(active) >= valve.limit(d.manual):
+            victim = self.evictable.victim(active)
+        held = len(active) - (victim is not None)
+        refusal = valve.admit(ip, held, refresh, manual=d.manual, priority=priority)
+        failed = refusal is None and victim is not None and not self._evict(victim, ip)
+        if refusal is not None or failed:
+            # a flood's decisions mostly end here (rate): the reason is spelled out only
+            # for a debug log
             self.counters["valve_drops"] += 1
             if not d.manual:
                 self.offenders.retract(ip, d.strikes)
-            if not d.manual and why.startswith("rate") and self._defer(d):
-                log.debug("action=deferred ip=%s reason=%s", ip, why)
-                return False
+                if refusal is Refusal.RATE and self._defer(d):
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("action=deferred ip=%s reason=%s", ip,
+                                  valve.why(refusal, held))
+                    return False
             self.detector.release(ip)  # let a later response try again
-            log.debug("action=refused ip=%s reason=%s", ip, why)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("action=refused ip=%s reason=%s", ip, "full: eviction failed"
+                          if refusal is None else valve.why(refusal, held))
             return False
         try:
             self.backend.block(ip, d.ttl)
@@ -394,13 +414,14 @@ class Engine:
     def _defer(self, d: Decision) -> bool:
         """Queue a rate-refused detector decision; False if the queue has no room for it."""
         pending = self.pending
-        p = pending.get(d.ip)
+        by_ip = pending.by_ip
+        p = by_ip.get(d.ip)
         if p is not None:
             pending.bump(p, d.count)
             return True
-        if len(pending) >= PENDING_MAX:
+        if len(by_ip) >= PENDING_MAX:
             low = pending.weakest()
-            weakest = pending.get(low) if low is not None else None
+            weakest = by_ip.get(low) if low is not None else None
             if low is None or weakest is None or weakest.score >= d.count:
                 return False
             pending.pop(low)

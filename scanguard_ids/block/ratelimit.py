@@ -133,10 +133,20 @@ class SafetyValve:
         """
         now = self._clock.monotonic()
         reason: Refusal | None = None
-        if not refresh and active >= self.limit(manual):
+        if not refresh and active >= (self.max_set_size if manual
+                                      else self.max_set_size - self.manual_headroom):
             reason = Refusal.FULL
-        elif not self._bucket.take(now, keep=0.0 if manual or priority else self.reserve):
-            reason = Refusal.RATE
+        else:  # self._bucket.take(now, keep=...), inline: a flood of refusals comes here
+            bucket = self._bucket
+            last = bucket.last
+            if last is None or now > last:
+                if last is not None:
+                    bucket.tokens = min(bucket.burst, bucket.tokens + (now - last) * bucket.rate)
+                bucket.last = now
+            if bucket.tokens - 1.0 >= (0.0 if manual or priority else self.reserve):
+                bucket.tokens -= 1.0
+            else:
+                reason = Refusal.RATE
         if reason is None:
             self.stats.admitted += 1
             return None
@@ -144,7 +154,10 @@ class SafetyValve:
             self.stats.refused_full += 1
         else:
             self.stats.refused_rate += 1
-        self._log_refusal(now, ip, reason, active)
+        if self._last_log is not None and now - self._last_log < self._log_interval:
+            self._suppressed += 1  # _log_refusal's common case, inline
+        else:
+            self._log_refusal(now, ip, reason, active)
         return reason
 
     def allow(self, active: int, ip: str = "-", refresh: bool = False, *, manual: bool = False,
@@ -153,9 +166,13 @@ class SafetyValve:
         reason = self.admit(ip, active, refresh, manual=manual, priority=priority)
         if reason is None:
             return True, ""
+        return False, self.why(reason, active)
+
+    def why(self, reason: Refusal, active: int) -> str:
+        """The limit that refused (``admit``'s answer), for a log line."""
         if reason is Refusal.FULL:
-            return False, f"full: {active} blocks, block.max_set_size = {self.max_set_size}"
-        return False, f"rate: over block.max_blocks_per_second = {self._bucket.rate:g}"
+            return f"full: {active} blocks, block.max_set_size = {self.max_set_size}"
+        return f"rate: over block.max_blocks_per_second = {self._bucket.rate:g}"
 
     def _log_refusal(self, now: float, ip: str, reason: Refusal, active: int) -> None:
         if self._last_log is not None and now - self._last_log < self._log_interval:

@@ -79,15 +79,19 @@ class Deduper:
             if ts > newest:
                 newest = ts
                 cutoff = ts - horizon
-                while last:
-                    if next(iter(last.values())) >= cutoff:
+                # the expired prefix, oldest insert first, counted in one walk, then dropped
+                gone = 0
+                for seen_ts in last.values():
+                    if seen_ts >= cutoff:
                         break
-                    pop_oldest(last=False)
+                    gone += 1
+                for _ in range(gone):
+                    pop_oldest(False)
             last[key] = ts
             if prev is not None:
-                to_end(key)  # a new key is inserted last already
-            if len(last) > cap:
-                pop_oldest(last=False)
+                to_end(key)  # a new key is inserted last already (and only it adds one)
+            elif len(last) > cap:
+                pop_oldest(False)
             keep(ev)
         self._newest = newest
         self.duplicates += dups

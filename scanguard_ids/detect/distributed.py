@@ -187,6 +187,8 @@ class DistributedDetector:
                  allowlist: Allowlist | None = None) -> None:
         self.cfg = cfg
         self._allow = allowlist if allowlist is not None else Allowlist()
+        self._known = self._allow.known  # see set_allowlist
+        self._heads4 = self._allow.heads4
         self._host = cfg.target == "host"
         self._sources = cfg.sources
         self._ports = cfg.ports if self._host else 1
@@ -211,26 +213,33 @@ class DistributedDetector:
 
     # -- the hot path -------------------------------------------------------------------
 
-    def feed(self, ev: ResponseEvent) -> Alarm | None:
-        """Count one response; return an alarm when it raises one."""
+    def feed(self, ev: ResponseEvent, allowed: bool | None = None) -> Alarm | None:
+        """Count one response; return an alarm when it raises one.
+
+        ``allowed``: the caller's answer to ``ev.remote in allowlist`` (the engine looks it
+        up once per event), None to look it up here."""
         stats = self._stats
         stats.events += 1
         remote = ev.remote
+        if allowed is None:  # ``remote in self._allow``, inline (Detector.feed does the same)
+            allowed = self._known(remote)
+            if allowed is None:
+                allowed = (":" in remote or remote[:remote.find(".")] in self._heads4) and \
+                    self._allow.lookup(remote)
         port = ev.local_port
         targets = self._targets
         key: _Key
         if self._host:
             key = ev.local
             t = targets.get(key)
-            # A remote a cold target already holds is known not to be allowlisted.
-            if (t is None or t.remotes is None or remote not in t.remotes) and \
-                    remote in self._allow:
+            # A remote a cold target already holds counts (it was not allowlisted then).
+            if allowed and (t is None or t.remotes is None or remote not in t.remotes):
                 stats.allowlisted += 1
                 return None
             if port is None:
                 port = _NO_PORT
         else:
-            if remote in self._allow:
+            if allowed:
                 stats.allowlisted += 1
                 return None
             if port is None:
@@ -406,9 +415,17 @@ class DistributedDetector:
         lo = t.lo
         while items[lo][0] < start:
             _, remote, port = items[lo]
-            _dec(srcs, remote)
+            n = srcs[remote] - 1  # _dec, inline
+            if n:
+                srcs[remote] = n
+            else:
+                del srcs[remote]
             if port >= 0:
-                _dec(ports, port)
+                n = ports[port] - 1
+                if n:
+                    ports[port] = n
+                else:
+                    del ports[port]
             lo += 1
         keep = self._newest - self._keep
         if lo > 16 and items[0][0] < keep:
@@ -425,9 +442,17 @@ class DistributedDetector:
         if counted > 0:  # some of them were counted in the window
             srcs, ports = t.srcs, t.ports
             for _, remote, port in items[t.lo:cut]:
-                _dec(srcs, remote)
+                n = srcs[remote] - 1  # _dec, inline
+                if n:
+                    srcs[remote] = n
+                else:
+                    del srcs[remote]
                 if port >= 0:
-                    _dec(ports, port)
+                    n = ports[port] - 1
+                    if n:
+                        ports[port] = n
+                    else:
+                        del ports[port]
         t.lo = max(0, t.lo - cut)
         del items[:cut]
 
@@ -683,6 +708,8 @@ class DistributedDetector:
     def set_allowlist(self, allowlist: Allowlist) -> None:
         """Use ``allowlist`` from the next event on (an address became ours, a reload)."""
         self._allow = allowlist
+        self._known = allowlist.known
+        self._heads4 = allowlist.heads4
 
     def take_blocks(self) -> list[Decision]:
         """Shield block decisions made since the last call (always empty with shield off)."""

@@ -78,3 +78,31 @@ def test_refusals_logged_at_most_once_per_second(caplog: pytest.LogCaptureFixtur
     assert lines[0].startswith("action=refuse reason=rate ip=198.51.100.7")
     assert "reason=full ip=198.51.100.8" in lines[1] and "suppressed=" in lines[1]
     assert (v.stats.admitted, v.stats.refused_rate, v.stats.refused_full) == (1, 49, 1)
+
+
+@given(st.lists(st.tuples(st.floats(0, 0.5), st.integers(0, 12), st.sampled_from(
+    ["fresh", "manual", "priority", "refresh"])), max_size=80))
+def test_valve_admit_is_the_bucket_and_the_set(steps: list[tuple[float, int, str]]) -> None:
+    """admit() takes its token inline: the same answers as TokenBucket.take and the set cap,
+    and why() says what allow() says."""
+    clock = FixedClock(0.0)
+    v = SafetyValve(4, 10, clock, reserve=1.0, manual_headroom=2)
+    model = TokenBucket(4, 5.0)
+    t = 0.0
+    for gap, active, kind in steps:
+        t += gap
+        clock.set(t)
+        manual, priority, refresh = kind == "manual", kind == "priority", kind == "refresh"
+        if not refresh and active >= (10 if manual else 8):
+            want: Refusal | None = Refusal.FULL
+        elif model.take(t, keep=0.0 if manual or priority else 1.0):
+            want = None
+        else:
+            want = Refusal.RATE
+        got = v.admit("192.0.2.1", active, refresh, manual=manual, priority=priority)
+        assert got is want
+        assert v.tokens() == model.refill(t)
+        if got is Refusal.FULL:
+            assert v.why(got, active) == f"full: {active} blocks, block.max_set_size = 10"
+        elif got is Refusal.RATE:
+            assert v.why(got, active) == "rate: over block.max_blocks_per_second = 4"

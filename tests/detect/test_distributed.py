@@ -420,3 +420,32 @@ def test_feed_block_is_feed_on_each(seed: int) -> None:
         got.append((start + 49, batch.expire(-math.inf), []))
     assert got == expected
     assert batch.stats == one.stats and batch.newest == one.newest
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_feed_with_the_callers_allowlist_answer_is_feed(seed: int) -> None:
+    """The engine looks the allowlist up once and hands the answer to feed(ev, allowed):
+    the same records, blocks and stats as feed(ev) looking it up, across an allowlist change
+    (a remote a cold host target already holds still counts)."""
+    rng = random.Random(seed)
+    cfg = AlarmConfig(sources=rng.randint(2, 5), ports=rng.randint(1, 3), window=5.0,
+                      hold=25.0, target=rng.choice(["host", "endpoint"]),
+                      shield=rng.random() < 0.5, max_responses=rng.choice([8, 10_000]))
+    lists = [Allowlist(["203.0.113.7"]), Allowlist(["203.0.113.0/30", "2001:db8::/64"])]
+    own, given_ = DistributedDetector(cfg, 5.0, lists[0]), DistributedDetector(cfg, 5.0, lists[0])
+    allow = lists[0]
+    t = 0.0
+    for i in range(400):
+        if i == 200:
+            allow = lists[1]
+            own.set_allowlist(allow)
+            given_.set_allowlist(allow)
+        t += rng.uniform(0, 0.5)
+        remote = src(rng.randint(1, 9)) if rng.random() < 0.9 else f"2001:db8::{rng.randint(1, 3)}"
+        e = ev(t - rng.uniform(0, 3), remote, rng.choice([None, 1, 2, 3]),
+               rng.choice(["192.0.2.10", "192.0.2.11"]))
+        assert own.feed(e) == given_.feed(replace(e), remote in allow)
+        assert own.take_blocks() == given_.take_blocks()
+        assert own.expire(t - 10) == given_.expire(t - 10)
+    assert own.stats == given_.stats
+    assert own.stats.allowlisted > 0
