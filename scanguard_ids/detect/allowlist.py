@@ -114,16 +114,20 @@ class Allowlist:
             self._cache[ip] = False
 
     def lookup(self, ip: object) -> bool:
-        """``ip in self`` for an address :attr:`known` does not hold (then cached)."""
+        """``ip in self`` for an address :attr:`known` does not hold. A hit is cached; a miss
+        is not (the caller caches it with :meth:`cache_miss` when the address comes back):
+        a flood of fresh IPv6 sources would otherwise fill the cache, and hold each one's
+        text alive, ~40 B per source."""
         if not isinstance(ip, str):
             return False
         if ":" not in ip and ip[:ip.find(".")] not in self.heads4:
             return False  # most misses: no IPv4 network starts with this octet (uncached)
         found = self._lookup(ip)
-        cache = self._cache
-        if len(cache) >= self._cache_size:
-            cache.clear()  # crude but O(1) amortised and bounded
-        cache[ip] = found
+        if found:
+            cache = self._cache
+            if len(cache) >= self._cache_size:
+                cache.clear()  # crude but O(1) amortised and bounded
+            cache[ip] = True
         return found
 
     def overlaps(self, net: str | _Net) -> bool:

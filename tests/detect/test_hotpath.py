@@ -81,6 +81,18 @@ def test_a_flood_of_fresh_sources_leaves_the_cache_alone() -> None:
     assert det.stats.allowlisted == 1
 
 
+def test_a_flood_of_fresh_ipv6_sources_leaves_the_cache_alone() -> None:
+    det = Detector(DetectConfig(), allow := Allowlist(NETS, cache_size=100))
+    for i in range(3000):
+        det.feed(ResponseEvent(1e9 + i / 1000, f"2001:db8:{i:x}::1", "2001:db8:ffff::1", 22,
+                               "tcp", Kind.TCP_RST))
+    assert len(allow._cache) == 0
+    det.feed(ResponseEvent(1e9 + 4, "2001:db8:1::1", "2001:db8:ffff::1", 23, "tcp",
+                           Kind.TCP_RST))
+    assert allow.known("2001:db8:1::1") is False  # seen again: cached
+    assert "fe80::1" in allow and allow.known("fe80::1") is True  # a hit is cached at once
+
+
 def _stream(rng: random.Random, n: int) -> list[ResponseEvent]:
     pool = [f"198.51.100.{i}" for i in range(1, 40)] + \
         [f"2001:db8:{rng.randrange(3):x}::{rng.randrange(1, 6):x}" for _ in range(20)]
