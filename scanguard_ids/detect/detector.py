@@ -57,7 +57,6 @@ import math
 from bisect import bisect_left, insort
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
-from itertools import islice
 from operator import itemgetter
 from socket import AF_INET6, inet_ntop, inet_pton
 from typing import TypeAlias
@@ -80,8 +79,9 @@ _MAX_TAGS = 4096
 #: IPv6 address -> group key entries remembered (a small cache, cleared when full: a flood
 #: of distinct addresses costs the key computation, not memory per address).
 _MAX_GROUPS = 1024
-#: How many of the least recently seen addresses eviction looks at for a single response.
-_EVICT_SCAN = 32
+#: Share of max_tracked: how many new addresses must have arrived after the oldest address
+#: with a single response before eviction takes it ahead of the least recently seen one.
+_SINGLE_AGE_SHARE = 2
 
 # What a response was besides its time and port: (kind, sensor, local address); one shared
 # tuple per value.
@@ -163,6 +163,7 @@ class Detector:
         "_allow_known",
         "_allow_heads4",
         "_allow_lookup",
+        "_arrivals",
         "_blocks",
         "_count",
         "_due",
@@ -183,6 +184,11 @@ class Detector:
         "_need_ports",
         "_newest",
         "_prefix6",
+        "_single_age",
+        "_single_items",
+        "_single_keys",
+        "_single_seqs",
+        "_singles_cap",
         "_slow",
         "_slow_params",
         "_stats",
@@ -201,6 +207,14 @@ class Detector:
         self._slow: SlowTier | None = None
         self._settings(cfg, allowlist)
         self._tracked: OrderedDict[str, _State] = OrderedDict()  # least recently seen first
+        # The addresses tracked with a single response, oldest first (a single is never
+        # refreshed: a second response makes it a list), each with its arrival number:
+        # three parallel queues. An entry whose address no longer holds that very item is
+        # stale and skipped (see _evict); _trim_singles bounds them.
+        self._single_keys: deque[str] = deque()
+        self._single_items: deque[_Item] = deque()
+        self._single_seqs: deque[int] = deque()
+        self._arrivals = 0  # first sights so far (the arrival numbers above)
         self._blocks: dict[str, _Block] = {}
         self._heap: list[tuple[float, str]] = []  # (until, ip); stale entries skipped
         self._ended: deque[str] = deque(maxlen=max(1024, cfg.max_tracked))
@@ -225,6 +239,8 @@ class Detector:
         self._window = float(cfg.window)
         self._late = float(cfg.window + cfg.reorder)
         self._max_tracked = cfg.max_tracked
+        self._single_age = max(1, cfg.max_tracked // _SINGLE_AGE_SHARE)
+        self._singles_cap = 2 * cfg.max_tracked + 1024
         self._max_events = cfg.max_events_per_ip
         self._max_late = max(cfg.max_events_per_ip,
                              cfg.slow_max_events if cfg.slow != "off" else 0)
@@ -334,6 +350,13 @@ class Detector:
         st = tracked.get(key)
         if st is None:  # first sight (or the first since the fast tier forgot it)
             tracked[key] = item
+            self._arrivals = seq = self._arrivals + 1
+            skeys = self._single_keys
+            skeys.append(key)
+            self._single_items.append(item)
+            self._single_seqs.append(seq)
+            if len(skeys) > self._singles_cap:
+                self._trim_singles()
             n = len(tracked)
             if n == 1:
                 self._due = -math.inf
@@ -452,6 +475,12 @@ class Detector:
             self._stats.idle += len(idle)
             if slow is not None:
                 slow.remember_all(idle)
+            # Singles go idle about in arrival order: their stale entries leave from the front.
+            skeys, sitems, sseqs = self._single_keys, self._single_items, self._single_seqs
+            while skeys and tracked.get(skeys[0]) is not sitems[0]:
+                skeys.popleft()
+                sitems.popleft()
+                sseqs.popleft()
         if slow is not None:
             slow.advance(self._newest)
         heap = self._heap
@@ -472,18 +501,42 @@ class Detector:
         self._head, self._due = head, due
 
     def _evict(self) -> tuple[str, _State]:
-        """Over max_tracked: the least evidence goes first. Among the _EVICT_SCAN least
-        recently seen addresses, the first with a single response is dropped, else the least
-        recently seen: a spoofed flood of fresh sources cannot push out an address that
-        already drew several responses while singles are there to go (docs/security.md)."""
+        """Over max_tracked: the least evidence goes first. The oldest address with a single
+        response is dropped once at least max_tracked / 2 new addresses arrived after it,
+        else the least recently seen. Whenever more than half of the tracked addresses hold a
+        single response the oldest of them qualifies, so a spoofed flood of fresh sources
+        cannot push out an address that already drew several responses while singles are
+        there to go (docs/security.md); a single still lives for max_tracked / 2 arrivals
+        (or until it is the least recently seen). Amortised O(1): each queued single is
+        looked at once after it went stale."""
         tracked = self._tracked
         self._stats.evicted += 1
         self._due = -math.inf
-        for key, st in islice(tracked.items(), _EVICT_SCAN):
-            if not isinstance(st, list):
+        skeys, sitems, sseqs = self._single_keys, self._single_items, self._single_seqs
+        while skeys:
+            key = skeys[0]
+            item = sitems[0]
+            live = tracked.get(key) is item
+            if live and self._arrivals - sseqs[0] < self._single_age:
+                break  # the oldest single is still young
+            skeys.popleft()
+            sitems.popleft()
+            sseqs.popleft()
+            if live:
                 del tracked[key]
-                return key, st
+                return key, item
         return tracked.popitem(last=False)
+
+    def _trim_singles(self) -> None:
+        """Drop the stale entries of the singles queues (see __init__): amortised O(1), as
+        at most max_tracked + 1 of them are live and the queues may grow to twice that."""
+        tracked = self._tracked
+        live = [(k, i, q) for k, i, q in zip(self._single_keys, self._single_items,
+                                              self._single_seqs, strict=True)
+                if tracked.get(k) is i]
+        self._single_keys = deque(e[0] for e in live)
+        self._single_items = deque(e[1] for e in live)
+        self._single_seqs = deque(e[2] for e in live)
 
     def _cap_blocks(self) -> None:
         """Keep at most max_tracked block states: the soonest to end go first."""
@@ -705,6 +758,9 @@ class Detector:
         rebuilt = 0
         if oversized(self._tracked):
             self._tracked = OrderedDict(self._tracked)
+            rebuilt += 1
+        if len(self._single_keys) > 2 * len(self._tracked) + 1024:
+            self._trim_singles()
             rebuilt += 1
         if oversized(self._blocks):
             self._blocks = dict(self._blocks)
