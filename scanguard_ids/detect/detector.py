@@ -365,9 +365,13 @@ class Detector:
                 if slow is not None and old.__class__ is not list:
                     slow.remember(old_key, old)
             if slow is not None:
-                rec = slow.first(key, item, newest)
-                if rec is not None:
-                    return self._check(key, [item], rec, ts)
+                # SlowTier.first has work only for a group it holds or remembers (inline)
+                okeys = slow._once_keys
+                b = hash(key) & slow._mask
+                if okeys[b] == key or okeys[b + 1] == key or key in slow.records:
+                    rec = slow.first(key, item, newest)
+                    if rec is not None:
+                        return self._check(key, [item], rec, ts)
             if self._count == 1:
                 return self._check(key, [item], None, ts)
             return None
@@ -596,9 +600,12 @@ class Detector:
         self._blocks[ip] = blk
         heapq.heappush(self._heap, (blk.until, ip))
         self._fresh.append(blk)
-        if len(self._blocks) > self._max_tracked:
+        blocks = self._blocks
+        if len(blocks) > self._max_tracked:
             self._cap_blocks()
-        self._compact()
+        limit = 2 * len(blocks) + 1024
+        if len(self._heap) > limit or len(self._fresh) > limit:
+            self._compact()
         self._stats.blocks += 1
         return _decision(ip, window, end, strike, tier, rule, False)
 
@@ -639,16 +646,20 @@ class Detector:
     def release(self, ip: str) -> None:
         """Forget the block state and the evidence of ``ip`` (manual unblock, expiry)."""
         self._due = -math.inf
-        blk = self._blocks.pop(ip, None)
+        blocks = self._blocks
+        blk = blocks.pop(ip, None)
         if blk is not None:
             blk.evidence = None
-            self._compact()
+            limit = 2 * len(blocks) + 1024
+            if len(self._heap) > limit or len(self._fresh) > limit:
+                self._compact()
         self._tracked.pop(ip, None)
         if self._slow is not None:
             self._slow.drop(ip)
 
     def _compact(self) -> None:
-        """Drop heap and ``_fresh`` entries of block states that are gone.
+        """Drop heap and ``_fresh`` entries of block states that are gone (the callers on the
+        hot path test the sizes first).
 
         A spoofed flood whose blocks the engine refuses (safety valve) releases them by the
         thousand a second; their (until, ip) heap entries would otherwise stay for the ttl
@@ -838,6 +849,8 @@ def _targets(st: list[_Item], lo: int, hi: int, need_ports: int, need_hosts: int
         tags = list(map(_TAG, win))
         if need_hosts > 1 and tags.count(tags[0]) == len(tags):
             return ""  # one tag, so one host (count() compares shared tags by identity)
+    if len(ports) >= need_ports and len(set(map(_TAG, win))) == 1:
+        return "ports"  # one tag, so one host (a flood's windows: no per-host count)
     hosts = {e[2][2] for e in win if e[1] != _NO_PORT}
     if len(ports) >= need_ports:
         if len(hosts) == 1:
@@ -871,17 +884,31 @@ def _decision_ip(key: str, window: list[_Item]) -> str:
 
 def _decision(ip: str, window: list[_Item], ts: float, strike: Strike, tier: str, rule: str,
               detect_only: bool) -> Decision:
-    ports = tuple(sorted({e[1] for e in window} - {_NO_PORT}))
-    hosts = tuple(sorted({e[2][2] for e in window if e[1] != _NO_PORT}))
-    kinds = tuple(sorted({str(e[2][0]) for e in window}))
-    sensors = tuple(sorted({e[2][1] for e in window} - {""}))
+    # A flood's decisions are mostly refused by the engine's valve: the fields come from the
+    # sets of shared tags and ports (one tag, as a rule) rather than one pass per field.
+    port_set = set(map(_PORT, window))
+    no_port = 0
+    if _NO_PORT in port_set:
+        port_set.discard(_NO_PORT)
+        no_port = sum(1 for e in window if e[1] == _NO_PORT)
+    ports = tuple(sorted(port_set))
+    tags = set(map(_TAG, window))
+    if len(tags) == 1:
+        kind, sensor, local = tags.pop()
+        hosts: tuple[str, ...] = (local,) if ports else ()
+        kinds: tuple[str, ...] = (str(kind),)
+        sensors: tuple[str, ...] = () if sensor == "" else (sensor,)
+    else:
+        hosts = tuple(sorted({e[2][2] for e in window if e[1] != _NO_PORT}))
+        kinds = tuple(sorted({str(t[0]) for t in tags}))
+        sensors = tuple(sorted({t[1] for t in tags} - {""}))
     first, last = window[0][0], window[-1][0]
-    no_port = sum(1 for e in window if e[1] == _NO_PORT)
+    n_ports = len(ports)
     reason = (
-        f"{len(window)} responses to {len(ports)} port{'s' if len(ports) != 1 else ''}"
+        f"{len(window)} responses to {n_ports} port{'' if n_ports == 1 else 's'}"
         f"{f' (+{no_port} without port)' if no_port else ''}"
         f"{f' on {len(hosts)} hosts' if len(hosts) > 1 else ''}"
-        f" in {last - first:.1f}s ({', '.join(kinds)})"
+        f" in {last - first:.1f}s ({kinds[0] if len(kinds) == 1 else ', '.join(kinds)})"
     )
     if tier == "slow":
         reason += "; slow tier"
