@@ -916,22 +916,9 @@ def _decision(ip: str, window: list[_Item], ts: float, strike: Strike, tier: str
         reason += "; detect only"
     if strike.strikes > 1:
         reason += f"; strike {strike.strikes}"
-    return Decision(
-        ts=ts,
-        action="block",
-        ip=ip,
-        ttl=strike.ttl,
-        count=len(window),
-        ports=ports,
-        reason=reason,
-        first_seen=first,
-        last_seen=last,
-        strikes=strike.strikes,
-        sensors=sensors,
-        kinds=kinds,
-        hosts=hosts,
-        tier=tier,
-        rule=rule,
-        detect_only=detect_only,
-        provenance="responses",
-    )
+    # Positional: a frozen dataclass's keyword __init__ costs ~30 % more, and a refused
+    # flood decision is mostly this construction (the field order is model.Decision's;
+    # tests/detect/test_flood_paths.py compares with the keyword form).
+    return Decision(ts, "block", ip, strike.ttl, len(window), ports, reason, first, last,
+                    strike.strikes, sensors, False, kinds, "", hosts, tier, rule, detect_only,
+                    "responses")

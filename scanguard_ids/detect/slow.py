@@ -267,9 +267,11 @@ def _least(records: OrderedDict[str, list[Any]], n: int) -> list[str]:
     """The first ``n`` (1 <= n <= len) keys of ``sorted(records, key=lambda k:
     (len(records[k]), records[k][-1][0]))`` (stable), in no particular order: selected by
     threshold in C-level passes instead of a Python key call per record (a flood of
-    two-response sources makes the slow tier evict a share of its records again and again)."""
-    keys = list(records)
-    recs = list(records.values())
+    two-response sources makes the slow tier evict a share of its records again and again).
+    The passes read the dict in its storage order (a sequential walk; the OrderedDict's own
+    order costs a lookup per record); only ties at the threshold need that order."""
+    keys = list(dict.keys(records))
+    recs = list(dict.values(records))
     lens = list(map(len, recs))
     times = list(map(_TIME, map(_LAST, recs)))
     by_len = sorted(lens)
@@ -283,6 +285,11 @@ def _least(records: OrderedDict[str, list[Any]], n: int) -> list[str]:
                 if ln < cut or (ln == cut and t <= thr)]
     victims = [k for k, ln, t in zip(keys, lens, times, strict=True)
                if ln < cut or (ln == cut and t < thr)]
-    victims += [k for k, ln, t in zip(keys, lens, times, strict=True)
-                if ln == cut and t == thr][:at_thr]
+    last = {k for k, ln, t in zip(keys, lens, times, strict=True) if ln == cut and t == thr}
+    for k in records:  # least recently fed first: the stable sort's order among equals
+        if k in last:
+            victims.append(k)
+            at_thr -= 1
+            if not at_thr:
+                break
     return victims
