@@ -163,7 +163,6 @@ class Detector:
         "_allow_known",
         "_allow_heads4",
         "_allow_lookup",
-        "_arrivals",
         "_blocks",
         "_count",
         "_due",
@@ -187,7 +186,6 @@ class Detector:
         "_single_age",
         "_single_items",
         "_single_keys",
-        "_single_seqs",
         "_singles_cap",
         "_slow",
         "_slow_params",
@@ -208,13 +206,11 @@ class Detector:
         self._settings(cfg, allowlist)
         self._tracked: OrderedDict[str, _State] = OrderedDict()  # least recently seen first
         # The addresses tracked with a single response, oldest first (a single is never
-        # refreshed: a second response makes it a list), each with its arrival number:
-        # three parallel queues. An entry whose address no longer holds that very item is
-        # stale and skipped (see _evict); _trim_singles bounds them.
+        # refreshed: a second response makes it a list): two parallel queues. An entry whose
+        # address no longer holds that very item is stale and skipped (see _evict);
+        # _trim_singles bounds them.
         self._single_keys: deque[str] = deque()
         self._single_items: deque[_Item] = deque()
-        self._single_seqs: deque[int] = deque()
-        self._arrivals = 0  # first sights so far (the arrival numbers above)
         self._blocks: dict[str, _Block] = {}
         self._heap: list[tuple[float, str]] = []  # (until, ip); stale entries skipped
         self._ended: deque[str] = deque(maxlen=max(1024, cfg.max_tracked))
@@ -350,11 +346,9 @@ class Detector:
         st = tracked.get(key)
         if st is None:  # first sight (or the first since the fast tier forgot it)
             tracked[key] = item
-            self._arrivals = seq = self._arrivals + 1
             skeys = self._single_keys
             skeys.append(key)
             self._single_items.append(item)
-            self._single_seqs.append(seq)
             if len(skeys) > self._singles_cap:
                 self._trim_singles()
             n = len(tracked)
@@ -480,11 +474,10 @@ class Detector:
             if slow is not None:
                 slow.remember_all(idle)
             # Singles go idle about in arrival order: their stale entries leave from the front.
-            skeys, sitems, sseqs = self._single_keys, self._single_items, self._single_seqs
+            skeys, sitems = self._single_keys, self._single_items
             while skeys and tracked.get(skeys[0]) is not sitems[0]:
                 skeys.popleft()
                 sitems.popleft()
-                sseqs.popleft()
         if slow is not None:
             slow.advance(self._newest)
         heap = self._heap
@@ -506,26 +499,25 @@ class Detector:
 
     def _evict(self) -> tuple[str, _State]:
         """Over max_tracked: the least evidence goes first. The oldest address with a single
-        response is dropped once at least max_tracked / 2 new addresses arrived after it,
-        else the least recently seen. Whenever more than half of the tracked addresses hold a
-        single response the oldest of them qualifies, so a spoofed flood of fresh sources
-        cannot push out an address that already drew several responses while singles are
-        there to go (docs/security.md); a single still lives for max_tracked / 2 arrivals
-        (or until it is the least recently seen). Amortised O(1): each queued single is
-        looked at once after it went stale."""
+        response is dropped once at least max_tracked / 2 newer entries are queued behind it
+        (addresses that arrived after it; fewer once a trim dropped stale ones), else the
+        least recently seen. Whenever more than half of the tracked addresses hold a single
+        response the oldest of them qualifies, so a spoofed flood of fresh sources cannot
+        push out an address that already drew several responses while singles are there to
+        go (docs/security.md); a single still lives for max_tracked / 2 arrivals (or until
+        it is the least recently seen). Amortised O(1): each queued entry leaves once."""
         tracked = self._tracked
         self._stats.evicted += 1
         self._due = -math.inf
-        skeys, sitems, sseqs = self._single_keys, self._single_items, self._single_seqs
+        skeys, sitems = self._single_keys, self._single_items
         while skeys:
             key = skeys[0]
             item = sitems[0]
             live = tracked.get(key) is item
-            if live and self._arrivals - sseqs[0] < self._single_age:
+            if live and len(skeys) <= self._single_age:
                 break  # the oldest single is still young
             skeys.popleft()
             sitems.popleft()
-            sseqs.popleft()
             if live:
                 del tracked[key]
                 return key, item
@@ -535,12 +527,10 @@ class Detector:
         """Drop the stale entries of the singles queues (see __init__): amortised O(1), as
         at most max_tracked + 1 of them are live and the queues may grow to twice that."""
         tracked = self._tracked
-        live = [(k, i, q) for k, i, q in zip(self._single_keys, self._single_items,
-                                              self._single_seqs, strict=True)
+        live = [(k, i) for k, i in zip(self._single_keys, self._single_items, strict=True)
                 if tracked.get(k) is i]
         self._single_keys = deque(e[0] for e in live)
         self._single_items = deque(e[1] for e in live)
-        self._single_seqs = deque(e[2] for e in live)
 
     def _cap_blocks(self) -> None:
         """Keep at most max_tracked block states: the soonest to end go first."""
