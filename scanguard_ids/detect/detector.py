@@ -57,7 +57,6 @@ import math
 from bisect import bisect_left, insort
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
-from itertools import islice
 from operator import itemgetter
 from socket import AF_INET6, inet_ntop, inet_pton
 from typing import TypeAlias
@@ -80,8 +79,9 @@ _MAX_TAGS = 4096
 #: IPv6 address -> group key entries remembered (a small cache, cleared when full: a flood
 #: of distinct addresses costs the key computation, not memory per address).
 _MAX_GROUPS = 1024
-#: How many of the least recently seen addresses eviction looks at for a single response.
-_EVICT_SCAN = 32
+#: Share of max_tracked: how many new addresses must have arrived after the oldest address
+#: with a single response before eviction takes it ahead of the least recently seen one.
+_SINGLE_AGE_SHARE = 2
 
 # What a response was besides its time and port: (kind, sensor, local address); one shared
 # tuple per value.
@@ -183,6 +183,10 @@ class Detector:
         "_need_ports",
         "_newest",
         "_prefix6",
+        "_single_age",
+        "_single_items",
+        "_single_keys",
+        "_singles_cap",
         "_slow",
         "_slow_params",
         "_stats",
@@ -201,6 +205,12 @@ class Detector:
         self._slow: SlowTier | None = None
         self._settings(cfg, allowlist)
         self._tracked: OrderedDict[str, _State] = OrderedDict()  # least recently seen first
+        # The addresses tracked with a single response, oldest first (a single is never
+        # refreshed: a second response makes it a list): two parallel queues. An entry whose
+        # address no longer holds that very item is stale and skipped (see _evict);
+        # _trim_singles bounds them.
+        self._single_keys: deque[str] = deque()
+        self._single_items: deque[_Item] = deque()
         self._blocks: dict[str, _Block] = {}
         self._heap: list[tuple[float, str]] = []  # (until, ip); stale entries skipped
         self._ended: deque[str] = deque(maxlen=max(1024, cfg.max_tracked))
@@ -225,6 +235,8 @@ class Detector:
         self._window = float(cfg.window)
         self._late = float(cfg.window + cfg.reorder)
         self._max_tracked = cfg.max_tracked
+        self._single_age = max(1, cfg.max_tracked // _SINGLE_AGE_SHARE)
+        self._singles_cap = 2 * cfg.max_tracked + 1024
         self._max_events = cfg.max_events_per_ip
         self._max_late = max(cfg.max_events_per_ip,
                              cfg.slow_max_events if cfg.slow != "off" else 0)
@@ -334,6 +346,11 @@ class Detector:
         st = tracked.get(key)
         if st is None:  # first sight (or the first since the fast tier forgot it)
             tracked[key] = item
+            skeys = self._single_keys
+            skeys.append(key)
+            self._single_items.append(item)
+            if len(skeys) > self._singles_cap:
+                self._trim_singles()
             n = len(tracked)
             if n == 1:
                 self._due = -math.inf
@@ -342,9 +359,13 @@ class Detector:
                 if slow is not None and old.__class__ is not list:
                     slow.remember(old_key, old)
             if slow is not None:
-                rec = slow.first(key, item, newest)
-                if rec is not None:
-                    return self._check(key, [item], rec, ts)
+                # SlowTier.first has work only for a group it holds or remembers (inline)
+                okeys = slow._once_keys
+                b = hash(key) & slow._mask
+                if okeys[b] == key or okeys[b + 1] == key or key in slow.records:
+                    rec = slow.first(key, item, newest)
+                    if rec is not None:
+                        return self._check(key, [item], rec, ts)
             if self._count == 1:
                 return self._check(key, [item], None, ts)
             return None
@@ -452,6 +473,11 @@ class Detector:
             self._stats.idle += len(idle)
             if slow is not None:
                 slow.remember_all(idle)
+            # Singles go idle about in arrival order: their stale entries leave from the front.
+            skeys, sitems = self._single_keys, self._single_items
+            while skeys and tracked.get(skeys[0]) is not sitems[0]:
+                skeys.popleft()
+                sitems.popleft()
         if slow is not None:
             slow.advance(self._newest)
         heap = self._heap
@@ -472,18 +498,39 @@ class Detector:
         self._head, self._due = head, due
 
     def _evict(self) -> tuple[str, _State]:
-        """Over max_tracked: the least evidence goes first. Among the _EVICT_SCAN least
-        recently seen addresses, the first with a single response is dropped, else the least
-        recently seen: a spoofed flood of fresh sources cannot push out an address that
-        already drew several responses while singles are there to go (docs/security.md)."""
+        """Over max_tracked: the least evidence goes first. The oldest address with a single
+        response is dropped once at least max_tracked / 2 newer entries are queued behind it
+        (addresses that arrived after it; fewer once a trim dropped stale ones), else the
+        least recently seen. Whenever more than half of the tracked addresses hold a single
+        response the oldest of them qualifies, so a spoofed flood of fresh sources cannot
+        push out an address that already drew several responses while singles are there to
+        go (docs/security.md); a single still lives for max_tracked / 2 arrivals (or until
+        it is the least recently seen). Amortised O(1): each queued entry leaves once."""
         tracked = self._tracked
         self._stats.evicted += 1
         self._due = -math.inf
-        for key, st in islice(tracked.items(), _EVICT_SCAN):
-            if not isinstance(st, list):
+        skeys, sitems = self._single_keys, self._single_items
+        while skeys:
+            key = skeys[0]
+            item = sitems[0]
+            live = tracked.get(key) is item
+            if live and len(skeys) <= self._single_age:
+                break  # the oldest single is still young
+            skeys.popleft()
+            sitems.popleft()
+            if live:
                 del tracked[key]
-                return key, st
+                return key, item
         return tracked.popitem(last=False)
+
+    def _trim_singles(self) -> None:
+        """Drop the stale entries of the singles queues (see __init__): amortised O(1), as
+        at most max_tracked + 1 of them are live and the queues may grow to twice that."""
+        tracked = self._tracked
+        live = [(k, i) for k, i in zip(self._single_keys, self._single_items, strict=True)
+                if tracked.get(k) is i]
+        self._single_keys = deque(e[0] for e in live)
+        self._single_items = deque(e[1] for e in live)
 
     def _cap_blocks(self) -> None:
         """Keep at most max_tracked block states: the soonest to end go first."""
@@ -543,9 +590,12 @@ class Detector:
         self._blocks[ip] = blk
         heapq.heappush(self._heap, (blk.until, ip))
         self._fresh.append(blk)
-        if len(self._blocks) > self._max_tracked:
+        blocks = self._blocks
+        if len(blocks) > self._max_tracked:
             self._cap_blocks()
-        self._compact()
+        limit = 2 * len(blocks) + 1024
+        if len(self._heap) > limit or len(self._fresh) > limit:
+            self._compact()
         self._stats.blocks += 1
         return _decision(ip, window, end, strike, tier, rule, False)
 
@@ -586,16 +636,20 @@ class Detector:
     def release(self, ip: str) -> None:
         """Forget the block state and the evidence of ``ip`` (manual unblock, expiry)."""
         self._due = -math.inf
-        blk = self._blocks.pop(ip, None)
+        blocks = self._blocks
+        blk = blocks.pop(ip, None)
         if blk is not None:
             blk.evidence = None
-            self._compact()
+            limit = 2 * len(blocks) + 1024
+            if len(self._heap) > limit or len(self._fresh) > limit:
+                self._compact()
         self._tracked.pop(ip, None)
         if self._slow is not None:
             self._slow.drop(ip)
 
     def _compact(self) -> None:
-        """Drop heap and ``_fresh`` entries of block states that are gone.
+        """Drop heap and ``_fresh`` entries of block states that are gone (the callers on the
+        hot path test the sizes first).
 
         A spoofed flood whose blocks the engine refuses (safety valve) releases them by the
         thousand a second; their (until, ip) heap entries would otherwise stay for the ttl
@@ -706,6 +760,9 @@ class Detector:
         if oversized(self._tracked):
             self._tracked = OrderedDict(self._tracked)
             rebuilt += 1
+        if len(self._single_keys) > 2 * len(self._tracked) + 1024:
+            self._trim_singles()
+            rebuilt += 1
         if oversized(self._blocks):
             self._blocks = dict(self._blocks)
             rebuilt += 1
@@ -782,6 +839,8 @@ def _targets(st: list[_Item], lo: int, hi: int, need_ports: int, need_hosts: int
         tags = list(map(_TAG, win))
         if need_hosts > 1 and tags.count(tags[0]) == len(tags):
             return ""  # one tag, so one host (count() compares shared tags by identity)
+    if len(ports) >= need_ports and len(set(map(_TAG, win))) == 1:
+        return "ports"  # one tag, so one host (a flood's windows: no per-host count)
     hosts = {e[2][2] for e in win if e[1] != _NO_PORT}
     if len(ports) >= need_ports:
         if len(hosts) == 1:
@@ -815,17 +874,31 @@ def _decision_ip(key: str, window: list[_Item]) -> str:
 
 def _decision(ip: str, window: list[_Item], ts: float, strike: Strike, tier: str, rule: str,
               detect_only: bool) -> Decision:
-    ports = tuple(sorted({e[1] for e in window} - {_NO_PORT}))
-    hosts = tuple(sorted({e[2][2] for e in window if e[1] != _NO_PORT}))
-    kinds = tuple(sorted({str(e[2][0]) for e in window}))
-    sensors = tuple(sorted({e[2][1] for e in window} - {""}))
+    # A flood's decisions are mostly refused by the engine's valve: the fields come from the
+    # sets of shared tags and ports (one tag, as a rule) rather than one pass per field.
+    port_set = set(map(_PORT, window))
+    no_port = 0
+    if _NO_PORT in port_set:
+        port_set.discard(_NO_PORT)
+        no_port = sum(1 for e in window if e[1] == _NO_PORT)
+    ports = tuple(sorted(port_set))
+    tags = set(map(_TAG, window))
+    if len(tags) == 1:
+        kind, sensor, local = tags.pop()
+        hosts: tuple[str, ...] = (local,) if ports else ()
+        kinds: tuple[str, ...] = (str(kind),)
+        sensors: tuple[str, ...] = () if sensor == "" else (sensor,)
+    else:
+        hosts = tuple(sorted({e[2][2] for e in window if e[1] != _NO_PORT}))
+        kinds = tuple(sorted({str(t[0]) for t in tags}))
+        sensors = tuple(sorted({t[1] for t in tags} - {""}))
     first, last = window[0][0], window[-1][0]
-    no_port = sum(1 for e in window if e[1] == _NO_PORT)
+    n_ports = len(ports)
     reason = (
-        f"{len(window)} responses to {len(ports)} port{'s' if len(ports) != 1 else ''}"
+        f"{len(window)} responses to {n_ports} port{'' if n_ports == 1 else 's'}"
         f"{f' (+{no_port} without port)' if no_port else ''}"
         f"{f' on {len(hosts)} hosts' if len(hosts) > 1 else ''}"
-        f" in {last - first:.1f}s ({', '.join(kinds)})"
+        f" in {last - first:.1f}s ({kinds[0] if len(kinds) == 1 else ', '.join(kinds)})"
     )
     if tier == "slow":
         reason += "; slow tier"
@@ -833,22 +906,9 @@ def _decision(ip: str, window: list[_Item], ts: float, strike: Strike, tier: str
         reason += "; detect only"
     if strike.strikes > 1:
         reason += f"; strike {strike.strikes}"
-    return Decision(
-        ts=ts,
-        action="block",
-        ip=ip,
-        ttl=strike.ttl,
-        count=len(window),
-        ports=ports,
-        reason=reason,
-        first_seen=first,
-        last_seen=last,
-        strikes=strike.strikes,
-        sensors=sensors,
-        kinds=kinds,
-        hosts=hosts,
-        tier=tier,
-        rule=rule,
-        detect_only=detect_only,
-        provenance="responses",
-    )
+    # Positional: a frozen dataclass's keyword __init__ costs ~30 % more, and a refused
+    # flood decision is mostly this construction (the field order is model.Decision's;
+    # tests/detect/test_flood_paths.py compares with the keyword form).
+    return Decision(ts, "block", ip, strike.ttl, len(window), ports, reason, first, last,
+                    strike.strikes, sensors, False, kinds, "", hosts, tier, rule, detect_only,
+                    "responses")

@@ -30,12 +30,15 @@ incrementally. Pure: no clock, times are the events' own.
 from __future__ import annotations
 
 import math
-from bisect import insort
+from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict
+from operator import itemgetter
 from typing import Any, TypeAlias
 
 #: Share of the records dropped at once when the cap is hit (amortises the sort).
 _EVICT_SHARE = 8
+_LAST = itemgetter(-1)
+_TIME = itemgetter(0)
 
 
 # Endpoints a record has held: none yet, exactly one (a tuple: ~150 B less than a set), more.
@@ -220,14 +223,16 @@ class SlowTier:
 
     def drop(self, key: str) -> None:
         """A decision consumed the group's evidence (or it was released)."""
-        self.due = -math.inf
-        self.records.pop(key, None)
+        if self.records.pop(key, None) is not None:
+            self.due = -math.inf
         self._spread.pop(key, None)
         keys = self._once_keys
         b = hash(key) & self._mask
-        for i in (b, b + 1):
-            if keys[i] == key:
-                keys[i] = self._once_items[i] = None
+        if keys[b] == key:
+            keys[b] = self._once_items[b] = None
+        b += 1
+        if keys[b] == key:
+            keys[b] = self._once_items[b] = None
 
     def advance(self, newest: float) -> None:
         """Event time moved on: drop records no later event can use (amortised O(1))."""
@@ -252,8 +257,39 @@ class SlowTier:
         self.due = -math.inf
         excess = len(records) - self._max_tracked
         n = max(excess, min(len(records) // _EVICT_SHARE, len(records) - 1), 1)
-        victims = sorted(records, key=lambda k: (len(records[k]), records[k][-1][0]))[:n]
-        for k in victims:
+        for k in _least(records, n):
             del records[k]
             del self._spread[k]
-        self.evicted += len(victims)
+        self.evicted += n
+
+
+def _least(records: OrderedDict[str, list[Any]], n: int) -> list[str]:
+    """The first ``n`` (1 <= n <= len) keys of ``sorted(records, key=lambda k:
+    (len(records[k]), records[k][-1][0]))`` (stable), in no particular order: selected by
+    threshold in C-level passes instead of a Python key call per record (a flood of
+    two-response sources makes the slow tier evict a share of its records again and again).
+    The passes read the dict in its storage order (a sequential walk; the OrderedDict's own
+    order costs a lookup per record); only ties at the threshold need that order."""
+    keys = list(dict.keys(records))
+    recs = list(dict.values(records))
+    lens = list(map(len, recs))
+    times = list(map(_TIME, map(_LAST, recs)))
+    by_len = sorted(lens)
+    cut = by_len[n - 1]  # the length of the last victim: all shorter records go
+    need = n - bisect_left(by_len, cut)  # and this many of that length, oldest first
+    tied = sorted([t for t, ln in zip(times, lens, strict=True) if ln == cut])
+    thr = tied[need - 1]  # the newest time of a victim of length cut
+    at_thr = need - bisect_left(tied, thr)  # those of length cut at thr: the first ones go
+    if bisect_right(tied, thr) - bisect_left(tied, thr) == at_thr:
+        return [k for k, ln, t in zip(keys, lens, times, strict=True)
+                if ln < cut or (ln == cut and t <= thr)]
+    victims = [k for k, ln, t in zip(keys, lens, times, strict=True)
+               if ln < cut or (ln == cut and t < thr)]
+    last = {k for k, ln, t in zip(keys, lens, times, strict=True) if ln == cut and t == thr}
+    for k in records:  # least recently fed first: the stable sort's order among equals
+        if k in last:
+            victims.append(k)
+            at_thr -= 1
+            if not at_thr:
+                break
+    return victims
