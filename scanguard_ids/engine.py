@@ -35,7 +35,7 @@ from scanguard_ids.eve.source import Source, health_of
 from scanguard_ids.giveback import malloc_trim, oversized
 from scanguard_ids.journal import Journal
 from scanguard_ids.model import Block, Decision, ResponseEvent, ip_text, parse_target
-from scanguard_ids.snapshot import DecisionRow, FleetHealth, Snapshot
+from scanguard_ids.snapshot import FleetHealth, Snapshot
 from scanguard_ids.snapshot_build import Evidence, build
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,8 @@ class Engine:
         self.counters: Counter[str] = Counter()
         self.active: dict[str, Block] = {}  # last view of the kernel, refreshed by sync()
         self.evidence: dict[str, Evidence] = {}
-        self.recent: deque[DecisionRow] = deque(maxlen=RECENT_DECISIONS)
+        # the decisions themselves: their rows (ISO times) are made only for a snapshot
+        self.recent: deque[Decision] = deque(maxlen=RECENT_DECISIONS)
         self.ports: Counter[tuple[int, str]] = Counter()
         self._history: deque[int] = deque([0] * HISTORY_SECONDS, maxlen=HISTORY_SECONDS)
         self._history_sec = int(clock.now())
@@ -473,7 +474,7 @@ class Engine:
         """Every decision: kept for the UI, journaled, handed to the sinks (never raises)."""
         if self.node and not d.node:
             d = replace(d, node=self.node)
-        self.recent.append(DecisionRow.of(d))
+        self.recent.append(d)
         if self.dry_run:
             self.journal.write(d, dry_run=True)
         else:
