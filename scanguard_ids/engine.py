@@ -13,8 +13,9 @@ import math
 import threading
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Protocol
+from dataclasses import fields, replace
+from operator import attrgetter
+from typing import Any, Protocol
 
 from scanguard_ids import config
 from scanguard_ids.block.base import Backend
@@ -473,7 +474,7 @@ class Engine:
     def _record(self, d: Decision) -> None:
         """Every decision: kept for the UI, journaled, handed to the sinks (never raises)."""
         if self.node and not d.node:
-            d = replace(d, node=self.node)
+            d = with_node(d, self.node)
         self.recent.append(d)
         if self.dry_run:
             self.journal.write(d, dry_run=True)
@@ -756,6 +757,19 @@ class Engine:
                 fleet=fleet,
                 fleet_counters=fleet_counters,
             )
+
+
+_DECISION_FIELDS = tuple(f.name for f in fields(Decision))
+_NODE_AT = _DECISION_FIELDS.index("node")
+_BEFORE_NODE = attrgetter(*_DECISION_FIELDS[:_NODE_AT])
+_AFTER_NODE = attrgetter(*_DECISION_FIELDS[_NODE_AT + 1:])
+
+
+def with_node(d: Decision, node: str) -> Decision:
+    """``replace(d, node=node)`` at about half its cost (no keyword dict built from
+    fields() per call): every decision of a fleet node goes through it."""
+    values: tuple[Any, ...] = (*_BEFORE_NODE(d), node, *_AFTER_NODE(d))
+    return Decision(*values)
 
 
 def _deduper(cfg: config.Config) -> Deduper:
