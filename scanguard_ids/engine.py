@@ -13,8 +13,9 @@ import math
 import threading
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Protocol
+from dataclasses import fields, replace
+from operator import attrgetter
+from typing import Any, Protocol
 
 from scanguard_ids import config
 from scanguard_ids.block.base import Backend
@@ -35,7 +36,7 @@ from scanguard_ids.eve.source import Source, health_of
 from scanguard_ids.giveback import malloc_trim, oversized
 from scanguard_ids.journal import Journal
 from scanguard_ids.model import Block, Decision, ResponseEvent, ip_text, parse_target
-from scanguard_ids.snapshot import DecisionRow, FleetHealth, Snapshot
+from scanguard_ids.snapshot import FleetHealth, Snapshot
 from scanguard_ids.snapshot_build import Evidence, build
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,8 @@ class Engine:
         self.counters: Counter[str] = Counter()
         self.active: dict[str, Block] = {}  # last view of the kernel, refreshed by sync()
         self.evidence: dict[str, Evidence] = {}
-        self.recent: deque[DecisionRow] = deque(maxlen=RECENT_DECISIONS)
+        # the decisions themselves: their rows (ISO times) are made only for a snapshot
+        self.recent: deque[Decision] = deque(maxlen=RECENT_DECISIONS)
         self.ports: Counter[tuple[int, str]] = Counter()
         self._history: deque[int] = deque([0] * HISTORY_SECONDS, maxlen=HISTORY_SECONDS)
         self._history_sec = int(clock.now())
@@ -472,8 +474,8 @@ class Engine:
     def _record(self, d: Decision) -> None:
         """Every decision: kept for the UI, journaled, handed to the sinks (never raises)."""
         if self.node and not d.node:
-            d = replace(d, node=self.node)
-        self.recent.append(DecisionRow.of(d))
+            d = with_node(d, self.node)
+        self.recent.append(d)
         if self.dry_run:
             self.journal.write(d, dry_run=True)
         else:
@@ -755,6 +757,19 @@ class Engine:
                 fleet=fleet,
                 fleet_counters=fleet_counters,
             )
+
+
+_DECISION_FIELDS = tuple(f.name for f in fields(Decision))
+_NODE_AT = _DECISION_FIELDS.index("node")
+_BEFORE_NODE = attrgetter(*_DECISION_FIELDS[:_NODE_AT])
+_AFTER_NODE = attrgetter(*_DECISION_FIELDS[_NODE_AT + 1:])
+
+
+def with_node(d: Decision, node: str) -> Decision:
+    """``replace(d, node=node)`` at about half its cost (no keyword dict built from
+    fields() per call): every decision of a fleet node goes through it."""
+    values: tuple[Any, ...] = (*_BEFORE_NODE(d), node, *_AFTER_NODE(d))
+    return Decision(*values)
 
 
 def _deduper(cfg: config.Config) -> Deduper:

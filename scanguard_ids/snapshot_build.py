@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from scanguard_ids.config import DetectConfig
 from scanguard_ids.detect.detector import DetectorSnapshot
 from scanguard_ids.detect.distributed import Alarm
-from scanguard_ids.model import Block
+from scanguard_ids.model import Block, Decision
 from scanguard_ids.snapshot import (
     BlockRow,
     DecisionRow,
@@ -57,7 +57,7 @@ def build(
     journal_errors: int,
     history: Iterable[int],
     ports: Counter[tuple[int, str]],
-    decisions: Iterable[DecisionRow],
+    decisions: Iterable[Decision],
     sources: tuple[SourceHealth, ...],
     block_limit: int = 500,
     fleet: FleetHealth | None = None,
@@ -110,7 +110,7 @@ def build(
         blocked_total=len(blocked),
         history=hist,
         top_ports=tuple(PortRow(p, proto, n) for (p, proto), n in ports.most_common(TOP_PORTS)),
-        decisions=tuple(decisions),
+        decisions=tuple(map(DecisionRow.of, decisions)),
         fleet=fleet,
     )
 

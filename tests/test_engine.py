@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import fields, replace
 from pathlib import Path
 
 import orjson
@@ -10,7 +11,7 @@ import pytest
 from harness import T0, Rig, make_rig, rig_fixture, rst  # noqa: F401 - rig_fixture: `rig`
 
 from scanguard_ids import config
-from scanguard_ids.engine import BlockRefused
+from scanguard_ids.engine import BlockRefused, with_node
 from scanguard_ids.eve.source import SourceHealth
 from scanguard_ids.journal import Journal
 from scanguard_ids.model import Decision
@@ -53,6 +54,31 @@ def test_decisions_are_typed_rows_with_the_journal_shape(rig: Rig) -> None:
     assert shown == [{k: v for k, v in rec.items() if k not in ("v", "dry_run")}
                      for rec in rig.journal()]
     assert list(shown[0]) == list(Decision(0.0, "block", "x").to_dict())
+
+
+def test_a_fleet_nodes_decisions_show_its_name_as_the_journal_writes_them(rig: Rig) -> None:
+    rig.engine.node = "edge-1"
+    rig.feed(rst("198.51.100.7", 22), rst("198.51.100.7", 23), rst("198.51.100.7", 24))
+    rig.engine.manual_unblock("198.51.100.7")
+    snap = rig.engine.snapshot()
+    assert [(d.action, d.node) for d in snap.decisions] == [("block", "edge-1"),
+                                                            ("unblock", "edge-1")]
+    shown = orjson.loads(orjson.dumps(snap.to_dict()))["decisions"]
+    assert shown == [{k: v for k, v in rec.items() if k not in ("v", "dry_run")}
+                     for rec in rig.journal()]
+    assert [rec["node"] for rec in rig.journal()] == ["edge-1", "edge-1"]
+
+
+def test_with_node_is_replace_for_every_field() -> None:
+    d = Decision(T0, "block", "198.51.100.7", ttl=600, count=5, ports=(22, 80), reason="r",
+                 first_seen=T0 - 3, last_seen=T0 - 1, strikes=2, sensors=("s1",), manual=True,
+                 kinds=("rst",), hosts=("192.0.2.1",), tier="slow", rule="hosts",
+                 detect_only=True, provenance="responses")
+    defaults = Decision(0.0, "", "")
+    # every field but node differs from its default, so a field dropped or shifted shows
+    assert [f.name for f in fields(Decision)
+            if getattr(d, f.name) == getattr(defaults, f.name)] == ["node"]
+    assert with_node(d, "edge-1") == replace(d, node="edge-1")
 
 
 def test_bad_lines_are_one_figure(rig: Rig) -> None:
