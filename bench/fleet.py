@@ -277,10 +277,12 @@ def _corpus_events(n: int, quick: bool = False) -> list[Any]:
 def _drain(url: str, n: int, via_redis: bool, workload: str, switch: float = 0.0,
            quick: bool = False) -> dict:
     from scanguard_ids.fleet.codec import encode_events
+    from scanguard_ids.giveback import tune_gc
 
     events = _events(workload, n, quick)
     n = len(events)
     engine, cfg = _engine("dry-run", url)
+    tune_gc()  # as `scanguard run` does
     if not via_redis:
         t, c = time.perf_counter(), time.process_time()
         for i in range(0, n, cfg.fleet.batch):

@@ -4,11 +4,11 @@ A spoofer sends probes from N distinct forged IPv4 sources (the 11.0.0.0/8 stand
 address": nothing is sent anywhere), each drawing 1-3 TCP RSTs on ports 20-22, so a third of
 them meet the threshold (3 responses, 2+ ports) and make a decision that the safety valve
 mostly refuses. The EVE alert lines go through ``Engine.process`` (decoder, dedup, detector,
-valve, dry-run backend, journal) in a fresh child, batches of 1000 lines, event time 100 000
-sources a second. RSS (/proc/self/statm, after gc) is sampled at 0 and at each mark, and
-"after": once event time has moved past window + ttl and the engine's sync ran (which
-rebuilds emptied tables and calls malloc_trim, scanguard_ids/giveback.py), what the flood
-left behind.
+valve, dry-run backend, journal) in a fresh child with the daemon's collector settings
+(giveback.tune_gc), batches of 1000 lines, event time 100 000 sources a second. RSS
+(/proc/self/statm, after gc) is sampled at 0 and at each mark, and "after": once event time
+has moved past window + ttl and the engine's sync ran (which rebuilds emptied tables and
+calls malloc_trim, scanguard_ids/giveback.py), what the flood left behind.
 
 Marks: ``make bench`` runs 1 M and 2 M sources (the section takes ~2-4 min); the issue's full
 curve, 1 M and 6 M (~6-10 min of CPU), with ``SCANGUARD_FLOOD_MARKS=1000000,6000000 python -m
@@ -104,11 +104,13 @@ def _child(argv: list[str]) -> None:
     from scanguard_ids.detect.allowlist import Allowlist
     from scanguard_ids.engine import Engine
     from scanguard_ids.eve.decode import Decoder
+    from scanguard_ids.giveback import tune_gc
     from scanguard_ids.journal import Journal
 
     cfg = config.Config()
     sid = config.SID_FIRST
     clock = FixedClock(T0)
+    tune_gc()  # as `scanguard run` does
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(cfg, DryRunBackend(cfg.block, clock), clock,
                         Allowlist(cfg.detect.allowlist), Journal(os.path.join(tmp, "j.jsonl")))

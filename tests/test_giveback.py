@@ -62,3 +62,18 @@ def test_engine_gives_the_flood_tables_back_once_event_time_moved_on(tmp_path) -
     assert not giveback.oversized(engine.detector._tracked)
     engine.sync(full=True)
     assert engine.trims == 1  # nothing more shrank
+
+
+def test_tune_gc_raises_the_young_threshold_and_freezes_what_exists() -> None:
+    """Process-wide: checked in a child interpreter, not in the test process."""
+    import subprocess
+    import sys
+
+    code = ("import gc; from scanguard_ids import giveback; before = gc.get_threshold(); "
+            "giveback.tune_gc(); after = gc.get_threshold(); "
+            "print(after[0], after[1:] == before[1:], gc.get_freeze_count() > 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
+    from scanguard_ids.giveback import GC_THRESHOLD0
+
+    assert out == [str(GC_THRESHOLD0), "True", "True"]

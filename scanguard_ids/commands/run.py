@@ -7,7 +7,7 @@ import logging
 import threading
 from pathlib import Path
 
-from scanguard_ids import config
+from scanguard_ids import config, giveback
 from scanguard_ids.commands.common import add_config, add_thresholds, load_config, override
 from scanguard_ids.config import BACKENDS
 
@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     daemon = Daemon(cfg, args.config, reload_config=reload_config)
     daemon.install_signals()
+    giveback.tune_gc()
     try:
         engine = daemon.start()
         if args.tui:
