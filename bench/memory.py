@@ -77,9 +77,18 @@ def _template() -> str:
 def _addr_text(i: int, family: int, tracker: str = "") -> str:
     if family == 4:
         return str(ipaddress.IPv4Address(0x0B000000 + i))
-    if tracker == "scanguard-p64":  # a /64 of its own for each
-        return v6_text(((0x20010DB8 << 96) | (i << 64) | 1).to_bytes(16, "big"))
+    if tracker == "scanguard-p64":  # a /64 of its own for each, a random-looking host part
+        return v6_text(((0x20010DB8 << 96) | (i << 64) | _iid(i)).to_bytes(16, "big"))
     return v6_text(((0x20010DB8 << 96) | (i * 0x9E3779B1 + 1)).to_bytes(16, "big"))
+
+
+def _iid(i: int) -> int:
+    """A deterministic, random-looking 64-bit interface id (SLAAC privacy addresses are):
+    not ::1, which the address text, a cached small int or a short packed form would flatter."""
+    x = (i + 1) * 0x9E3779B97F4A7C15 & 0xFFFF_FFFF_FFFF_FFFF  # splitmix64
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & 0xFFFF_FFFF_FFFF_FFFF
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & 0xFFFF_FFFF_FFFF_FFFF
+    return x ^ (x >> 31)
 
 
 def _child(argv: list[str]) -> None:
