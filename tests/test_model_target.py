@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scanguard_ids.commands.control_cmds import _ip
 from scanguard_ids.daemon import _valid_ip
 from scanguard_ids.errors import ControlError
-from scanguard_ids.model import ip_text, parse_ip, parse_target
+from scanguard_ids.model import ip_packed, ip_text, parse_ip, parse_target
 
 
 @pytest.mark.parametrize(("text", "want"), [
@@ -76,3 +76,32 @@ def test_ip_text_is_parse_ip_spelled(addr: ipaddress.IPv4Address | ipaddress.IPv
         assert ip_text(text) == str(parse_ip(text))
     assert ip_text("not-an-ip") is None and ip_text("192.0.2.01") is None
     assert ip_text("2001:db8::1\0") is None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.ip_addresses(v=6), st.ip_addresses(v=4),
+                 st.binary(min_size=6, max_size=6).map(
+                     lambda b: ipaddress.IPv6Address(bytes(10) + b))))
+def test_ip_packed_is_ipaddress_or_no_answer(
+        addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """The decoder's fast address path (eve/decode.py _addr) answers exactly as ipaddress, or
+    leaves the text to it; every plain form but the zero-prefixed ones gets an answer."""
+    for text in {str(addr), addr.exploded, str(addr).upper()}:
+        ip = ipaddress.ip_address(text)
+        got = ip_packed(text)
+        assert got is None or got == (str(ip), ip.packed)
+        assert got is not None or (ip.version == 6 and ip.packed.startswith(bytes(10)))
+    for bad in ("not-an-ip", "192.0.2.01", "2001:db8::1\0", "fe80::1%eth0", "", "1.2.3"):
+        assert ip_packed(bad) is None
+
+
+def test_the_decoder_spells_addresses_as_ipaddress_does() -> None:
+    from scanguard_ids import config
+    from scanguard_ids.eve.decode import Decoder
+
+    dec = Decoder(config.sid_set(config.Config()))
+    for text in ("192.0.2.7", "2001:DB8::1", "2001:0db8:0000::0001", "::ffff:192.0.2.7",
+                 "::192.0.2.7", "fe80::1%eth0", "::1"):
+        ip = ipaddress.ip_address(text)
+        assert dec._addr(text) == (str(ip), ip.packed)
+    assert dec._addr("192.0.2.01") is None and dec._addr("garbage") is None
