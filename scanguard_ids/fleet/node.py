@@ -302,7 +302,7 @@ class FleetNode:
             finally:
                 # what the detector decided from this entry leaves in one round trip: a wake
                 # (and a GIL hand-over) per decision cost a drained corpus ~30 % of its rate
-                # (prof/variants.py); the delay is at most this one entry's detection
+                # (bench.run --only fleet); the delay is at most this one entry's detection
                 if self._outbox:
                     self._wake.set()
 
