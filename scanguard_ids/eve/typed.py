@@ -30,15 +30,15 @@ _Port = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)]
 _Byte = Annotated[int, msgspec.Meta(ge=0, le=0xFF)]
 
 
-class Signature(msgspec.Struct):
+class Signature(msgspec.Struct, gc=False):
     signature_id: _U32
 
 
-class PacketInfo(msgspec.Struct):
+class PacketInfo(msgspec.Struct, gc=False):
     linktype: _U32 | None = None
 
 
-class Alert(msgspec.Struct):
+class Alert(msgspec.Struct, gc=False):
     """The fields of an EVE alert that decode.py reads; the others are skipped (but checked
     to be JSON)."""
 
