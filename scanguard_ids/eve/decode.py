@@ -197,45 +197,12 @@ class Decoder:
         return self._batch(lines)
 
     def _batch(self, lines: list[bytes]) -> list[ResponseEvent]:
-        """decode_batch() without the C reader."""
-        if self._typed is not None:
-            return self._batch_typed(lines)
-        stats = self.stats
-        stats.lines += len(lines)
-        events: list[ResponseEvent] = []
-        decode = self._decode
-        if not lines or max(map(len, lines)) > self.max_line_bytes:
-            for line in lines:
-                ev = decode(line)
-                if ev is not None:
-                    events.append(ev)
-            return events
-        alert = self._alert
-        skipped = 0
-        for line in lines:
-            i = line.find(_ET_KEY) + _ET_LEN
-            if i >= _ET_LEN and line[i : i + 2] == b':"':
-                i += 2
-                if not line.startswith(_UNSETTLED, i):
-                    if line.find(_ET_KEY, i) < 0:
-                        skipped += 1
-                        continue
-                elif line.startswith(b'alert"', i):
-                    ev = alert(line)
-                    if ev is not None:
-                        events.append(ev)
-                    continue
-            ev = decode(line)
-            if ev is not None:
-                events.append(ev)
-        stats.skipped_events += skipped
-        return events
+        """decode_batch() without the C reader.
 
-    def _batch_typed(self, lines: list[bytes]) -> list[ResponseEvent]:
-        """_batch() with the msgspec reader: _alert_slow() and _event() inlined for the
-        common line, a TCP RST alert of ours (or a foreign alert): the Python calls and
-        attribute reads around the msgspec call were most of this reader's time. Anything
-        else goes where _batch() sends it.
+        _alert_slow(), _parse() and _event() are inlined here for the common alert line, a
+        TCP RST of ours (or a foreign alert): the Python calls and attribute reads around
+        the msgspec (or orjson) call were most of these readers' time. Any other line goes
+        where decode() sends it, and so does an alert the inline code does not settle.
         """
         stats = self.stats
         stats.lines += len(lines)
@@ -248,7 +215,7 @@ class Decoder:
                     events.append(ev)
             return events
         decode_alert = self._typed
-        assert decode_alert is not None
+        loads = orjson.loads
         sids, ours = self._sids, self._sid_texts
         addrs = self._addrs
         addr_get, addr = addrs.get, self._addr
@@ -280,48 +247,93 @@ class Decoder:
                                         and line.find(_SID_KEY, end) < 0):
                                     foreign += 1
                                     continue
-                    if not line.isascii():  # orjson checks UTF-8
-                        ev = parse(line)
-                        if ev is not None:
-                            append(ev)
-                        continue
-                    try:
-                        a = decode_alert(line)
-                    except (typed.DecodeError, RecursionError):
-                        ev = parse(line)
-                        if ev is not None:
-                            append(ev)
-                        continue
-                    if a.event_type != "alert":
-                        ev = parse(line)
-                        if ev is not None:
-                            append(ev)
-                        continue
-                    sid = a.alert.signature_id
-                    if sid not in sids:
-                        foreign += 1
-                        continue
-                    sensor = a.host
-                    if sensor is None:
-                        sensor = a.in_iface if a.in_iface is not None else ""
-                    t = a.timestamp  # _timestamp(t), its common case inline
-                    try:
-                        dt = fromiso(t)
-                        ts = dt.timestamp() if dt.tzinfo is not None else _timestamp(t)
-                    except (ValueError, OverflowError, OSError):
-                        ts = _timestamp(t)
-                    src_text = a.src_ip
-                    dst_text = a.dest_ip
-                    if a.proto != "TCP" or ts is None:
-                        info = a.packet_info
-                        ev = event(
-                            ts, src_text, dst_text, a.proto, a.src_port, a.icmp_type,
-                            a.icmp_code, sid, sensor, None, None, None,
-                            (a.payload, a.packet, None if info is None else info.linktype),
-                        )
-                        if ev is not None:
-                            append(ev)
-                        continue
+                    sid: Any  # the orjson path checks the types of these below
+                    sensor: Any
+                    t: Any
+                    src_text: Any
+                    dst_text: Any
+                    if decode_alert is not None:  # msgspec: _alert_slow() and _event()
+                        if line.isascii():  # else orjson checks UTF-8
+                            try:
+                                a = decode_alert(line)
+                            except (typed.DecodeError, RecursionError):
+                                a = None
+                        else:
+                            a = None
+                        if a is None or a.event_type != "alert":
+                            ev = parse(line)
+                            if ev is not None:
+                                append(ev)
+                            continue
+                        sid = a.alert.signature_id
+                        if sid not in sids:
+                            foreign += 1
+                            continue
+                        sensor = a.host
+                        if sensor is None:
+                            sensor = a.in_iface if a.in_iface is not None else ""
+                        t = a.timestamp  # _timestamp(t), its common case inline
+                        try:
+                            dt = fromiso(t)
+                            ts = dt.timestamp() if dt.tzinfo is not None else _timestamp(t)
+                        except (ValueError, OverflowError, OSError):
+                            ts = _timestamp(t)
+                        src_text, dst_text = a.src_ip, a.dest_ip
+                        if a.proto != "TCP" or ts is None:
+                            info = a.packet_info
+                            ev = event(
+                                ts, src_text, dst_text, a.proto, a.src_port, a.icmp_type,
+                                a.icmp_code, sid, sensor, None, None, None,
+                                (a.payload, a.packet, None if info is None else info.linktype),
+                            )
+                            if ev is not None:
+                                append(ev)
+                            continue
+                        port = a.src_port  # None or in range
+                    else:  # orjson: _parse() and _event()
+                        try:
+                            doc = loads(line)
+                        except orjson.JSONDecodeError:
+                            doc = None
+                        get = doc.get if type(doc) is dict else None
+                        alert = get("alert") if get is not None else None
+                        sid = alert.get("signature_id") if type(alert) is dict else None
+                        if get is None or get("event_type") != "alert" or type(sid) is not int:
+                            ev = parse(line)
+                            if ev is not None:
+                                append(ev)
+                            continue
+                        if sid not in sids:
+                            foreign += 1
+                            continue
+                        sensor = get("host")
+                        if type(sensor) is not str:
+                            sensor = get("in_iface")
+                            if type(sensor) is not str:
+                                sensor = ""
+                        t = get("timestamp")
+                        ts = None
+                        if type(t) is str:  # _timestamp(t), its common case inline
+                            try:
+                                dt = fromiso(t)
+                                ts = dt.timestamp() if dt.tzinfo is not None else _timestamp(t)
+                            except (ValueError, OverflowError, OSError):
+                                ts = _timestamp(t)
+                        src_text, dst_text, proto = get("src_ip"), get("dest_ip"), get("proto")
+                        if (proto != "TCP" or ts is None or type(src_text) is not str
+                                or type(dst_text) is not str):
+                            ev = event(
+                                ts, src_text, dst_text, proto, get("src_port"),
+                                get("icmp_type"), get("icmp_code"), sid, sensor, None, None,
+                                None,
+                                (get("payload"), get("packet"), _linktype(get("packet_info"))),
+                            )
+                            if ev is not None:
+                                append(ev)
+                            continue
+                        port = get("src_port")
+                        if type(port) is not int or not 0 <= port <= 0xFFFF:
+                            port = None
                     # _event() of a TCP RST
                     src = addr_get(src_text)
                     if src is None:
@@ -339,7 +351,6 @@ class Decoder:
                     if src is None or dst is None:
                         stats.missing_fields += 1
                         continue
-                    port = a.src_port
                     if port is None:
                         no_port += 1
                     alerts += 1
