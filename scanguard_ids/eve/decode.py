@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import binascii
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import ip_address
@@ -128,7 +129,9 @@ class Decoder:
         "_head",
         "_prefilter",
         "_prefilter_lines",
+        "_sid_commas",
         "_sid_texts",
+        "_sid_width",
         "_sids",
         "_typed",
         "_warned",
@@ -154,8 +157,12 @@ class Decoder:
             )
         self.reader = reader
         self._sids = sids
-        #: our SIDs as a compact line writes them: such a line is ours, no int() needed
+        #: our SIDs as a compact line writes them, and with the comma after them: such a
+        #: line is ours, no int() needed (_batch)
         self._sid_texts = frozenset(b"%d" % sid for sid in sids)
+        self._sid_commas = frozenset(b"%d," % sid for sid in sids)
+        widths = Counter(len(text) for text in self._sid_commas).most_common(1)
+        self._sid_width = widths[0][0] if widths else 0
         self.max_line_bytes = max_line_bytes
         self.stats = DecodeStats()
         self._addrs: dict[str, tuple[str, bytes]] = {}
@@ -217,6 +224,7 @@ class Decoder:
         decode_alert = self._typed
         loads = orjson.loads
         sids, ours = self._sids, self._sid_texts
+        ours_comma, width = self._sid_commas, self._sid_width
         addrs = self._addrs
         addr_get, addr = addrs.get, self._addr
         event, parse = self._event, self._parse
@@ -232,9 +240,9 @@ class Decoder:
                         skipped += 1
                         continue
                 elif line.startswith(b'alert"', i):
-                    # _surely_foreign(), with a shortcut for the SIDs written as ours are
+                    # _surely_foreign(), with shortcuts for the SIDs written as ours are
                     j = line.find(_SID_KEY) + _SID_LEN
-                    if j >= _SID_LEN:
+                    if j >= _SID_LEN and line[j : j + width] not in ours_comma:
                         end = line.find(b",", j, j + 21)
                         if end >= 0:
                             text = line[j:end]

@@ -144,3 +144,16 @@ def test_batch_equals_line_by_line(picked: list[bytes], data: st.DataObject) -> 
             raw[pos] = data.draw(st.sampled_from(b'"\\:,{}ae \xff0'))
         lines.append(bytes(raw))
     _same(lines, max_line_bytes=data.draw(st.sampled_from([400, 1_048_576])))
+
+
+@pytest.mark.parametrize("sids", [frozenset(), frozenset({2_000_001}), frozenset({1, 22, 333}),
+                                  frozenset({11, 22, 2, 7, 9_400_000})])
+def test_batch_with_other_sid_sets(sids: frozenset[int]) -> None:
+    """The SID shortcut of the batch loop (the width most of our SIDs are written with) does
+    not depend on the SIDs being alike."""
+    lines = [line.rstrip(b"\n") for line in REAL + TRICKY]
+    ref = decode_mod.Decoder(sids, reader="python")
+    want = [ev for line in lines if (ev := ref.decode(line)) is not None]
+    dec = Decoder(sids)
+    assert dec.decode_batch(lines) == want
+    assert dataclasses.asdict(dec.stats) == dataclasses.asdict(ref.stats)
