@@ -129,7 +129,6 @@ class Decoder:
         "_head",
         "_prefilter",
         "_prefilter_lines",
-        "_sid_commas",
         "_sid_texts",
         "_sid_width",
         "_sids",
@@ -157,11 +156,11 @@ class Decoder:
             )
         self.reader = reader
         self._sids = sids
-        #: our SIDs as a compact line writes them, and with the comma after them: such a
-        #: line is ours, no int() needed (_batch)
-        self._sid_texts = frozenset(b"%d" % sid for sid in sids)
-        self._sid_commas = frozenset(b"%d," % sid for sid in sids)
-        widths = Counter(len(text) for text in self._sid_commas).most_common(1)
+        #: our SIDs as a compact line writes them, with the comma after them, and the width
+        #: most of them have: _batch() compares that many bytes after "signature_id": with
+        #: this set, one slice instead of a find(), a slice and an int() for a line of ours
+        self._sid_texts = frozenset(b"%d," % sid for sid in sids)
+        widths = Counter(len(text) for text in self._sid_texts).most_common(1)
         self._sid_width = widths[0][0] if widths else 0
         self.max_line_bytes = max_line_bytes
         self.stats = DecodeStats()
@@ -223,8 +222,7 @@ class Decoder:
             return events
         decode_alert = self._typed
         loads = orjson.loads
-        sids, ours = self._sids, self._sid_texts
-        ours_comma, width = self._sid_commas, self._sid_width
+        sids, ours, width = self._sids, self._sid_texts, self._sid_width
         addrs = self._addrs
         addr_get, addr = addrs.get, self._addr
         event, parse = self._event, self._parse
@@ -240,21 +238,19 @@ class Decoder:
                         skipped += 1
                         continue
                 elif line.startswith(b'alert"', i):
-                    # _surely_foreign(), with shortcuts for the SIDs written as ours are
+                    # _surely_foreign(), with a shortcut for a SID of ours written as most are
                     j = line.find(_SID_KEY) + _SID_LEN
-                    if j >= _SID_LEN and line[j : j + width] not in ours_comma:
+                    if j >= _SID_LEN and line[j : j + width] not in ours:
                         end = line.find(b",", j, j + 21)
                         if end >= 0:
-                            text = line[j:end]
-                            if text not in ours:
-                                try:
-                                    written: int | None = int(text)
-                                except ValueError:
-                                    written = None
-                                if (written is not None and written not in sids
-                                        and line.find(_SID_KEY, end) < 0):
-                                    foreign += 1
-                                    continue
+                            try:
+                                written: int | None = int(line[j:end])
+                            except ValueError:
+                                written = None
+                            if (written is not None and written not in sids
+                                    and line.find(_SID_KEY, end) < 0):
+                                foreign += 1
+                                continue
                     sid: Any  # the orjson path checks the types of these below
                     sensor: Any
                     t: Any
