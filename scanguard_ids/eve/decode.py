@@ -26,6 +26,10 @@ Three readers give the same results (``Decoder.reader`` says which one runs):
 - ``"python"``: the reference above, line by line. The tests compare each fast reader with
   it, events and stats.
 
+Without the C reader, :meth:`Decoder.decode_batch` (the daemon's path) runs the byte check,
+the SID check and the msgspec or orjson read of a TCP RST of ours inline, in one loop
+(``Decoder._batch``): the same steps as decode(), without its calls.
+
 Known divergence of both fast readers from the reference: a number that overflows a double
 (``1e400``) in a field neither reads is accepted by them and refused by orjson (bad_json).
 """

@@ -13,6 +13,10 @@ numbers fit a double, where orjson refuses the whole line (``1e999`` is valid JS
 ``flow_id``, the one long number on every alert line (a mutated digit there is the likely
 case), is read so that it is checked; a huge exponent elsewhere in a skipped field makes the
 msgspec reader accept a line the reference counts as bad JSON. Suricata never writes one.
+
+The structs are ``gc=False``: they hold strings, numbers and each other, never a cycle, and
+one is made per alert line; not tracking them measured ~0.3 us a line faster on the spoofed
+flood (bench/readers.py, "flood").
 """
 
 from __future__ import annotations
