@@ -59,6 +59,33 @@ TRICKY = [
     b"  " + RST,
     RST.rstrip(b"\n") + b"\r\n",
     json.dumps(orjson.loads(RST)).encode(),
+    # the msgspec reader's inline loop (Decoder._batch_typed): the SID shortcut and the
+    # common TCP RST, against the reference
+    *(RST.replace(b'"signature_id":1,', b'"signature_id":%s,' % sid)
+      for sid in (b"01", b" 1", b"+1", b"1.0", b"-1", b"1_0", b"11", b"4294967296", b"")),
+    RST.replace(b'"signature_id":1,', b'"signature_id":1,"x":{"signature_id":7},'),
+    RST.replace(b'"signature_id":1,', b'"signature_id":7,"x":{"signature_id":1},'),
+    RST.replace(b'"signature_id":1,', b'"signature_id":1}'),
+    with_(RST, timestamp="2023-11-14T22:13:20.020000"),
+    with_(RST, timestamp="2023-11-14T22:13:20.020000+00:00"),
+    with_(RST, timestamp="2023-11-14T22:13:20.020000-0530"),
+    with_(RST, timestamp="2023-11-14T22:13:60.020000+0000"),
+    with_(RST, timestamp="2023-11-14T22:13:20Z"),
+    with_(RST, timestamp="9999-12-31T23:59:59.999999-2359"),
+    with_(RST, timestamp=17),
+    with_(RST, src_ip="192.0.2.010"),
+    with_(RST, src_ip="2001:db8::1", dest_ip="2001:DB8:0::7"),
+    with_(RST, dest_ip="::ffff:198.51.100.7"),
+    with_(RST, dest_ip=None),
+    with_(RST, src_port=70000),
+    with_(RST, src_port=True),
+    with_(RST, proto="tcp"),
+    with_(RST, host="sensor-1"),
+    with_(RST, host="sensor-1", in_iface=None),
+    with_(RST, host=None, in_iface=None),
+    with_(RST, host=7),
+    with_(RST, event_type="alert", extra="\u00e9t\u00e9"),
+    RST.replace(b'"event_type":"alert"', b'"event_type":"alert","event_type":"flow"'),
 ]
 
 
@@ -117,3 +144,16 @@ def test_batch_equals_line_by_line(picked: list[bytes], data: st.DataObject) -> 
             raw[pos] = data.draw(st.sampled_from(b'"\\:,{}ae \xff0'))
         lines.append(bytes(raw))
     _same(lines, max_line_bytes=data.draw(st.sampled_from([400, 1_048_576])))
+
+
+@pytest.mark.parametrize("sids", [frozenset(), frozenset({2_000_001}), frozenset({1, 22, 333}),
+                                  frozenset({11, 22, 2, 7, 9_400_000})])
+def test_batch_with_other_sid_sets(sids: frozenset[int]) -> None:
+    """The SID shortcut of the batch loop (the width most of our SIDs are written with) does
+    not depend on the SIDs being alike."""
+    lines = [line.rstrip(b"\n") for line in REAL + TRICKY]
+    ref = decode_mod.Decoder(sids, reader="python")
+    want = [ev for line in lines if (ev := ref.decode(line)) is not None]
+    dec = Decoder(sids)
+    assert dec.decode_batch(lines) == want
+    assert dataclasses.asdict(dec.stats) == dataclasses.asdict(ref.stats)

@@ -548,6 +548,10 @@ def test_decode_block_equals_decode_batch(lines: list[bytes], newline: bool, bef
     want = ref.decode_batch(lines)
     assert got == want
     assert _stats(fast) == _stats(ref)
+    # the Python reader's batch loop (its own inline code) is decode() line by line
+    one = Decoder(SIDS, max_line, accel=False)
+    assert [ev for line in lines if (ev := one.decode(line)) is not None] == want
+    assert _stats(one) == _stats(ref)
     assert fast.stats.lines == len(lines)
 
     plain = Decoder(SIDS, max_line, accel=False)  # and the Python decode_block itself
