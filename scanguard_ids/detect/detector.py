@@ -91,7 +91,8 @@ _Tag: TypeAlias = tuple[str, ...]
 # sensor, local[, remote]). An address seen once costs its key, this tuple, a float and
 # (for ports above 256) an int.
 _Item: TypeAlias = tuple[float, int, _Tag] | tuple[float, int, _Tag, str]
-# Tracked state of an address: its only response (compact), or a time-sorted list.
+# Tracked state of an address: its only response (compact, in Detector._singles), or a
+# time-sorted list (in Detector._tracked).
 _State: TypeAlias = _Item | list[_Item]
 
 
@@ -171,6 +172,7 @@ class Detector:
         "_fresh",
         "_groups",
         "_head",
+        "_head1",
         "_heap",
         "_host6",
         "_late",
@@ -186,6 +188,7 @@ class Detector:
         "_single_age",
         "_single_items",
         "_single_keys",
+        "_singles",
         "_singles_cap",
         "_slow",
         "_slow_params",
@@ -204,11 +207,16 @@ class Detector:
         self.offenders = offenders if offenders is not None else Offenders(cfg)
         self._slow: SlowTier | None = None
         self._settings(cfg, allowlist)
-        self._tracked: OrderedDict[str, _State] = OrderedDict()  # least recently seen first
-        # The addresses tracked with a single response, oldest first (a single is never
-        # refreshed: a second response makes it a list): two parallel queues. An entry whose
-        # address no longer holds that very item is stale and skipped (see _evict);
-        # _trim_singles bounds them.
+        # Tracked addresses in two tables: those that drew two responses or more (a list each),
+        # least recently seen first (an OrderedDict: move_to_end on each response), and those
+        # with a single response, in a plain dict (~53 B less an entry than an OrderedDict's:
+        # what a spoofed flood's one-off sources are). A single is never refreshed (a second
+        # response moves it to _tracked as a list), so its arrival order is its recency: the
+        # two queues below, oldest first (key and item in parallel). A queue entry whose
+        # address no longer holds that very item in _singles is stale and skipped (see
+        # _evict); _trim_singles bounds them.
+        self._tracked: OrderedDict[str, list[_Item]] = OrderedDict()
+        self._singles: dict[str, _Item] = {}
         self._single_keys: deque[str] = deque()
         self._single_items: deque[_Item] = deque()
         self._blocks: dict[str, _Block] = {}
@@ -216,11 +224,13 @@ class Detector:
         self._ended: deque[str] = deque(maxlen=max(1024, cfg.max_tracked))
         self._fresh: deque[_Block] = deque()  # blocks still holding their evidence
         self._newest = -math.inf
-        # _advance has work only once its cutoff passes ``_due``: the least of the oldest
-        # tracked group's newest time (that group is ``_head``), the heap's first end and
-        # the first fresh block's trigger; -inf whenever one of them may have gone down.
+        # _advance has work only once its cutoff passes ``_due``: the least of the least
+        # recently seen list's newest time (that group is ``_head``), the oldest single's time
+        # (``_head1``), the heap's first end and the first fresh block's trigger; -inf
+        # whenever one of them may have gone down.
         self._due = -math.inf
         self._head: str | None = None
+        self._head1: str | None = None
         self._tags: dict[_Tag, _Tag] = {}
         self._stats = DetectorStats()
 
@@ -279,14 +289,15 @@ class Detector:
         self._settings(cfg, allowlist)
         self.offenders.reconfigure(cfg)
         self._due = -math.inf
-        tracked = self._tracked
-        for ip in [ip for ip in tracked if ip in allowlist]:
-            del tracked[ip]
-        while len(tracked) > cfg.max_tracked:
-            tracked.popitem(last=False)
+        tracked, singles = self._tracked, self._singles
+        for table in (tracked, singles):
+            for ip in [ip for ip in table if ip in allowlist]:
+                del table[ip]  # a single's queue entry goes stale
+        while len(tracked) + len(singles) > cfg.max_tracked:
+            self._pop_oldest()
             self._stats.evicted += 1
         for st in tracked.values():
-            if isinstance(st, list) and len(st) > cfg.max_events_per_ip:
+            if len(st) > cfg.max_events_per_ip:
                 del st[: len(st) - cfg.max_events_per_ip]
         if len(self._blocks) > cfg.max_tracked:
             self._cap_blocks()
@@ -344,17 +355,30 @@ class Detector:
         item: _Item = (ts, port, tag) if key is ip else (ts, port, tag, ip)
         tracked = self._tracked
         st = tracked.get(key)
-        if st is None:  # first sight (or the first since the fast tier forgot it)
-            tracked[key] = item
+        if st is not None:  # seen twice or more: a list, least recently seen first
+            tracked.move_to_end(key)
+            if key == self._head:
+                self._due = -math.inf
+            push(st, item, newest - self._late, self._max_events)
+        elif (one := (singles := self._singles).get(key)) is not None:  # its second response
+            del singles[key]  # its queue entry goes stale
+            if key == self._head1:
+                self._due = -math.inf
+            st = [one, item] if one <= item else [item, one]
+            tracked[key] = st
+            if len(tracked) == 1:
+                self._due = -math.inf
+        else:  # first sight (or the first since the fast tier forgot it)
+            singles[key] = item
             skeys = self._single_keys
             skeys.append(key)
             self._single_items.append(item)
             if len(skeys) > self._singles_cap:
                 self._trim_singles()
-            n = len(tracked)
+            n = len(singles)
             if n == 1:
                 self._due = -math.inf
-            elif n > self._max_tracked:
+            if n + len(tracked) > self._max_tracked:
                 old_key, old = self._evict()
                 if slow is not None and old.__class__ is not list:
                     slow.remember(old_key, old)
@@ -369,16 +393,8 @@ class Detector:
             if self._count == 1:
                 return self._check(key, [item], None, ts)
             return None
-        tracked.move_to_end(key)
-        if key == self._head:
-            self._due = -math.inf
         if uncached:  # seen again: worth a place in the allowlist's cache
             self._allow.cache_miss(ip)
-        if isinstance(st, list):
-            push(st, item, newest - self._late, self._max_events)
-        else:
-            st = [st, item] if st <= item else [item, st]
-            tracked[key] = st
         if slow is not None:
             rec = slow.records.get(key)
             if rec is None:
@@ -459,25 +475,40 @@ class Detector:
         """
         tracked = self._tracked
         slow = self._slow
-        idle: list[tuple[str, _State]] = []
+        idle: list[str] = []
         head, due = None, math.inf
         for ip, st in tracked.items():  # least recently seen first: stop at one still in use
-            last = st[-1][0] if isinstance(st, list) else st[0]
+            last = st[-1][0]
             if last >= cutoff:
                 head, due = ip, last
                 break
-            idle.append((ip, st))
+            idle.append(ip)
         if idle:
-            for ip, _ in idle:
+            for ip in idle:
                 del tracked[ip]
             self._stats.idle += len(idle)
+        # The singles, oldest first (arrival order): the same, on their own; stale queue
+        # entries leave from the front as they come up.
+        singles = self._singles
+        skeys, sitems = self._single_keys, self._single_items
+        gone: list[tuple[str, _Item]] = []
+        head1 = None
+        while skeys:
+            ip, item = skeys[0], sitems[0]
+            if singles.get(ip) is item:
+                if item[0] >= cutoff:
+                    head1 = ip
+                    if item[0] < due:
+                        due = item[0]
+                    break
+                del singles[ip]
+                gone.append((ip, item))
+            skeys.popleft()
+            sitems.popleft()
+        if gone:
+            self._stats.idle += len(gone)
             if slow is not None:
-                slow.remember_all(idle)
-            # Singles go idle about in arrival order: their stale entries leave from the front.
-            skeys, sitems = self._single_keys, self._single_items
-            while skeys and tracked.get(skeys[0]) is not sitems[0]:
-                skeys.popleft()
-                sitems.popleft()
+                slow.remember_all(gone)
         if slow is not None:
             slow.advance(self._newest)
         heap = self._heap
@@ -495,7 +526,7 @@ class Detector:
             due = heap[0][0]
         if fresh and fresh[0].trigger < due:
             due = fresh[0].trigger
-        self._head, self._due = head, due
+        self._head, self._head1, self._due = head, head1, due
 
     def _evict(self) -> tuple[str, _State]:
         """Over max_tracked: the least evidence goes first. The oldest address with a single
@@ -505,30 +536,48 @@ class Detector:
         response the oldest of them qualifies, so a spoofed flood of fresh sources cannot
         push out an address that already drew several responses while singles are there to
         go (docs/security.md); a single still lives for max_tracked / 2 arrivals (or until
-        it is the least recently seen). Amortised O(1): each queued entry leaves once."""
-        tracked = self._tracked
+        it is the least recently seen, see :meth:`_pop_oldest`). Amortised O(1): each queued
+        entry leaves once."""
+        singles = self._singles
         self._stats.evicted += 1
         self._due = -math.inf
         skeys, sitems = self._single_keys, self._single_items
         while skeys:
             key = skeys[0]
             item = sitems[0]
-            live = tracked.get(key) is item
+            live = singles.get(key) is item
             if live and len(skeys) <= self._single_age:
                 break  # the oldest single is still young
             skeys.popleft()
             sitems.popleft()
             if live:
-                del tracked[key]
+                del singles[key]
                 return key, item
+        return self._pop_oldest()
+
+    def _pop_oldest(self) -> tuple[str, _State]:
+        """Drop the least recently seen tracked address: the least recently seen list or the
+        oldest single, whichever has the older newest response (event time; a tie takes the
+        single, which holds less). The two tables keep no common arrival order, so event time
+        stands in for it (they agree for events in time order). Drops stale queue entries on
+        the way."""
+        singles, tracked = self._singles, self._tracked
+        skeys, sitems = self._single_keys, self._single_items
+        while skeys and singles.get(skeys[0]) is not sitems[0]:
+            skeys.popleft()
+            sitems.popleft()
+        if skeys and not (tracked and next(iter(tracked.values()))[-1][0] < sitems[0][0]):
+            key = skeys.popleft()
+            del singles[key]
+            return key, sitems.popleft()
         return tracked.popitem(last=False)
 
     def _trim_singles(self) -> None:
         """Drop the stale entries of the singles queues (see __init__): amortised O(1), as
         at most max_tracked + 1 of them are live and the queues may grow to twice that."""
-        tracked = self._tracked
+        singles = self._singles
         live = [(k, i) for k, i in zip(self._single_keys, self._single_items, strict=True)
-                if tracked.get(k) is i]
+                if singles.get(k) is i]
         self._single_keys = deque(e[0] for e in live)
         self._single_items = deque(e[1] for e in live)
 
@@ -572,6 +621,7 @@ class Detector:
         ip = _decision_ip(key, window)
         self._due = -math.inf
         self._tracked.pop(key, None)
+        self._singles.pop(key, None)
         if self._slow is not None:
             self._slow.drop(key)
         cfg = self.cfg
@@ -627,6 +677,7 @@ class Detector:
         """The kernel already blocks ``ip`` until ``until`` (epoch s; inf = no timeout)."""
         self._due = -math.inf
         self._tracked.pop(ip, None)
+        self._singles.pop(ip, None)
         self._blocks[ip] = _Block(-math.inf, until, 0, None, -math.inf)
         if math.isfinite(until):
             heapq.heappush(self._heap, (until, ip))
@@ -644,6 +695,7 @@ class Detector:
             if len(self._heap) > limit or len(self._fresh) > limit:
                 self._compact()
         self._tracked.pop(ip, None)
+        self._singles.pop(ip, None)
         if self._slow is not None:
             self._slow.drop(ip)
 
@@ -696,7 +748,8 @@ class Detector:
     @property
     def stats(self) -> DetectorStats:
         """A copy of the counters, with the current sizes filled in."""
-        return replace(self._stats, tracked=len(self._tracked), blocked=len(self._blocks),
+        return replace(self._stats, tracked=len(self._tracked) + len(self._singles),
+                       blocked=len(self._blocks),
                        slow_tracked=0 if self._slow is None else len(self._slow.records))
 
     @property
@@ -714,14 +767,14 @@ class Detector:
         need_count, need_ports = self._count, self._need_ports
         lim = max(0, limit)
         candidates: list[tuple[str, list[_Item] | tuple[_Item]]] = []
-        singles = 0
         for ip, st in reversed(self._tracked.items()):  # most recently seen first
-            if isinstance(st, list):
-                candidates.append((ip, st))
-            elif st[0] >= start:
+            candidates.append((ip, st))
+        singles = 0
+        for ip, one in reversed(self._singles.items()):  # most recently seen first
+            if one[0] >= start:
                 singles += 1
                 if singles <= lim:
-                    candidates.append((ip, (st,)))
+                    candidates.append((ip, (one,)))
         total = max(0, singles - lim)  # singles in the window that were not looked at
         ranked: list[tuple[tuple[float, int, float], str, list[_Item]]] = []
         for ip, evidence in candidates:
@@ -760,7 +813,10 @@ class Detector:
         if oversized(self._tracked):
             self._tracked = OrderedDict(self._tracked)
             rebuilt += 1
-        if len(self._single_keys) > 2 * len(self._tracked) + 1024:
+        if oversized(self._singles):
+            self._singles = dict(self._singles)  # keeps the order
+            rebuilt += 1
+        if len(self._single_keys) > 2 * len(self._singles) + 1024:
             self._trim_singles()
             rebuilt += 1
         if oversized(self._blocks):
