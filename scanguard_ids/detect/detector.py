@@ -19,7 +19,10 @@ consume the evidence but hold no block state and record no strike.
 Groups: IPv4 evidence is counted per address; IPv6 evidence per ``prefix6``
 prefix (rotating through a /64 is no evasion), except for prefixes that hold an
 allowlisted address (then per address). A decision names the address when all of
-its window's evidence came from that one address, else the prefix as a CIDR.
+its window's evidence came from that one address, else the prefix as a CIDR. A group
+is held compactly (see :data:`_Item`): a short key and each response's host bits, not the
+address text; the address is named in its canonical text (``model.ip_text``), which is what
+the decoder, the engine and the fleet codec feed.
 
 Event order: Suricata threads write EVE lines independently, so events arrive
 out of timestamp order. Each address keeps its evidence sorted by time and a
@@ -54,6 +57,7 @@ import heapq
 import ipaddress
 import logging
 import math
+from binascii import a2b_base64, b2a_base64
 from bisect import bisect_left, insort
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
@@ -79,6 +83,7 @@ _MAX_TAGS = 4096
 #: IPv6 address -> group key entries remembered (a small cache, cleared when full: a flood
 #: of distinct addresses costs the key computation, not memory per address).
 _MAX_GROUPS = 1024
+_ZERO10 = bytes(10)
 #: Share of max_tracked: how many new addresses must have arrived after the oldest address
 #: with a single response before eviction takes it ahead of the least recently seen one.
 _SINGLE_AGE_SHARE = 2
@@ -86,11 +91,18 @@ _SINGLE_AGE_SHARE = 2
 # What a response was besides its time and port: (kind, sensor, local address); one shared
 # tuple per value.
 _Tag: TypeAlias = tuple[str, ...]
-# One piece of evidence: (event ts, local port or _NO_PORT, tag), plus the remote address
-# when it is counted in an IPv6 prefix group; it sorts like the flat (ts, port, kind,
-# sensor, local[, remote]). An address seen once costs its key, this tuple, a float and
-# (for ports above 256) an int.
-_Item: TypeAlias = tuple[float, int, _Tag] | tuple[float, int, _Tag, str]
+# One piece of evidence: (event ts, local port or _NO_PORT, tag), plus the remote address's
+# host bits (an int: the address less its group's prefix) when it is counted in an IPv6
+# prefix group; it sorts like the flat (ts, port, kind, sensor, local[, host]). An address
+# seen once costs its key, this tuple, a float, the host int and (for ports above 256) an int.
+_Item: TypeAlias = tuple[float, int, _Tag] | tuple[float, int, _Tag, int]
+# The key evidence is tracked under is a str: the address text (IPv4, prefix6 = 128, a prefix
+# holding an allowlisted address), or for an IPv6 prefix group the base64 of the prefix's
+# leading ceil(prefix6 / 8) bytes, "/" and its length ("IAENuKvNEjQ=/64": 64 B against 80 B for
+# "2001:db8:abcd:1234::/64"; a str, so every tracking dict keeps CPython's compact str-key
+# layout). Only a group key holds "/" and it never holds ":" or "."; it turns into the CIDR
+# text for a decision, a view or release/adopt (:func:`_cidr_text`, :func:`_address`); block
+# state names the CIDR text, found from the key through ``Detector._group_blocks``.
 # Tracked state of an address: its only response (compact, in Detector._singles), or a
 # time-sorted list (in Detector._tracked).
 _State: TypeAlias = _Item | list[_Item]
@@ -169,7 +181,9 @@ class Detector:
         "_due",
         "_ended",
         "_fast_targets",
+        "_cidr_keys",
         "_fresh",
+        "_group_blocks",
         "_groups",
         "_head",
         "_head1",
@@ -220,6 +234,10 @@ class Detector:
         self._single_keys: deque[str] = deque()
         self._single_items: deque[_Item] = deque()
         self._blocks: dict[str, _Block] = {}
+        # group key -> the CIDR text its block state is held under (a group decision or an
+        # adopted CIDR); entries whose block is gone are stale (rebuilt in _cap_group_blocks)
+        self._group_blocks: dict[str, str] = {}
+        self._cidr_keys: dict[str, str] = {}  # CIDR text -> group key of recent decisions
         self._heap: list[tuple[float, str]] = []  # (until, ip); stale entries skipped
         self._ended: deque[str] = deque(maxlen=max(1024, cfg.max_tracked))
         self._fresh: deque[_Block] = deque()  # blocks still holding their evidence
@@ -271,7 +289,7 @@ class Detector:
             self._slow.settings(cfg.slow_window, cfg.reorder, cfg.slow_max_tracked,
                                 cfg.slow_max_events, slow_count, targets)
         self._prefix6 = cfg.prefix6
-        self._groups: dict[str, str] = {}
+        self._groups: dict[str, tuple[str, int | None]] = {}  # address -> (key, host bits)
         self._suffix6 = f"/{cfg.prefix6}"
         self._mask6 = ((1 << 128) - 1) ^ ((1 << (128 - cfg.prefix6)) - 1)
         self._host6 = (1 << (128 - cfg.prefix6)) - 1
@@ -291,7 +309,7 @@ class Detector:
         self._due = -math.inf
         tracked, singles = self._tracked, self._singles
         for table in (tracked, singles):
-            for ip in [ip for ip in table if ip in allowlist]:
+            for ip in [ip for ip in table if _key_text(ip) in allowlist]:
                 del table[ip]  # a single's queue entry goes stale
         while len(tracked) + len(singles) > cfg.max_tracked:
             self._pop_oldest()
@@ -331,20 +349,24 @@ class Detector:
         elif ts < newest - self._late:
             stats.too_late += 1
             return None
-        key = ip if ":" not in ip or self._prefix6 >= 128 else (
-            self._groups.get(ip) or self._group(ip))
+        key = ip
+        host = None
+        if ":" in ip and self._prefix6 < 128:
+            key, host = self._groups.get(ip) or self._group(ip)
         blocks = self._blocks
         if blocks:
             # Block state outlives the block by window + reorder (event time), so
             # that late responses from within the block are still suppressed.
-            bkey = ip
+            bkey: str | None = ip
             blk = blocks.get(ip)
-            if (blk is None or ts >= blk.until) and key is not ip:
-                bkey, blk = key, blocks.get(key)  # the address's own block first, then its group's
+            if (blk is None or ts >= blk.until) and host is not None:
+                # the address's own block first, then its group's (named by its CIDR)
+                bkey = self._group_blocks.get(key)
+                blk = None if bkey is None else blocks.get(bkey)
             if blk is not None and ts < blk.until:
                 stats.suppressed += 1
                 if blk.evidence is not None and blk.since <= ts < blk.trigger:
-                    self._late_evidence(bkey, blk, self._item(ev, key))
+                    self._late_evidence(bkey or ip, blk, self._item(ev, host))
                 return None
         port = ev.local_port
         if port is None:
@@ -352,7 +374,7 @@ class Detector:
         local = ev.local
         tag: _Tag = (ev.kind, ev.sensor, local)
         tag = self._tags.get(tag) or self._share(tag)
-        item: _Item = (ts, port, tag) if key is ip else (ts, port, tag, ip)
+        item: _Item = (ts, port, tag) if host is None else (ts, port, tag, host)
         tracked = self._tracked
         st = tracked.get(key)
         if st is not None:  # seen twice or more: a list, least recently seen first
@@ -424,14 +446,15 @@ class Detector:
             return None
         return self._check(key, st, None, ts)
 
-    def _item(self, ev: ResponseEvent, key: str) -> _Item:
-        """The evidence tuple of ``ev`` (as :meth:`feed` builds it inline)."""
+    def _item(self, ev: ResponseEvent, host: int | None) -> _Item:
+        """The evidence tuple of ``ev`` (as :meth:`feed` builds it inline); ``host``: the
+        remote's host bits when it is counted in a prefix group, else None."""
         port = ev.local_port
         key3: _Tag = (ev.kind, ev.sensor, ev.local)
         tag = self._tags.get(key3) or self._share(key3)
-        if key is ev.remote:
+        if host is None:
             return (ev.ts, _NO_PORT if port is None else port, tag)
-        return (ev.ts, _NO_PORT if port is None else port, tag, ev.remote)
+        return (ev.ts, _NO_PORT if port is None else port, tag, host)
 
     def _share(self, key3: _Tag) -> _Tag:
         """The tag of (kind, sensor, local), remembered so the evidence of all events shares
@@ -445,28 +468,34 @@ class Detector:
             self._tags[key3] = tag
         return tag
 
-    def _group(self, ip: str) -> str:
-        """The group key of an IPv6 address: its prefix as a CIDR, or itself (see top)."""
-        key = self._groups.get(ip)
-        if key is None:
-            key = ip
+    def _group(self, ip: str) -> tuple[str, int | None]:
+        """(group key, host bits) of an IPv6 address: its prefix (see :data:`_Item`), or
+        (the address itself, None) for a prefix holding an allowlisted address (see top)."""
+        got = self._groups.get(ip)
+        if got is None:
+            got = (ip, None)
             try:
                 packed = inet_pton(AF_INET6, ip)
             except OSError:
                 packed = None
             if packed is not None:
-                lo = int.from_bytes(packed, "big") & self._mask6
+                addr = int.from_bytes(packed, "big")
+                lo = addr & self._mask6
                 hi = lo | self._host6
                 # integer bounds: no ipaddress objects for a sweep of fresh addresses
-                if not any(a_lo <= hi and lo <= a_hi for a_lo, a_hi in self._allow6):
-                    if lo >> 48:  # inet_ntop spells it as ipaddress does (tested)
-                        key = inet_ntop(AF_INET6, lo.to_bytes(16, "big")) + self._suffix6
-                    else:  # first 80 bits zero: inet_ntop would write a dotted quad
-                        key = str(ipaddress.IPv6Network((lo, self._prefix6)))
+                for a_lo, a_hi in self._allow6:
+                    if a_lo <= hi and lo <= a_hi:
+                        break
+                else:
+                    nbytes = (self._prefix6 + 7) >> 3
+                    head = packed[:nbytes] if not self._prefix6 & 7 else \
+                        lo.to_bytes(16, "big")[:nbytes]
+                    got = (b2a_base64(head, newline=False).decode() + self._suffix6,
+                           addr & self._host6)
             if len(self._groups) >= _MAX_GROUPS:
                 self._groups.clear()
-            self._groups[ip] = key
-        return key
+            self._groups[ip] = got
+        return got
 
     def _advance(self, cutoff: float) -> None:
         """Event time moved on: drop state no later event can use (amortised O(1)).
@@ -638,6 +667,8 @@ class Detector:
         blk = _Block(end, end + strike.ttl, strike.ttl, evidence,
                      -math.inf if before is None else before.until)
         self._blocks[ip] = blk
+        if ip is not key and "/" in ip:  # a group named by its CIDR: feed finds it by key
+            self._name_group(key, ip)
         heapq.heappush(self._heap, (blk.until, ip))
         self._fresh.append(blk)
         blocks = self._blocks
@@ -676,9 +707,12 @@ class Detector:
     def adopt(self, ip: str, until: float) -> None:
         """The kernel already blocks ``ip`` until ``until`` (epoch s; inf = no timeout)."""
         self._due = -math.inf
-        self._tracked.pop(ip, None)
-        self._singles.pop(ip, None)
+        key = self._key_of(ip)
+        self._tracked.pop(key, None)
+        self._singles.pop(key, None)
         self._blocks[ip] = _Block(-math.inf, until, 0, None, -math.inf)
+        if key is not ip:
+            self._name_group(key, ip)
         if math.isfinite(until):
             heapq.heappush(self._heap, (until, ip))
         if len(self._blocks) > self._max_tracked:
@@ -694,10 +728,28 @@ class Detector:
             limit = 2 * len(blocks) + 1024
             if len(self._heap) > limit or len(self._fresh) > limit:
                 self._compact()
-        self._tracked.pop(ip, None)
-        self._singles.pop(ip, None)
+        key = self._key_of(ip)
+        self._tracked.pop(key, None)
+        self._singles.pop(key, None)
         if self._slow is not None:
-            self._slow.drop(ip)
+            self._slow.drop(key)
+
+    def _key_of(self, ip: str) -> str:
+        """The tracked key of a name: a group's key for its CIDR text, else ``ip`` itself."""
+        if "/" not in ip:
+            return ip
+        return self._cidr_keys.get(ip) or _key_of(ip)
+
+    def _name_group(self, key: str, cidr: str) -> None:
+        """Block state for group ``key`` is now held under ``cidr`` (see __init__)."""
+        names, blocks = self._group_blocks, self._blocks
+        names[key] = cidr
+        if len(names) > 2 * len(blocks) + 1024:
+            self._group_blocks = {k: c for k, c in names.items() if c in blocks}
+        keys = self._cidr_keys
+        if len(keys) >= _MAX_GROUPS:
+            keys.clear()
+        keys[cidr] = key
 
     def _compact(self) -> None:
         """Drop heap and ``_fresh`` entries of block states that are gone (the callers on the
@@ -790,7 +842,7 @@ class Detector:
         watching = tuple(
             _watch_entry(ip, items, now, self._window, need_count, need_ports,
                          self.offenders.strikes(ip, now))
-            for _, ip, items in top
+            for ip, items in ((_key_text(key), items) for _, key, items in top)
         )
         return DetectorSnapshot(
             ts=now,
@@ -923,9 +975,54 @@ def _decision_ip(key: str, window: list[_Item]) -> str:
     """The address when one address drew all of ``window``, else the group's prefix."""
     if "/" not in key:
         return key
-    remotes = {e[3] if len(e) > 3 else "" for e in window}  # 3-tuples: from before a reload
-    remote = remotes.pop()
-    return remote if remote and not remotes else key
+    hosts = {e[3] if len(e) > 3 else None for e in window}  # 3-tuples: from before a reload
+    host = hosts.pop()
+    if host is None or hosts:
+        return _cidr_text(key)
+    return _address(key, host)
+
+
+def _key_text(key: str) -> str:
+    """What a tracked key names: the address, or the group's CIDR."""
+    return key if "/" not in key else _cidr_text(key)
+
+
+def _key_of(ip: str) -> str:
+    """The tracked key a name stands for: the group key for a group's CIDR (as
+    :func:`_cidr_text` writes it), else the text itself."""
+    if "/" not in ip or ":" not in ip:
+        return ip
+    try:
+        net = ipaddress.IPv6Network(ip)
+    except ValueError:
+        return ip
+    p = net.prefixlen
+    packed = net.network_address.packed[:(p + 7) >> 3]
+    key = f"{b2a_base64(packed, newline=False).decode()}/{p}"
+    return key if p < 128 and _cidr_text(key) == ip else ip
+
+
+def _network(key: str) -> tuple[bytes, int]:
+    """(packed network address, prefix length) of a group key (see :data:`_Item`)."""
+    net, _, length = key.rpartition("/")
+    return a2b_base64(net).ljust(16, b"\0"), int(length)
+
+
+def _cidr_text(key: str) -> str:
+    """A group key as the CIDR ``ipaddress`` writes (tests/detect/test_groups.py)."""
+    net, length = _network(key)
+    if net.startswith(_ZERO10):  # first 80 bits zero: inet_ntop would write a dotted quad
+        return str(ipaddress.IPv6Network((net, length)))
+    return f"{inet_ntop(AF_INET6, net)}/{length}"
+
+
+def _address(key: str, host: int) -> str:
+    """The text of the address ``host`` in group ``key``: as the decoder and the fleet codec
+    write a remote (model.ip_text), the text the detector was fed."""
+    packed = (int.from_bytes(_network(key)[0], "big") | host).to_bytes(16, "big")
+    if packed.startswith(_ZERO10):
+        return str(ipaddress.IPv6Address(packed))
+    return inet_ntop(AF_INET6, packed)
 
 
 def _decision(ip: str, window: list[_Item], ts: float, strike: Strike, tier: str, rule: str,
