@@ -177,11 +177,11 @@ class Detector:
         "_allow_heads4",
         "_allow_lookup",
         "_blocks",
+        "_cidr_keys",
         "_count",
         "_due",
         "_ended",
         "_fast_targets",
-        "_cidr_keys",
         "_fresh",
         "_group_blocks",
         "_groups",
@@ -235,7 +235,7 @@ class Detector:
         self._single_items: deque[_Item] = deque()
         self._blocks: dict[str, _Block] = {}
         # group key -> the CIDR text its block state is held under (a group decision or an
-        # adopted CIDR); entries whose block is gone are stale (rebuilt in _cap_group_blocks)
+        # adopted CIDR); entries whose block is gone are stale (dropped by _name_group, compact)
         self._group_blocks: dict[str, str] = {}
         self._cidr_keys: dict[str, str] = {}  # CIDR text -> group key of recent decisions
         self._heap: list[tuple[float, str]] = []  # (until, ip); stale entries skipped
@@ -501,6 +501,10 @@ class Detector:
         """Event time moved on: drop state no later event can use (amortised O(1)).
 
         :meth:`feed` calls it only when ``cutoff`` passed ``_due`` or the slow tier's due.
+        Lists and singles each go from their own front (least recently seen, oldest arrival)
+        up to the first still in use: no table waits for the other's front (so a single can
+        go idle ahead of an older list still in use; either way only evidence older than the
+        cutoff goes, which no event within the reorder guarantee can use).
         """
         tracked = self._tracked
         slow = self._slow
@@ -667,13 +671,13 @@ class Detector:
         blk = _Block(end, end + strike.ttl, strike.ttl, evidence,
                      -math.inf if before is None else before.until)
         self._blocks[ip] = blk
-        if ip is not key and "/" in ip:  # a group named by its CIDR: feed finds it by key
-            self._name_group(key, ip)
         heapq.heappush(self._heap, (blk.until, ip))
         self._fresh.append(blk)
         blocks = self._blocks
         if len(blocks) > self._max_tracked:
             self._cap_blocks()
+        if ip is not key and "/" in ip:  # a group named by its CIDR: feed finds it by key
+            self._name_group(key, ip)
         limit = 2 * len(blocks) + 1024
         if len(self._heap) > limit or len(self._fresh) > limit:
             self._compact()
@@ -711,12 +715,12 @@ class Detector:
         self._tracked.pop(key, None)
         self._singles.pop(key, None)
         self._blocks[ip] = _Block(-math.inf, until, 0, None, -math.inf)
-        if key is not ip:
-            self._name_group(key, ip)
         if math.isfinite(until):
             heapq.heappush(self._heap, (until, ip))
         if len(self._blocks) > self._max_tracked:
             self._cap_blocks()
+        if key is not ip:
+            self._name_group(key, ip)
 
     def release(self, ip: str) -> None:
         """Forget the block state and the evidence of ``ip`` (manual unblock, expiry)."""
@@ -870,6 +874,9 @@ class Detector:
             rebuilt += 1
         if len(self._single_keys) > 2 * len(self._singles) + 1024:
             self._trim_singles()
+            rebuilt += 1
+        if len(self._group_blocks) > 2 * len(self._blocks) + 1024:
+            self._group_blocks = {k: c for k, c in self._group_blocks.items() if c in self._blocks}
             rebuilt += 1
         if oversized(self._blocks):
             self._blocks = dict(self._blocks)

@@ -107,3 +107,22 @@ def test_watch_list_names_the_groups_cidr() -> None:
     det.feed(ev(T0 + 1, "192.0.2.77", port=2))
     names = {w.ip for w in det.snapshot(T0 + 2).watching}
     assert names == {"2001:db8:1:2::/64", "2001:db8:9:9::/64", "192.0.2.77"}
+
+
+def test_the_table_of_group_block_names_stays_bounded_and_follows_the_blocks() -> None:
+    det = Detector(DetectConfig(max_tracked=50), Allowlist(()))
+    for i in range(3000):  # each /64 blocked by its CIDR (two addresses), block state capped
+        net = ipaddress.IPv6Network(((0x20010DB8 << 96) | (i << 64), 64))
+        d = None
+        for k, port in enumerate((1, 2, 3)):
+            d = det.feed(ev(T0 + i * 0.001, str(net.network_address + k % 2 + 1), port=port))
+        assert d is not None and d.ip == str(net)
+        assert len(det._group_blocks) <= 2 * len(det._blocks) + 1024
+    assert det.stats.blocked <= 50
+    # the last group is still blocked (found through its key), the first one's block is gone
+    assert det.feed(ev(T0 + 4, "2001:db8:0:bb7:1:2:3:4", port=9)) is None
+    assert det.stats.suppressed == 1
+    for port in (1, 2):
+        det.feed(ev(T0 + 4, "2001:db8::5", port=port))
+    d = det.feed(ev(T0 + 4, "2001:db8::6", port=3))
+    assert d is not None and d.ip == "2001:db8::/64"
