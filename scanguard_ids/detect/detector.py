@@ -19,7 +19,10 @@ consume the evidence but hold no block state and record no strike.
 Groups: IPv4 evidence is counted per address; IPv6 evidence per ``prefix6``
 prefix (rotating through a /64 is no evasion), except for prefixes that hold an
 allowlisted address (then per address). A decision names the address when all of
-its window's evidence came from that one address, else the prefix as a CIDR.
+its window's evidence came from that one address, else the prefix as a CIDR. A group
+is held compactly (see :data:`_Item`): a short key and each response's host bits, not the
+address text; the address is named in its canonical text (``model.ip_text``), which is what
+the decoder, the engine and the fleet codec feed.
 
 Event order: Suricata threads write EVE lines independently, so events arrive
 out of timestamp order. Each address keeps its evidence sorted by time and a
@@ -54,6 +57,7 @@ import heapq
 import ipaddress
 import logging
 import math
+from binascii import a2b_base64, b2a_base64
 from bisect import bisect_left, insort
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
@@ -79,6 +83,7 @@ _MAX_TAGS = 4096
 #: IPv6 address -> group key entries remembered (a small cache, cleared when full: a flood
 #: of distinct addresses costs the key computation, not memory per address).
 _MAX_GROUPS = 1024
+_ZERO10 = bytes(10)
 #: Share of max_tracked: how many new addresses must have arrived after the oldest address
 #: with a single response before eviction takes it ahead of the least recently seen one.
 _SINGLE_AGE_SHARE = 2
@@ -86,12 +91,20 @@ _SINGLE_AGE_SHARE = 2
 # What a response was besides its time and port: (kind, sensor, local address); one shared
 # tuple per value.
 _Tag: TypeAlias = tuple[str, ...]
-# One piece of evidence: (event ts, local port or _NO_PORT, tag), plus the remote address
-# when it is counted in an IPv6 prefix group; it sorts like the flat (ts, port, kind,
-# sensor, local[, remote]). An address seen once costs its key, this tuple, a float and
-# (for ports above 256) an int.
-_Item: TypeAlias = tuple[float, int, _Tag] | tuple[float, int, _Tag, str]
-# Tracked state of an address: its only response (compact), or a time-sorted list.
+# One piece of evidence: (event ts, local port or _NO_PORT, tag), plus the remote address's
+# host bits (an int: the address less its group's prefix) when it is counted in an IPv6
+# prefix group; it sorts like the flat (ts, port, kind, sensor, local[, host]). An address
+# seen once costs its key, this tuple, a float, the host int and (for ports above 256) an int.
+_Item: TypeAlias = tuple[float, int, _Tag] | tuple[float, int, _Tag, int]
+# The key evidence is tracked under is a str: the address text (IPv4, prefix6 = 128, a prefix
+# holding an allowlisted address), or for an IPv6 prefix group the base64 of the prefix's
+# leading ceil(prefix6 / 8) bytes, "/" and its length ("IAENuKvNEjQ=/64": 64 B against 80 B for
+# "2001:db8:abcd:1234::/64"; a str, so every tracking dict keeps CPython's compact str-key
+# layout). Only a group key holds "/" and it never holds ":" or "."; it turns into the CIDR
+# text for a decision, a view or release/adopt (:func:`_cidr_text`, :func:`_address`); block
+# state names the CIDR text, found from the key through ``Detector._group_blocks``.
+# Tracked state of an address: its only response (compact, in Detector._singles), or a
+# time-sorted list (in Detector._tracked).
 _State: TypeAlias = _Item | list[_Item]
 
 
@@ -164,13 +177,16 @@ class Detector:
         "_allow_heads4",
         "_allow_lookup",
         "_blocks",
+        "_cidr_keys",
         "_count",
         "_due",
         "_ended",
         "_fast_targets",
         "_fresh",
+        "_group_blocks",
         "_groups",
         "_head",
+        "_head1",
         "_heap",
         "_host6",
         "_late",
@@ -186,6 +202,7 @@ class Detector:
         "_single_age",
         "_single_items",
         "_single_keys",
+        "_singles",
         "_singles_cap",
         "_slow",
         "_slow_params",
@@ -204,23 +221,34 @@ class Detector:
         self.offenders = offenders if offenders is not None else Offenders(cfg)
         self._slow: SlowTier | None = None
         self._settings(cfg, allowlist)
-        self._tracked: OrderedDict[str, _State] = OrderedDict()  # least recently seen first
-        # The addresses tracked with a single response, oldest first (a single is never
-        # refreshed: a second response makes it a list): two parallel queues. An entry whose
-        # address no longer holds that very item is stale and skipped (see _evict);
-        # _trim_singles bounds them.
+        # Tracked addresses in two tables: those that drew two responses or more (a list each),
+        # least recently seen first (an OrderedDict: move_to_end on each response), and those
+        # with a single response, in a plain dict (~53 B less an entry than an OrderedDict's:
+        # what a spoofed flood's one-off sources are). A single is never refreshed (a second
+        # response moves it to _tracked as a list), so its arrival order is its recency: the
+        # two queues below, oldest first (key and item in parallel). A queue entry whose
+        # address no longer holds that very item in _singles is stale and skipped (see
+        # _evict); _trim_singles bounds them.
+        self._tracked: OrderedDict[str, list[_Item]] = OrderedDict()
+        self._singles: dict[str, _Item] = {}
         self._single_keys: deque[str] = deque()
         self._single_items: deque[_Item] = deque()
         self._blocks: dict[str, _Block] = {}
+        # group key -> the CIDR text its block state is held under (a group decision or an
+        # adopted CIDR); entries whose block is gone are stale (dropped by _name_group, compact)
+        self._group_blocks: dict[str, str] = {}
+        self._cidr_keys: dict[str, str] = {}  # CIDR text -> group key of recent decisions
         self._heap: list[tuple[float, str]] = []  # (until, ip); stale entries skipped
         self._ended: deque[str] = deque(maxlen=max(1024, cfg.max_tracked))
         self._fresh: deque[_Block] = deque()  # blocks still holding their evidence
         self._newest = -math.inf
-        # _advance has work only once its cutoff passes ``_due``: the least of the oldest
-        # tracked group's newest time (that group is ``_head``), the heap's first end and
-        # the first fresh block's trigger; -inf whenever one of them may have gone down.
+        # _advance has work only once its cutoff passes ``_due``: the least of the least
+        # recently seen list's newest time (that group is ``_head``), the oldest single's time
+        # (``_head1``), the heap's first end and the first fresh block's trigger; -inf
+        # whenever one of them may have gone down.
         self._due = -math.inf
         self._head: str | None = None
+        self._head1: str | None = None
         self._tags: dict[_Tag, _Tag] = {}
         self._stats = DetectorStats()
 
@@ -261,7 +289,7 @@ class Detector:
             self._slow.settings(cfg.slow_window, cfg.reorder, cfg.slow_max_tracked,
                                 cfg.slow_max_events, slow_count, targets)
         self._prefix6 = cfg.prefix6
-        self._groups: dict[str, str] = {}
+        self._groups: dict[str, tuple[str, int | None]] = {}  # address -> (key, host bits)
         self._suffix6 = f"/{cfg.prefix6}"
         self._mask6 = ((1 << 128) - 1) ^ ((1 << (128 - cfg.prefix6)) - 1)
         self._host6 = (1 << (128 - cfg.prefix6)) - 1
@@ -279,14 +307,15 @@ class Detector:
         self._settings(cfg, allowlist)
         self.offenders.reconfigure(cfg)
         self._due = -math.inf
-        tracked = self._tracked
-        for ip in [ip for ip in tracked if ip in allowlist]:
-            del tracked[ip]
-        while len(tracked) > cfg.max_tracked:
-            tracked.popitem(last=False)
+        tracked, singles = self._tracked, self._singles
+        for table in (tracked, singles):
+            for ip in [ip for ip in table if _key_text(ip) in allowlist]:
+                del table[ip]  # a single's queue entry goes stale
+        while len(tracked) + len(singles) > cfg.max_tracked:
+            self._pop_oldest()
             self._stats.evicted += 1
         for st in tracked.values():
-            if isinstance(st, list) and len(st) > cfg.max_events_per_ip:
+            if len(st) > cfg.max_events_per_ip:
                 del st[: len(st) - cfg.max_events_per_ip]
         if len(self._blocks) > cfg.max_tracked:
             self._cap_blocks()
@@ -320,20 +349,24 @@ class Detector:
         elif ts < newest - self._late:
             stats.too_late += 1
             return None
-        key = ip if ":" not in ip or self._prefix6 >= 128 else (
-            self._groups.get(ip) or self._group(ip))
+        key = ip
+        host = None
+        if ":" in ip and self._prefix6 < 128:
+            key, host = self._groups.get(ip) or self._group(ip)
         blocks = self._blocks
         if blocks:
             # Block state outlives the block by window + reorder (event time), so
             # that late responses from within the block are still suppressed.
-            bkey = ip
+            bkey: str | None = ip
             blk = blocks.get(ip)
-            if (blk is None or ts >= blk.until) and key is not ip:
-                bkey, blk = key, blocks.get(key)  # the address's own block first, then its group's
+            if (blk is None or ts >= blk.until) and host is not None:
+                # the address's own block first, then its group's (named by its CIDR)
+                bkey = self._group_blocks.get(key)
+                blk = None if bkey is None else blocks.get(bkey)
             if blk is not None and ts < blk.until:
                 stats.suppressed += 1
                 if blk.evidence is not None and blk.since <= ts < blk.trigger:
-                    self._late_evidence(bkey, blk, self._item(ev, key))
+                    self._late_evidence(bkey or ip, blk, self._item(ev, host))
                 return None
         port = ev.local_port
         if port is None:
@@ -341,20 +374,33 @@ class Detector:
         local = ev.local
         tag: _Tag = (ev.kind, ev.sensor, local)
         tag = self._tags.get(tag) or self._share(tag)
-        item: _Item = (ts, port, tag) if key is ip else (ts, port, tag, ip)
+        item: _Item = (ts, port, tag) if host is None else (ts, port, tag, host)
         tracked = self._tracked
         st = tracked.get(key)
-        if st is None:  # first sight (or the first since the fast tier forgot it)
-            tracked[key] = item
+        if st is not None:  # seen twice or more: a list, least recently seen first
+            tracked.move_to_end(key)
+            if key == self._head:
+                self._due = -math.inf
+            push(st, item, newest - self._late, self._max_events)
+        elif (one := (singles := self._singles).get(key)) is not None:  # its second response
+            del singles[key]  # its queue entry goes stale
+            if key == self._head1:
+                self._due = -math.inf
+            st = [one, item] if one <= item else [item, one]
+            tracked[key] = st
+            if len(tracked) == 1:
+                self._due = -math.inf
+        else:  # first sight (or the first since the fast tier forgot it)
+            singles[key] = item
             skeys = self._single_keys
             skeys.append(key)
             self._single_items.append(item)
             if len(skeys) > self._singles_cap:
                 self._trim_singles()
-            n = len(tracked)
+            n = len(singles)
             if n == 1:
                 self._due = -math.inf
-            elif n > self._max_tracked:
+            if n + len(tracked) > self._max_tracked:
                 old_key, old = self._evict()
                 if slow is not None and old.__class__ is not list:
                     slow.remember(old_key, old)
@@ -369,16 +415,8 @@ class Detector:
             if self._count == 1:
                 return self._check(key, [item], None, ts)
             return None
-        tracked.move_to_end(key)
-        if key == self._head:
-            self._due = -math.inf
         if uncached:  # seen again: worth a place in the allowlist's cache
             self._allow.cache_miss(ip)
-        if isinstance(st, list):
-            push(st, item, newest - self._late, self._max_events)
-        else:
-            st = [st, item] if st <= item else [item, st]
-            tracked[key] = st
         if slow is not None:
             rec = slow.records.get(key)
             if rec is None:
@@ -408,14 +446,15 @@ class Detector:
             return None
         return self._check(key, st, None, ts)
 
-    def _item(self, ev: ResponseEvent, key: str) -> _Item:
-        """The evidence tuple of ``ev`` (as :meth:`feed` builds it inline)."""
+    def _item(self, ev: ResponseEvent, host: int | None) -> _Item:
+        """The evidence tuple of ``ev`` (as :meth:`feed` builds it inline); ``host``: the
+        remote's host bits when it is counted in a prefix group, else None."""
         port = ev.local_port
         key3: _Tag = (ev.kind, ev.sensor, ev.local)
         tag = self._tags.get(key3) or self._share(key3)
-        if key is ev.remote:
+        if host is None:
             return (ev.ts, _NO_PORT if port is None else port, tag)
-        return (ev.ts, _NO_PORT if port is None else port, tag, ev.remote)
+        return (ev.ts, _NO_PORT if port is None else port, tag, host)
 
     def _share(self, key3: _Tag) -> _Tag:
         """The tag of (kind, sensor, local), remembered so the evidence of all events shares
@@ -429,55 +468,80 @@ class Detector:
             self._tags[key3] = tag
         return tag
 
-    def _group(self, ip: str) -> str:
-        """The group key of an IPv6 address: its prefix as a CIDR, or itself (see top)."""
-        key = self._groups.get(ip)
-        if key is None:
-            key = ip
+    def _group(self, ip: str) -> tuple[str, int | None]:
+        """(group key, host bits) of an IPv6 address: its prefix (see :data:`_Item`), or
+        (the address itself, None) for a prefix holding an allowlisted address (see top)."""
+        got = self._groups.get(ip)
+        if got is None:
+            got = (ip, None)
             try:
                 packed = inet_pton(AF_INET6, ip)
             except OSError:
                 packed = None
             if packed is not None:
-                lo = int.from_bytes(packed, "big") & self._mask6
+                addr = int.from_bytes(packed, "big")
+                lo = addr & self._mask6
                 hi = lo | self._host6
                 # integer bounds: no ipaddress objects for a sweep of fresh addresses
-                if not any(a_lo <= hi and lo <= a_hi for a_lo, a_hi in self._allow6):
-                    if lo >> 48:  # inet_ntop spells it as ipaddress does (tested)
-                        key = inet_ntop(AF_INET6, lo.to_bytes(16, "big")) + self._suffix6
-                    else:  # first 80 bits zero: inet_ntop would write a dotted quad
-                        key = str(ipaddress.IPv6Network((lo, self._prefix6)))
+                for a_lo, a_hi in self._allow6:
+                    if a_lo <= hi and lo <= a_hi:
+                        break
+                else:
+                    nbytes = (self._prefix6 + 7) >> 3
+                    head = packed[:nbytes] if not self._prefix6 & 7 else \
+                        lo.to_bytes(16, "big")[:nbytes]
+                    got = (b2a_base64(head, newline=False).decode() + self._suffix6,
+                           addr & self._host6)
             if len(self._groups) >= _MAX_GROUPS:
                 self._groups.clear()
-            self._groups[ip] = key
-        return key
+            self._groups[ip] = got
+        return got
 
     def _advance(self, cutoff: float) -> None:
         """Event time moved on: drop state no later event can use (amortised O(1)).
 
         :meth:`feed` calls it only when ``cutoff`` passed ``_due`` or the slow tier's due.
+        Lists and singles each go from their own front (least recently seen, oldest arrival)
+        up to the first still in use: no table waits for the other's front (so a single can
+        go idle ahead of an older list still in use; either way only evidence older than the
+        cutoff goes, which no event within the reorder guarantee can use).
         """
         tracked = self._tracked
         slow = self._slow
-        idle: list[tuple[str, _State]] = []
+        idle: list[str] = []
         head, due = None, math.inf
         for ip, st in tracked.items():  # least recently seen first: stop at one still in use
-            last = st[-1][0] if isinstance(st, list) else st[0]
+            last = st[-1][0]
             if last >= cutoff:
                 head, due = ip, last
                 break
-            idle.append((ip, st))
+            idle.append(ip)
         if idle:
-            for ip, _ in idle:
+            for ip in idle:
                 del tracked[ip]
             self._stats.idle += len(idle)
+        # The singles, oldest first (arrival order): the same, on their own; stale queue
+        # entries leave from the front as they come up.
+        singles = self._singles
+        skeys, sitems = self._single_keys, self._single_items
+        gone: list[tuple[str, _Item]] = []
+        head1 = None
+        while skeys:
+            ip, item = skeys[0], sitems[0]
+            if singles.get(ip) is item:
+                if item[0] >= cutoff:
+                    head1 = ip
+                    if item[0] < due:
+                        due = item[0]
+                    break
+                del singles[ip]
+                gone.append((ip, item))
+            skeys.popleft()
+            sitems.popleft()
+        if gone:
+            self._stats.idle += len(gone)
             if slow is not None:
-                slow.remember_all(idle)
-            # Singles go idle about in arrival order: their stale entries leave from the front.
-            skeys, sitems = self._single_keys, self._single_items
-            while skeys and tracked.get(skeys[0]) is not sitems[0]:
-                skeys.popleft()
-                sitems.popleft()
+                slow.remember_all(gone)
         if slow is not None:
             slow.advance(self._newest)
         heap = self._heap
@@ -495,7 +559,7 @@ class Detector:
             due = heap[0][0]
         if fresh and fresh[0].trigger < due:
             due = fresh[0].trigger
-        self._head, self._due = head, due
+        self._head, self._head1, self._due = head, head1, due
 
     def _evict(self) -> tuple[str, _State]:
         """Over max_tracked: the least evidence goes first. The oldest address with a single
@@ -505,30 +569,48 @@ class Detector:
         response the oldest of them qualifies, so a spoofed flood of fresh sources cannot
         push out an address that already drew several responses while singles are there to
         go (docs/security.md); a single still lives for max_tracked / 2 arrivals (or until
-        it is the least recently seen). Amortised O(1): each queued entry leaves once."""
-        tracked = self._tracked
+        it is the least recently seen, see :meth:`_pop_oldest`). Amortised O(1): each queued
+        entry leaves once."""
+        singles = self._singles
         self._stats.evicted += 1
         self._due = -math.inf
         skeys, sitems = self._single_keys, self._single_items
         while skeys:
             key = skeys[0]
             item = sitems[0]
-            live = tracked.get(key) is item
+            live = singles.get(key) is item
             if live and len(skeys) <= self._single_age:
                 break  # the oldest single is still young
             skeys.popleft()
             sitems.popleft()
             if live:
-                del tracked[key]
+                del singles[key]
                 return key, item
+        return self._pop_oldest()
+
+    def _pop_oldest(self) -> tuple[str, _State]:
+        """Drop the least recently seen tracked address: the least recently seen list or the
+        oldest single, whichever has the older newest response (event time; a tie takes the
+        single, which holds less). The two tables keep no common arrival order, so event time
+        stands in for it (they agree for events in time order). Drops stale queue entries on
+        the way."""
+        singles, tracked = self._singles, self._tracked
+        skeys, sitems = self._single_keys, self._single_items
+        while skeys and singles.get(skeys[0]) is not sitems[0]:
+            skeys.popleft()
+            sitems.popleft()
+        if skeys and not (tracked and next(iter(tracked.values()))[-1][0] < sitems[0][0]):
+            key = skeys.popleft()
+            del singles[key]
+            return key, sitems.popleft()
         return tracked.popitem(last=False)
 
     def _trim_singles(self) -> None:
         """Drop the stale entries of the singles queues (see __init__): amortised O(1), as
         at most max_tracked + 1 of them are live and the queues may grow to twice that."""
-        tracked = self._tracked
+        singles = self._singles
         live = [(k, i) for k, i in zip(self._single_keys, self._single_items, strict=True)
-                if tracked.get(k) is i]
+                if singles.get(k) is i]
         self._single_keys = deque(e[0] for e in live)
         self._single_items = deque(e[1] for e in live)
 
@@ -572,6 +654,7 @@ class Detector:
         ip = _decision_ip(key, window)
         self._due = -math.inf
         self._tracked.pop(key, None)
+        self._singles.pop(key, None)
         if self._slow is not None:
             self._slow.drop(key)
         cfg = self.cfg
@@ -593,6 +676,8 @@ class Detector:
         blocks = self._blocks
         if len(blocks) > self._max_tracked:
             self._cap_blocks()
+        if ip is not key and "/" in ip:  # a group named by its CIDR: feed finds it by key
+            self._name_group(key, ip)
         limit = 2 * len(blocks) + 1024
         if len(self._heap) > limit or len(self._fresh) > limit:
             self._compact()
@@ -626,12 +711,16 @@ class Detector:
     def adopt(self, ip: str, until: float) -> None:
         """The kernel already blocks ``ip`` until ``until`` (epoch s; inf = no timeout)."""
         self._due = -math.inf
-        self._tracked.pop(ip, None)
+        key = self._key_of(ip)
+        self._tracked.pop(key, None)
+        self._singles.pop(key, None)
         self._blocks[ip] = _Block(-math.inf, until, 0, None, -math.inf)
         if math.isfinite(until):
             heapq.heappush(self._heap, (until, ip))
         if len(self._blocks) > self._max_tracked:
             self._cap_blocks()
+        if key is not ip:
+            self._name_group(key, ip)
 
     def release(self, ip: str) -> None:
         """Forget the block state and the evidence of ``ip`` (manual unblock, expiry)."""
@@ -643,9 +732,28 @@ class Detector:
             limit = 2 * len(blocks) + 1024
             if len(self._heap) > limit or len(self._fresh) > limit:
                 self._compact()
-        self._tracked.pop(ip, None)
+        key = self._key_of(ip)
+        self._tracked.pop(key, None)
+        self._singles.pop(key, None)
         if self._slow is not None:
-            self._slow.drop(ip)
+            self._slow.drop(key)
+
+    def _key_of(self, ip: str) -> str:
+        """The tracked key of a name: a group's key for its CIDR text, else ``ip`` itself."""
+        if "/" not in ip:
+            return ip
+        return self._cidr_keys.get(ip) or _key_of(ip)
+
+    def _name_group(self, key: str, cidr: str) -> None:
+        """Block state for group ``key`` is now held under ``cidr`` (see __init__)."""
+        names, blocks = self._group_blocks, self._blocks
+        names[key] = cidr
+        if len(names) > 2 * len(blocks) + 1024:
+            self._group_blocks = {k: c for k, c in names.items() if c in blocks}
+        keys = self._cidr_keys
+        if len(keys) >= _MAX_GROUPS:
+            keys.clear()
+        keys[cidr] = key
 
     def _compact(self) -> None:
         """Drop heap and ``_fresh`` entries of block states that are gone (the callers on the
@@ -696,7 +804,8 @@ class Detector:
     @property
     def stats(self) -> DetectorStats:
         """A copy of the counters, with the current sizes filled in."""
-        return replace(self._stats, tracked=len(self._tracked), blocked=len(self._blocks),
+        return replace(self._stats, tracked=len(self._tracked) + len(self._singles),
+                       blocked=len(self._blocks),
                        slow_tracked=0 if self._slow is None else len(self._slow.records))
 
     @property
@@ -714,14 +823,14 @@ class Detector:
         need_count, need_ports = self._count, self._need_ports
         lim = max(0, limit)
         candidates: list[tuple[str, list[_Item] | tuple[_Item]]] = []
-        singles = 0
         for ip, st in reversed(self._tracked.items()):  # most recently seen first
-            if isinstance(st, list):
-                candidates.append((ip, st))
-            elif st[0] >= start:
+            candidates.append((ip, st))
+        singles = 0
+        for ip, one in reversed(self._singles.items()):  # most recently seen first
+            if one[0] >= start:
                 singles += 1
                 if singles <= lim:
-                    candidates.append((ip, (st,)))
+                    candidates.append((ip, (one,)))
         total = max(0, singles - lim)  # singles in the window that were not looked at
         ranked: list[tuple[tuple[float, int, float], str, list[_Item]]] = []
         for ip, evidence in candidates:
@@ -737,7 +846,7 @@ class Detector:
         watching = tuple(
             _watch_entry(ip, items, now, self._window, need_count, need_ports,
                          self.offenders.strikes(ip, now))
-            for _, ip, items in top
+            for ip, items in ((_key_text(key), items) for _, key, items in top)
         )
         return DetectorSnapshot(
             ts=now,
@@ -760,8 +869,14 @@ class Detector:
         if oversized(self._tracked):
             self._tracked = OrderedDict(self._tracked)
             rebuilt += 1
-        if len(self._single_keys) > 2 * len(self._tracked) + 1024:
+        if oversized(self._singles):
+            self._singles = dict(self._singles)  # keeps the order
+            rebuilt += 1
+        if len(self._single_keys) > 2 * len(self._singles) + 1024:
             self._trim_singles()
+            rebuilt += 1
+        if len(self._group_blocks) > 2 * len(self._blocks) + 1024:
+            self._group_blocks = {k: c for k, c in self._group_blocks.items() if c in self._blocks}
             rebuilt += 1
         if oversized(self._blocks):
             self._blocks = dict(self._blocks)
@@ -867,9 +982,54 @@ def _decision_ip(key: str, window: list[_Item]) -> str:
     """The address when one address drew all of ``window``, else the group's prefix."""
     if "/" not in key:
         return key
-    remotes = {e[3] if len(e) > 3 else "" for e in window}  # 3-tuples: from before a reload
-    remote = remotes.pop()
-    return remote if remote and not remotes else key
+    hosts = {e[3] if len(e) > 3 else None for e in window}  # 3-tuples: from before a reload
+    host = hosts.pop()
+    if host is None or hosts:
+        return _cidr_text(key)
+    return _address(key, host)
+
+
+def _key_text(key: str) -> str:
+    """What a tracked key names: the address, or the group's CIDR."""
+    return key if "/" not in key else _cidr_text(key)
+
+
+def _key_of(ip: str) -> str:
+    """The tracked key a name stands for: the group key for a group's CIDR (as
+    :func:`_cidr_text` writes it), else the text itself."""
+    if "/" not in ip or ":" not in ip:
+        return ip
+    try:
+        net = ipaddress.IPv6Network(ip)
+    except ValueError:
+        return ip
+    p = net.prefixlen
+    packed = net.network_address.packed[:(p + 7) >> 3]
+    key = f"{b2a_base64(packed, newline=False).decode()}/{p}"
+    return key if p < 128 and _cidr_text(key) == ip else ip
+
+
+def _network(key: str) -> tuple[bytes, int]:
+    """(packed network address, prefix length) of a group key (see :data:`_Item`)."""
+    net, _, length = key.rpartition("/")
+    return a2b_base64(net).ljust(16, b"\0"), int(length)
+
+
+def _cidr_text(key: str) -> str:
+    """A group key as the CIDR ``ipaddress`` writes (tests/detect/test_groups.py)."""
+    net, length = _network(key)
+    if net.startswith(_ZERO10):  # first 80 bits zero: inet_ntop would write a dotted quad
+        return str(ipaddress.IPv6Network((net, length)))
+    return f"{inet_ntop(AF_INET6, net)}/{length}"
+
+
+def _address(key: str, host: int) -> str:
+    """The text of the address ``host`` in group ``key``: as the decoder and the fleet codec
+    write a remote (model.ip_text), the text the detector was fed."""
+    packed = (int.from_bytes(_network(key)[0], "big") | host).to_bytes(16, "big")
+    if packed.startswith(_ZERO10):
+        return str(ipaddress.IPv6Address(packed))
+    return inet_ntop(AF_INET6, packed)
 
 
 def _decision(ip: str, window: list[_Item], ts: float, strike: Strike, tier: str, rule: str,

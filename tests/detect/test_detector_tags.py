@@ -21,10 +21,10 @@ def test_evidence_of_many_addresses_shares_one_tag_per_kind_and_sensor() -> None
     det = Detector(DetectConfig(), Allowlist())
     for i in range(50):
         det.feed(ev(T0 + i / 100, f"198.51.100.{i + 1}", 1000 + i, sensor="ids-1"))
-    tags = {id(st[2]) for st in det._tracked.values()}  # single responses: (ts, port, tag)
+    tags = {id(st[2]) for st in det._singles.values()}  # single responses: (ts, port, tag)
     assert len(tags) == 1
     det.feed(ev(T0 + 1, "203.0.113.1", 53, Kind.ICMP4_PORT_UNREACH, "ids-1"))
-    assert len({id(st[2]) for st in det._tracked.values()}) == 2
+    assert len({id(st[2]) for st in det._singles.values()}) == 2
 
 
 def test_decisions_name_kinds_and_sensors_beyond_the_shared_table() -> None:

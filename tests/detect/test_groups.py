@@ -10,7 +10,7 @@ import pytest
 
 from scanguard_ids.config import DetectConfig
 from scanguard_ids.detect.allowlist import Allowlist
-from scanguard_ids.detect.detector import Detector
+from scanguard_ids.detect.detector import Detector, _key_text
 from scanguard_ids.model import Kind, ResponseEvent
 
 T0 = 1_700_000_000.0
@@ -34,13 +34,13 @@ def test_group_key_is_the_ipaddress_cidr(prefix6: int) -> None:
     det = Detector(DetectConfig(prefix6=prefix6), Allowlist(()))
     for ip in _addresses(random.Random(prefix6), 400):
         want = str(ipaddress.IPv6Network((ip, prefix6), strict=False))
-        assert det._group(ip) == want, ip
+        assert _key_text(det._group(ip)[0]) == want, ip
 
 
 def test_group_key_of_a_prefix_holding_an_allowlisted_address_is_the_address() -> None:
     det = Detector(DetectConfig(), Allowlist(("2001:db8:1:2::99",)))
-    assert det._group("2001:db8:1:2::7") == "2001:db8:1:2::7"
-    assert det._group("2001:db8:1:3::7") == "2001:db8:1:3::/64"
+    assert det._group("2001:db8:1:2::7") == ("2001:db8:1:2::7", None)
+    assert _key_text(det._group("2001:db8:1:3::7")[0]) == "2001:db8:1:3::/64"
 
 
 def test_repeat_client_then_new_ports_still_blocks() -> None:

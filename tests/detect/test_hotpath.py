@@ -103,8 +103,11 @@ def _stream(rng: random.Random, n: int) -> list[ResponseEvent]:
 def _check_due(det: Detector) -> None:
     """What makes the lazy _advance exact: no watermark above what it stands for."""
     if det._tracked:
-        st = next(iter(det._tracked.values()))
-        assert det._due <= (st[-1][0] if isinstance(st, list) else st[0])
+        assert det._due <= next(iter(det._tracked.values()))[-1][0]
+    live = [i for k, i in zip(det._single_keys, det._single_items, strict=True)
+            if det._singles.get(k) is i]
+    if live:  # the oldest single (arrival order)
+        assert det._due <= live[0][0]
     if det._heap:
         assert det._due <= det._heap[0][0]
     if det._fresh:
@@ -116,7 +119,7 @@ def _check_due(det: Detector) -> None:
 
 def _state(det: Detector) -> tuple[object, ...]:
     slow = det._slow
-    return (det.stats, list(det._tracked.items()), sorted(det._blocks),
+    return (det.stats, list(det._tracked.items()), list(det._singles.items()), sorted(det._blocks),
             None if slow is None else (list(slow.records.items()), list(slow._once_items)))
 
 
@@ -150,4 +153,4 @@ def test_evidence_leaves_the_collectors_lists() -> None:
     det.feed(ResponseEvent(1e9, "198.51.100.1", "192.0.2.1", 22, "tcp", Kind.TCP_RST))
     gc.collect()
     gc.collect()
-    assert not gc.is_tracked(det._tracked["198.51.100.1"])
+    assert not gc.is_tracked(det._singles["198.51.100.1"])
