@@ -153,11 +153,14 @@ class Decision:
     #: what the decision rests on: "responses" (the detector), "manual", "fast-path",
     #: "shield", "fleet", "adopted"; "" for bookkeeping (expiry, allowlist lifts)
     provenance: str = ""
+    #: a detector decision that widens an earlier one: that decision's address, whose
+    #: block this prefix now covers (late evidence from another address of the prefix)
+    widens: str = ""
 
     def to_dict(self) -> dict[str, object]:
         from scanguard_ids.timefmt import iso
 
-        return {
+        out: dict[str, object] = {
             "ts": iso(self.ts),
             "action": self.action,
             "ip": self.ip,
@@ -178,6 +181,9 @@ class Decision:
             "detect_only": self.detect_only,
             "provenance": self.provenance,
         }
+        if self.widens:
+            out["widens"] = self.widens
+        return out
 
 
 @dataclass(frozen=True, slots=True)
