@@ -160,7 +160,7 @@ class Decision:
     def to_dict(self) -> dict[str, object]:
         from scanguard_ids.timefmt import iso
 
-        out: dict[str, object] = {
+        return {
             "ts": iso(self.ts),
             "action": self.action,
             "ip": self.ip,
@@ -180,10 +180,8 @@ class Decision:
             "rule": self.rule,
             "detect_only": self.detect_only,
             "provenance": self.provenance,
+            "widens": self.widens,
         }
-        if self.widens:
-            out["widens"] = self.widens
-        return out
 
 
 @dataclass(frozen=True, slots=True)

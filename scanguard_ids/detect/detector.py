@@ -734,10 +734,12 @@ class Detector:
         In the time-sorted stream the group's evidence before a decision is that
         decision's: a response older than such a block's trigger (and newer than the block
         before it) is late evidence of that block, as a late response of the blocked
-        address itself is. If it falls into the window that decided, that window no longer
-        came from one address: the block is widened to the prefix and a decision naming the
-        prefix is returned (``widens`` = the address), with the address's strike moved to
-        the prefix. None: the response is not such evidence.
+        address itself is, unless with it this address alone meets a threshold earlier
+        (a decision of its own: it is tracked as any response). If it falls into the window
+        that decides, that window no longer came from one address: the block is widened to
+        the prefix and a decision naming the prefix is returned (``widens`` = the address),
+        with the address's strike moved to the prefix. None: the response is not such
+        evidence.
         """
         blocks = self._blocks
         ts = ev.ts
@@ -754,8 +756,19 @@ class Detector:
                 owner, blk = m, b
         if blk is None or blk.evidence is None:
             return None
+        item = self._item(ev, host)
+        trigger = blk.trigger
+        trial = blk.evidence[:]
+        insort(trial, item)
+        found = self._fast_window(trial, ts, trigger)
+        if found is None and self._slow is not None:
+            found = self._slow_window(trial, ts, trigger)
+        if found is not None and "/" not in _decision_ip(key, trial[found[0]:found[1]]):
+            # With it a threshold is met before the block's trigger by this address alone:
+            # in time order that is a decision of its own, so it is tracked as any response.
+            return None
         self._stats.suppressed += 1
-        self._late_evidence(owner, blk, self._item(ev, host))
+        self._late_evidence(owner, blk, item)  # may move the trigger back
         evidence = blk.evidence
         trigger = blk.trigger
         limit = math.nextafter(trigger, math.inf)  # the window that ends at the trigger

@@ -7,6 +7,12 @@ the addresses of one prefix keep their relative order; these are the two cases b
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
+from harness import make_rig, rst
+
+from scanguard_ids import config
 from scanguard_ids.config import DetectConfig
 from scanguard_ids.detect.allowlist import Allowlist
 from scanguard_ids.detect.detector import Detector
@@ -78,3 +84,47 @@ def test_a_prefix_decision_is_not_narrowed() -> None:
     assert det.feed(ev(0.0, "2001:db8::b", None)) is None
     assert det.blocked_until(PREFIX) == T0 + 0.0 + d.ttl  # the trigger moved back
     assert det.blocked_until("2001:db8::b") is None
+
+
+def test_a_late_response_that_meets_a_threshold_alone_is_its_own_decision() -> None:
+    """Time order: ::b at 58 (a port: count 1 met) is blocked alone, then ::a at 60.5 is.
+    Arrival order ::a, ::b gives the same two address blocks (nothing widened)."""
+    det = detector(count=1, ports=1, reorder=30.0, ttl=40)
+    a = det.feed(ev(60.5, "2001:db8::a", 1))
+    b = det.feed(ev(58.0, "2001:db8::b", 2))
+    assert a is not None and b is not None
+    assert [(a.ip, a.ts), (b.ip, b.ts, b.widens)] == [
+        ("2001:db8::a", T0 + 60.5), ("2001:db8::b", T0 + 58.0, "")]
+
+
+def test_a_late_response_that_completes_an_earlier_window_widens_it_back() -> None:
+    """Time order: ::b at 58 and ::a at 59 (two ports) decide at 59 on two addresses: the
+    prefix. Arrival order ::a 59, ::a 60.5 (blocked alone at 60.5), then ::b 58: widened,
+    its trigger moved back to 59."""
+    det = detector(count=2, ports=2, reorder=30.0, ttl=60)
+    assert det.feed(ev(59.0, "2001:db8::a", 22)) is None
+    a = det.feed(ev(60.5, "2001:db8::a", 23))
+    assert a is not None and a.ip == "2001:db8::a"
+    wide = det.feed(ev(58.0, "2001:db8::b", 24))
+    assert wide is not None
+    assert (wide.ip, wide.widens, wide.ts, wide.ports) == (PREFIX, "2001:db8::a", T0 + 59.0,
+                                                           (22, 24))
+    assert det.blocked_until(PREFIX) == T0 + 59.0 + wide.ttl
+
+
+def test_the_engine_blocks_the_prefix_a_widening_names(tmp_path: Path) -> None:
+    """Through Engine.process (the case above): the address block, then the widening,
+    journalled with ``widens``; the backend holds the prefix (the address block stays until
+    its ttl)."""
+    cfg = config.Config()
+    cfg = replace(cfg, detect=replace(cfg.detect, count=2, ports=2, reorder=30.0))
+    rig = make_rig(tmp_path, cfg, T0 + 61)
+    local = "2001:db8:1::1"
+    rig.feed(rst("2001:db8::a", 22, T0 + 59.0, local), rst("2001:db8::a", 23, T0 + 60.5, local))
+    rig.feed(rst("2001:db8::b", 24, T0 + 58.0, local))
+    records = rig.journal()
+    assert [(r["action"], r["ip"], r["widens"]) for r in records] == [
+        ("block", "2001:db8::a", ""), ("block", PREFIX, "2001:db8::a")]
+    assert {PREFIX, "2001:db8::a"} <= rig.blocked()
+    (row,) = [d for d in rig.engine.snapshot().decisions if d.ip == PREFIX]
+    assert row.widens == "2001:db8::a"
