@@ -153,6 +153,9 @@ class Decision:
     #: what the decision rests on: "responses" (the detector), "manual", "fast-path",
     #: "shield", "fleet", "adopted"; "" for bookkeeping (expiry, allowlist lifts)
     provenance: str = ""
+    #: a detector decision that widens an earlier one: that decision's address, whose
+    #: block this prefix now covers (late evidence from another address of the prefix)
+    widens: str = ""
 
     def to_dict(self) -> dict[str, object]:
         from scanguard_ids.timefmt import iso
@@ -177,6 +180,7 @@ class Decision:
             "rule": self.rule,
             "detect_only": self.detect_only,
             "provenance": self.provenance,
+            "widens": self.widens,
         }
 
 

@@ -78,6 +78,7 @@ class DecisionRow:
     rule: str = ""
     detect_only: bool = False
     provenance: str = ""  # Decision.provenance: "responses", "manual", ...
+    widens: str = ""  # Decision.widens: the address whose block this prefix block covers
 
     @classmethod
     def of(cls, d: Decision) -> DecisionRow:

@@ -73,7 +73,7 @@ def test_with_node_is_replace_for_every_field() -> None:
     d = Decision(T0, "block", "198.51.100.7", ttl=600, count=5, ports=(22, 80), reason="r",
                  first_seen=T0 - 3, last_seen=T0 - 1, strikes=2, sensors=("s1",), manual=True,
                  kinds=("rst",), hosts=("192.0.2.1",), tier="slow", rule="hosts",
-                 detect_only=True, provenance="responses")
+                 detect_only=True, provenance="responses", widens="198.51.100.7")
     defaults = Decision(0.0, "", "")
     # every field but node differs from its default, so a field dropped or shifted shows
     assert [f.name for f in fields(Decision)

@@ -36,7 +36,13 @@ behind the newest event seen before it, and ``ttl > reorder``, the blocked
 addresses, their block counts, strikes and ttls equal those of the sorted
 stream (the arrivals sorted by time; equal times keep their arrival order), and each
 decision's ``ts`` is at most ``reorder`` after the sorted
-one (property-tested against a plain reference model, both tiers). Events older than
+one (property-tested against a plain reference model, both tiers), provided the
+addresses of one IPv6 prefix group keep their relative order. Across them the name is
+decided with what has arrived: a late response of another address of the prefix that
+precedes an address block's trigger is that block's evidence (it is consumed), and if it
+falls in the window that decided, the block is widened to the prefix (a decision with
+``widens`` naming the address; its strike moves to the prefix). A prefix decision is never
+narrowed to an address (tests/detect/test_widen.py). Events older than
 ``newest - window - reorder`` are dropped as ``too_late``; those between that
 and ``newest - reorder`` still count, best effort. Evictions (``max_tracked``),
 the evidence caps (``max_events_per_ip``, ``slow_max_events``), the slow tier's
@@ -194,6 +200,7 @@ class Detector:
         "_max_late",
         "_mask6",
         "_max_tracked",
+        "_members",
         "_need_hosts",
         "_one_target_idle",
         "_need_ports",
@@ -238,6 +245,11 @@ class Detector:
         # adopted CIDR); entries whose block is gone are stale (dropped by _name_group, compact)
         self._group_blocks: dict[str, str] = {}
         self._cidr_keys: dict[str, str] = {}  # CIDR text -> group key of recent decisions
+        # Prefix group -> its addresses holding block state of their own (an IPv6 decision
+        # names the address when all its evidence came from it): a late response of another
+        # address of the group may belong to that decision (see _member_late). Stale names
+        # are skipped and pruned with _compact.
+        self._members: dict[str, list[str]] = {}
         self._heap: list[tuple[float, str]] = []  # (until, ip); stale entries skipped
         self._ended: deque[str] = deque(maxlen=max(1024, cfg.max_tracked))
         self._fresh: deque[_Block] = deque()  # blocks still holding their evidence
@@ -368,6 +380,10 @@ class Detector:
                 if blk.evidence is not None and blk.since <= ts < blk.trigger:
                     self._late_evidence(bkey or ip, blk, self._item(ev, host))
                 return None
+            if host is not None and key in self._members:
+                late = self._member_late(key, host, ev)
+                if late is not None:
+                    return late[0]
         port = ev.local_port
         if port is None:
             port = _NO_PORT
@@ -673,6 +689,10 @@ class Detector:
         self._blocks[ip] = blk
         heapq.heappush(self._heap, (blk.until, ip))
         self._fresh.append(blk)
+        if ip is not key and "/" not in ip:  # an address of a prefix group (_member_late)
+            self._members.setdefault(key, []).append(ip)
+            if len(self._members) > 2 * len(self._blocks) + 1024:
+                self._prune_members()
         blocks = self._blocks
         if len(blocks) > self._max_tracked:
             self._cap_blocks()
@@ -705,6 +725,84 @@ class Detector:
         blk.trigger = trigger
         blk.until = trigger + blk.ttl
         heapq.heappush(self._heap, (blk.until, ip))
+
+    def _member_late(self, key: str, host: int, ev: ResponseEvent
+                     ) -> tuple[Decision | None] | None:
+        """A late response of an address of prefix group ``key`` (its host bits ``host``)
+        where other addresses of the group hold blocks named after them.
+
+        In the time-sorted stream the group's evidence before a decision is that
+        decision's: a response older than such a block's trigger (and newer than the block
+        before it) is late evidence of that block, as a late response of the blocked
+        address itself is, unless with it this address alone meets a threshold earlier
+        (a decision of its own: it is tracked as any response). If it falls into the window
+        that decides, that window no longer came from one address: the block is widened to
+        the prefix and a decision naming the prefix is returned (``widens`` = the address),
+        with the address's strike moved to the prefix. None: the response is not such
+        evidence.
+        """
+        blocks = self._blocks
+        ts = ev.ts
+        names = [m for m in self._members[key] if m in blocks]
+        if not names:
+            del self._members[key]
+            return None
+        self._members[key] = names
+        owner, blk = "", None
+        for m in names:  # the earliest block whose evidence the response precedes
+            b = blocks[m]
+            if b.evidence is not None and b.since <= ts < b.trigger and (
+                    blk is None or b.trigger < blk.trigger):
+                owner, blk = m, b
+        if blk is None or blk.evidence is None:
+            return None
+        item = self._item(ev, host)
+        trigger = blk.trigger
+        trial = blk.evidence[:]
+        insort(trial, item)
+        found = self._fast_window(trial, ts, trigger)
+        if found is None and self._slow is not None:
+            found = self._slow_window(trial, ts, trigger)
+        if found is not None and "/" not in _decision_ip(key, trial[found[0]:found[1]]):
+            # With it a threshold is met before the block's trigger by this address alone:
+            # in time order that is a decision of its own, so it is tracked as any response.
+            return None
+        self._stats.suppressed += 1
+        self._late_evidence(owner, blk, item)  # may move the trigger back
+        evidence = blk.evidence
+        trigger = blk.trigger
+        limit = math.nextafter(trigger, math.inf)  # the window that ends at the trigger
+        tier, found = "fast", self._fast_window(evidence, trigger, limit)
+        if found is None and self._slow is not None:
+            tier, found = "slow", self._slow_window(evidence, trigger, limit)
+        if found is None:
+            return (None,)
+        lo, hi, rule = found
+        window = evidence[lo:hi]
+        cidr = _decision_ip(key, window)
+        if "/" not in cidr:
+            return (None,)
+        # Widen: the block state moves to the prefix, the offence too.
+        log.info("detect widen ip=%s prefix=%s trigger=%.6f", owner, cidr, trigger)
+        del blocks[owner]
+        self.offenders.forgive(owner, 1)
+        before = blocks.get(cidr)
+        strike = self.offenders.offend(cidr, trigger)
+        blk.ttl = strike.ttl
+        blk.until = trigger + strike.ttl
+        if before is not None:
+            blk.since = max(blk.since, before.until)
+        blocks[cidr] = blk
+        self._name_group(key, cidr)
+        self._due = -math.inf
+        heapq.heappush(self._heap, (blk.until, cidr))
+        self._tracked.pop(key, None)
+        self._singles.pop(key, None)
+        if self._slow is not None:
+            self._slow.drop(key)
+        self._stats.blocks += 1
+        d = _decision(cidr, window, trigger, strike, tier, rule, False)
+        return (replace(d, reason=f"{d.reason}; widens {owner}", widens=owner),)
 
     # -- control ------------------------------------------------------------------------
 
@@ -769,9 +867,18 @@ class Detector:
         if len(self._heap) > 2 * len(blocks) + 1024:
             self._heap = [(b.until, ip) for ip, b in blocks.items() if math.isfinite(b.until)]
             heapq.heapify(self._heap)
+        if len(self._members) > 2 * len(blocks) + 1024:
+            self._prune_members()
         if len(self._fresh) > 2 * len(blocks) + 1024:
             held = {id(b) for b in blocks.values()}
             self._fresh = deque(b for b in self._fresh if id(b) in held and b.evidence)
+
+    def _prune_members(self) -> None:
+        """Keep only the addresses of _members that still hold block state (amortised O(1):
+        called once the groups outnumber twice the block states)."""
+        blocks = self._blocks
+        self._members = {k: live for k, v in self._members.items()
+                         if (live := [m for m in v if m in blocks])}
 
     def expire(self, now: float) -> list[str]:
         """Drop block state that ended by ``now``; return those addresses.

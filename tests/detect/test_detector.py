@@ -580,11 +580,36 @@ def test_sorted_stream_matches_the_reference(cfg: DetectConfig, raw: list[tuple]
     assert dict(got) == reference(ordered, cfg)
 
 
+def prefix_order(arrived: list[ResponseEvent], cfg: DetectConfig
+                 ) -> tuple[list[ResponseEvent], list[ResponseEvent]]:
+    """``arrived`` with the events of each IPv6 prefix group that holds several addresses
+    put back in time order (stable), in the arrival slots the group had; returns (time-sorted,
+    arrival). Reordering within an address and across groups is kept. The disorder bound
+    still holds: the k-th slot of a group gets the k-th smallest time, and some event of
+    the group no later than that was at that slot or after it.
+
+    Why: the reordering guarantee is exact only while the addresses of one prefix keep
+    their relative order. A decision names the address when all of its window came from
+    it, and the detector names it with what has arrived: a late response of another address
+    widens the block to the prefix (test_late_response_of_another_address_widens...), but
+    a prefix decision is never narrowed (test_a_prefix_decision_is_not_narrowed...)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, e in enumerate(arrived):
+        groups[_group(e.remote, cfg)].append(i)
+    out = arrived[:]
+    for slots in groups.values():
+        if len({arrived[i].remote for i in slots}) > 1:
+            for i, e in zip(slots, sorted((arrived[i] for i in slots), key=lambda e: e.ts),
+                            strict=True):
+                out[i] = e
+    return sorted(out, key=lambda e: e.ts), out
+
+
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cfg=configs, raw=event_lists)
 def test_bounded_reordering_neither_creates_nor_hides_blocks(cfg: DetectConfig, raw: list[tuple]
                                                              ) -> None:
-    ordered, arrived = arrange(raw, cfg)
+    ordered, arrived = prefix_order(arrange(raw, cfg)[1], cfg)
     expected = reference(ordered, cfg)
     det = Detector(cfg, Allowlist())
     got: dict[str, list[tuple]] = defaultdict(list)
