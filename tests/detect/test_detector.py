@@ -623,6 +623,25 @@ def test_bounded_reordering_neither_creates_nor_hides_blocks(cfg: DetectConfig, 
             assert ref_ts <= ts < ref_ts + cfg.reorder or ts == ref_ts
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=configs, raw=event_lists)
+def test_bounded_reordering_across_a_prefix_keeps_the_blocks_per_group(
+        cfg: DetectConfig, raw: list[tuple]) -> None:
+    """With the addresses of a prefix reordered too (beyond prefix_order's exact guarantee):
+    each group (IPv4 address, IPv6 prefix) gets as many blocks as in the sorted stream,
+    whatever they name (a widening replaces the block it widens)."""
+    ordered, arrived = arrange(raw, cfg)
+    expected: dict[str, int] = defaultdict(int)
+    for ip, decisions in reference(ordered, cfg).items():
+        expected[ip if "/" in ip else _group(ip, cfg)] += len(decisions)
+    got: dict[str, int] = defaultdict(int)
+    for d in feed_all(Detector(cfg, Allowlist()), arrived):
+        got[d.ip if "/" in d.ip else _group(d.ip, cfg)] += 1
+        if d.widens:
+            got[_group(d.widens, cfg)] -= 1
+    assert {g: n for g, n in got.items() if n} == dict(expected)
+
+
 @settings(max_examples=300, deadline=None)
 @given(cfg=configs, raw=event_lists, seed=st.integers(0, 2**32 - 1))
 def test_any_order_decisions_are_backed_by_evidence(cfg: DetectConfig, raw: list[tuple],
