@@ -18,11 +18,13 @@ def scan(ip: str, ts: float, ports: int = 3) -> list[bytes]:
 
 
 def spoofed(n: int, ts: float, base: int = 0) -> list[bytes]:
-    """n spoofed sources, each drawing just enough responses to be blocked."""
+    """n spoofed sources, each drawing just enough responses to be blocked. The IPv6 ones
+    each in a /64 of their own: addresses of one /64 are one group (detect.prefix6), and
+    their interleaved responses make one prefix block, not n."""
     lines: list[bytes] = []
     for i in range(base, base + n):
         lines += scan(f"198.51.{100 + (i >> 8) % 2}.{i % 256}" if i < 512
-                      else f"2001:db8::{i:x}", ts, ports=3)
+                      else f"2001:db8:{i:x}::1", ts, ports=3)
     return lines
 
 
