@@ -68,6 +68,7 @@ class FleetNode:
         self.counters: Counter[str] = Counter()
         self.connected = False
         self.error = ""
+        self._synced = False  # the decision reader resynced since its last failure
         self.lag_ms = 0.0
         self._events: deque[ResponseEvent] = deque(maxlen=cfg.queue)
         self._outbox: list[FleetDecision] = []
@@ -165,6 +166,7 @@ class FleetNode:
             try:
                 flush()
                 backoff = 0.0
+                self._ok()
             except FleetError as exc:
                 self._failed(exc)
                 backoff = min(MAX_BACKOFF, max(0.05, backoff * 2))
@@ -216,7 +218,9 @@ class FleetNode:
                     synced = True
                     backoff = 0.0
                 entries = self.bus.read({stream: self._after[stream]}, BLOCK_MS)
+                self._ok()
             except FleetError as exc:
+                self._synced = False
                 self._failed(exc)
                 synced = False
                 backoff = min(MAX_BACKOFF, max(0.05, backoff * 2))
@@ -235,6 +239,7 @@ class FleetNode:
             try:
                 entries = self.bus.read({stream: self._after[stream]}, BLOCK_MS)
                 backoff = 0.0
+                self._ok()
             except FleetError as exc:
                 self._failed(exc)
                 backoff = min(MAX_BACKOFF, max(0.05, backoff * 2))
@@ -258,6 +263,7 @@ class FleetNode:
             log.info("fleet connected node=%s url=%s", self.node, self.bus.url)
         self.connected = True
         self.error = ""
+        self._synced = True
         self.ready.set()
         self._wake.set()  # publish what waited in the outbox
 
@@ -341,6 +347,15 @@ class FleetNode:
         self.lag_ms = lag
         with self._mu:
             self._peers[node] = (self.clock.monotonic(), lag)
+
+    def _ok(self) -> None:
+        """A round trip succeeded. Four loops talk to Redis: one that failed while Redis was
+        coming back (an attempt in flight before it listened) may report after the decision
+        reader's resync marked the node connected, and nothing would mark it again; any
+        later success does, once that resync happened."""
+        if not self.connected and self._synced:
+            self.connected = True
+            self.error = ""
 
     def _failed(self, exc: FleetError) -> None:
         with self._mu:
