@@ -171,7 +171,8 @@ class Engine:
 
         The hot path of a flood: one pass with the per-event steps inlined (dedup runs over
         the batch first: it depends on nothing the later steps change); the per-second
-        history and the response counter are added once per batch (same lock, same sums).
+        history, the response counter and the per-port counters are added once per batch
+        (same lock, same sums).
         """
         counters = self.counters
         fresh_events = self.dedup.fresh(events)
@@ -183,7 +184,8 @@ class Engine:
         run = guard.run
         alarms = self.alarms
         # the allowlist is looked up once per event, here, and the answer handed to the alarm
-        # (Allowlist.__contains__ inline: the cached answer, else most misses by first octet)
+        # and the detector (Allowlist.__contains__ inline: the cached answer, else most misses
+        # by first octet)
         allow = self.allowlist
         known, heads4, lookup = allow.known, allow.heads4, allow.lookup
         feed = detector.feed
@@ -194,6 +196,7 @@ class Engine:
         high = detector.newest
         shift = guard.shift  # read again after the guard's calls that change it
         fresh: list[ResponseEvent] = []
+        seen_ports: list[tuple[int, str]] = []
         counted = 0
         try:
             for ev in fresh_events:
@@ -215,9 +218,7 @@ class Engine:
                 counted += 1
                 port = ev.local_port
                 if port is not None:
-                    pk = (port, ev.proto)
-                    if pk in ports or len(ports) < MAX_PORT_COUNTERS:
-                        ports[pk] += 1
+                    seen_ports.append((port, ev.proto))
                 if ts >= high - late:
                     if ts > high:
                         high = ts
@@ -237,15 +238,16 @@ class Engine:
                 elif run:
                     guard.ok()
                 # _judge(ev), inlined
+                allowed = known(remote)
+                cached = allowed is not None
+                if not cached:
+                    allowed = (":" in remote or remote[:remote.find(".")] in heads4) \
+                        and lookup(remote)
                 if alarms is not None:
-                    allowed = known(remote)
-                    if allowed is None:
-                        allowed = (":" in remote or remote[:remote.find(".")] in heads4) \
-                            and lookup(remote)
                     alarm = alarms.feed(ev, allowed)
                     if alarm is not None:
                         self._alarmed(alarm)
-                decision = feed(ev)
+                decision = feed(ev, allowed, cached)
                 if decision is not None:
                     self._decided(decision)
                 elif waiting:
@@ -256,6 +258,10 @@ class Engine:
             if counted:
                 counters["responses"] += counted
                 self._tick(counted)
+            if seen_ports:  # counted per batch: a flood's batch holds a few ports
+                for pk, n in Counter(seen_ports).items():
+                    if pk in ports or len(ports) < MAX_PORT_COUNTERS:
+                        ports[pk] += n
         if waiting:
             self._drain()
         return fresh

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, make_dataclass
 from enum import StrEnum
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 
@@ -182,6 +182,24 @@ class Decision:
             "provenance": self.provenance,
             "widens": self.widens,
         }
+
+
+# A frozen dataclass's __init__ sets each field through object.__setattr__: ~6 us for the
+# 20 fields of a Decision, which made up most of a refused flood decision (bench/flood.py).
+# The detector builds its decisions through a plain slots twin with the same fields and
+# layout, then gives the instance the Decision class: ~1 us, and the result is an ordinary
+# frozen Decision (equal, hashing alike, FrozenInstanceError on assignment;
+# tests/test_model.py).
+_DecisionBuild = make_dataclass(
+    "_DecisionBuild", [(f.name, f.type, f) for f in fields(Decision)], slots=True, eq=False,
+    repr=False)
+
+
+def decision_of(*values: object) -> Decision:
+    """``Decision(*values)`` (positional, model field order) for the detector's hot path."""
+    d = _DecisionBuild(*values)
+    d.__class__ = Decision  # type: ignore[assignment]
+    return d  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)

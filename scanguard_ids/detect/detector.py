@@ -76,7 +76,7 @@ from scanguard_ids.detect.allowlist import Allowlist
 from scanguard_ids.detect.offenders import Offenders, Strike
 from scanguard_ids.detect.slow import SlowTier, push
 from scanguard_ids.giveback import oversized
-from scanguard_ids.model import Decision, ResponseEvent
+from scanguard_ids.model import Decision, ResponseEvent, decision_of
 
 log = logging.getLogger(__name__)
 
@@ -335,18 +335,24 @@ class Detector:
 
     # -- the hot path -------------------------------------------------------------------
 
-    def feed(self, ev: ResponseEvent) -> Decision | None:
-        """Count one response; return a block decision when this one tips the balance."""
+    def feed(self, ev: ResponseEvent, allowed: bool | None = None, cached: bool = True
+             ) -> Decision | None:
+        """Count one response; return a block decision when this one tips the balance.
+
+        ``allowed``: the caller's answer to ``ev.remote in allowlist`` (the engine looks it
+        up once per event for the alarm and for this) and ``cached``, whether the
+        allowlist's cache held it; None to look it up here."""
         # The hot path, written flat: no calls for the common cases (an allowlist cache hit,
         # a known tag, an address seen before whose response is the newest it drew).
         stats = self._stats
         stats.events += 1
         ip = ev.remote
-        allowed = self._allow_known(ip)
-        uncached = allowed is None
-        if uncached:  # most misses: no allowlisted IPv4 network has this first octet
-            allowed = (":" in ip or ip[:ip.find(".")] in self._allow_heads4) and \
-                self._allow_lookup(ip)
+        if allowed is None:
+            allowed = self._allow_known(ip)
+            cached = allowed is not None
+            if not cached:  # most misses: no allowlisted IPv4 network has this first octet
+                allowed = (":" in ip or ip[:ip.find(".")] in self._allow_heads4) and \
+                    self._allow_lookup(ip)
         if allowed:
             stats.allowlisted += 1
             return None
@@ -431,7 +437,7 @@ class Detector:
             if self._count == 1:
                 return self._check(key, [item], None, ts)
             return None
-        if uncached:  # seen again: worth a place in the allowlist's cache
+        if not cached:  # seen again: worth a place in the allowlist's cache
             self._allow.cache_miss(ip)
         if slow is not None:
             rec = slow.records.get(key)
@@ -1173,9 +1179,9 @@ def _decision(ip: str, window: list[_Item], ts: float, strike: Strike, tier: str
         reason += "; detect only"
     if strike.strikes > 1:
         reason += f"; strike {strike.strikes}"
-    # Positional: a frozen dataclass's keyword __init__ costs ~30 % more, and a refused
-    # flood decision is mostly this construction (the field order is model.Decision's;
+    # Positional, through model.decision_of: a frozen dataclass's own __init__ was most of a
+    # refused flood decision (the field order is model.Decision's;
     # tests/detect/test_flood_paths.py compares with the keyword form).
-    return Decision(ts, "block", ip, strike.ttl, len(window), ports, reason, first, last,
+    return decision_of(ts, "block", ip, strike.ttl, len(window), ports, reason, first, last,
                     strike.strikes, sensors, False, kinds, "", hosts, tier, rule, detect_only,
                     "responses")

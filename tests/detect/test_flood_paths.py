@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import OrderedDict
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from scanguard_ids.detect.detector import _NO_PORT, _decision
 from scanguard_ids.detect.offenders import Strike
 from scanguard_ids.detect.slow import _least
-from scanguard_ids.model import Decision
+from scanguard_ids.model import Decision, decision_of
 
 
 def _reference_decision(ip: str, window: list[Any], ts: float, strike: Strike, tier: str,
@@ -74,3 +75,20 @@ def test_least_selects_what_the_stable_sort_selects() -> None:
         want = sorted(records, key=lambda k: (len(records[k]), records[k][-1][0]))[:n]
         got = _least(records, n)
         assert len(got) == n and set(got) == set(want)
+
+
+def test_decision_of_builds_an_ordinary_frozen_decision() -> None:
+    values = (1.5, "block", "203.0.113.7", 300, 3, (22, 80), "3 responses", 1.0, 1.5, 2,
+              ("a",), False, ("tcp-rst",), "", ("192.0.2.1",), "fast", "ports", False,
+              "responses", "")
+    names = [f.name for f in dataclasses.fields(Decision)]
+    assert len(values) == len(names)
+    plain = Decision(**dict(zip(names, values, strict=True)))
+    fast = decision_of(*values)
+    assert type(fast) is Decision
+    assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
+    assert fast.to_dict() == plain.to_dict()
+    assert dataclasses.replace(fast, ttl=600) == dataclasses.replace(plain, ttl=600)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.ip = "198.51.100.1"  # type: ignore[misc]
+    assert decision_of(1.0, "block", "203.0.113.8") == Decision(1.0, "block", "203.0.113.8")
