@@ -1031,6 +1031,15 @@ def _first_window(st: list[_Item], ts: float, limit: float, window: float, need_
     looked at: the others do not contain ``ts`` and were checked before.
     """
     n = len(st)
+    if n <= need_count:  # only all of st can qualify (a flood's decisions: 3 of 3)
+        if n < need_count:
+            return None
+        end = st[-1][0]
+        if ts <= end < limit and end - ts <= window and st[0][0] >= end - window:
+            rule = _targets(st, 0, n, need_ports, need_hosts)
+            if rule:
+                return 0, n, rule
+        return None
     j = bisect_left(st, (ts,))
     while j < n:
         end = st[j][0]
@@ -1145,6 +1154,10 @@ def _address(key: str, host: int) -> str:
     return inet_ntop(AF_INET6, packed)
 
 
+_MAX_REASONS = 1024
+_REASONS: dict[tuple[object, ...], str] = {}  # _decision's texts by what they say
+
+
 def _decision(ip: str, window: list[_Item], ts: float, strike: Strike, tier: str, rule: str,
               detect_only: bool) -> Decision:
     # A flood's decisions are mostly refused by the engine's valve: the fields come from the
@@ -1167,18 +1180,26 @@ def _decision(ip: str, window: list[_Item], ts: float, strike: Strike, tier: str
         sensors = tuple(sorted({t[1] for t in tags} - {""}))
     first, last = window[0][0], window[-1][0]
     n_ports = len(ports)
-    reason = (
-        f"{len(window)} responses to {n_ports} port{'' if n_ports == 1 else 's'}"
-        f"{f' (+{no_port} without port)' if no_port else ''}"
-        f"{f' on {len(hosts)} hosts' if len(hosts) > 1 else ''}"
-        f" in {last - first:.1f}s ({kinds[0] if len(kinds) == 1 else ', '.join(kinds)})"
-    )
-    if tier == "slow":
-        reason += "; slow tier"
-    if detect_only:
-        reason += "; detect only"
-    if strike.strikes > 1:
-        reason += f"; strike {strike.strikes}"
+    # the text of a reason, remembered: a flood's decisions share a handful of them
+    said = (len(window), n_ports, no_port, len(hosts), last - first, kinds, tier, detect_only,
+            strike.strikes)
+    reason = _REASONS.get(said)
+    if reason is None:
+        reason = (
+            f"{len(window)} responses to {n_ports} port{'' if n_ports == 1 else 's'}"
+            f"{f' (+{no_port} without port)' if no_port else ''}"
+            f"{f' on {len(hosts)} hosts' if len(hosts) > 1 else ''}"
+            f" in {last - first:.1f}s ({kinds[0] if len(kinds) == 1 else ', '.join(kinds)})"
+        )
+        if tier == "slow":
+            reason += "; slow tier"
+        if detect_only:
+            reason += "; detect only"
+        if strike.strikes > 1:
+            reason += f"; strike {strike.strikes}"
+        if len(_REASONS) >= _MAX_REASONS:
+            _REASONS.clear()
+        _REASONS[said] = reason
     # Positional, through model.decision_of: a frozen dataclass's own __init__ was most of a
     # refused flood decision (the field order is model.Decision's;
     # tests/detect/test_flood_paths.py compares with the keyword form).

@@ -39,7 +39,7 @@ class Strike:
 class Offenders:
     """Strike history per address, bounded, least-recently-offended evicted first."""
 
-    __slots__ = ("_cfg", "_hist", "_undo", "evicted")
+    __slots__ = ("_cfg", "_first", "_hist", "_undo", "evicted")
 
     def __init__(self, cfg: DetectConfig) -> None:
         self._cfg = cfg
@@ -48,6 +48,8 @@ class Offenders:
         # the last offence and the record it replaced, so a refused block can take it back
         self._undo: tuple[str, int, tuple[int, float] | None] | None = None
         self.evicted = 0
+        # every first offence has the same (immutable) outcome: a spoofed flood's are all first
+        self._first = Strike(1, self.ttl_for(1))
 
     def __len__(self) -> int:
         return len(self._hist)
@@ -58,6 +60,7 @@ class Offenders:
     def reconfigure(self, cfg: DetectConfig) -> None:
         """Apply a reloaded config; the history is kept (trimmed to a smaller bound)."""
         self._cfg = cfg
+        self._first = Strike(1, self.ttl_for(1))
         while len(self._hist) > cfg.max_offenders:
             self._hist.popitem(last=False)
             self.evicted += 1
@@ -95,7 +98,7 @@ class Offenders:
         while len(hist) > self._cfg.max_offenders:
             hist.popitem(last=False)
             self.evicted += 1
-        return Strike(strikes, self.ttl_for(strikes))
+        return self._first if strikes == 1 else Strike(strikes, self.ttl_for(strikes))
 
     def retract(self, ip: str, strikes: int) -> bool:
         """Take back the last offence of ``ip`` (strike number ``strikes``): its block was

@@ -32,7 +32,8 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import itemgetter, le
 from typing import Any, TypeAlias
 
 #: Share of the records dropped at once when the cap is hit (amortises the sort).
@@ -281,6 +282,8 @@ def _least(records: OrderedDict[str, list[Any]], n: int) -> list[str]:
     thr = tied[need - 1]  # the newest time of a victim of length cut
     at_thr = need - bisect_left(tied, thr)  # those of length cut at thr: the first ones go
     if bisect_right(tied, thr) - bisect_left(tied, thr) == at_thr:
+        if by_len[0] == cut == by_len[-1]:  # one length (a flood's: two responses each)
+            return list(compress(keys, map(le, times, repeat(thr))))  # no Python-level loop
         return [k for k, ln, t in zip(keys, lens, times, strict=True)
                 if ln < cut or (ln == cut and t <= thr)]
     victims = [k for k, ln, t in zip(keys, lens, times, strict=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections import OrderedDict
 from typing import Any
 
 import pytest
 
-from scanguard_ids.detect.detector import _NO_PORT, _decision
+from scanguard_ids.detect.detector import _NO_PORT, _decision, _first_window, _targets
 from scanguard_ids.detect.offenders import Strike
 from scanguard_ids.detect.slow import _least
 from scanguard_ids.model import Decision, decision_of
@@ -92,3 +93,53 @@ def test_decision_of_builds_an_ordinary_frozen_decision() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.ip = "198.51.100.1"  # type: ignore[misc]
     assert decision_of(1.0, "block", "203.0.113.8") == Decision(1.0, "block", "203.0.113.8")
+
+
+def _reference_first_window(st: list[Any], ts: float, limit: float, window: float, count: int,
+                            ports: int, hosts: int) -> tuple[int, int, str] | None:
+    """Every window ending at an event time in [ts, min(ts + window, limit)), earliest
+    first: [first event >= end - window, last event at end]."""
+    for end in sorted({e[0] for e in st}):
+        if end < ts:
+            continue
+        if end - ts > window or end >= limit:
+            return None
+        lo = min(i for i, e in enumerate(st) if e[0] >= end - window)
+        hi = max(i for i, e in enumerate(st) if e[0] == end) + 1
+        if hi - lo >= count:
+            rule = _targets(st, lo, hi, ports, hosts)
+            if rule:
+                return lo, hi, rule
+    return None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_first_window_finds_what_every_window_in_turn_finds(seed: int) -> None:
+    """Includes the short cut for a list no longer than the count (a flood's 3 of 3)."""
+    rng = random.Random(seed)
+    tags = [("tcp-rst", "", h) for h in ("192.0.2.1", "192.0.2.2")]
+    for _ in range(4000):
+        count = rng.randint(1, 4)
+        st = sorted((float(rng.randint(0, 12)), rng.choice([_NO_PORT, 22, 80, 443]),
+                     rng.choice(tags)) for _ in range(rng.randint(0, count + 2)))
+        ts = float(rng.randint(-1, 13))
+        limit = rng.choice([math.inf, float(rng.randint(0, 14))])
+        args = (st, ts, limit, float(rng.choice([0, 3, 6, 20])), count, rng.randint(0, 3),
+                rng.randint(0, 2))
+        assert _first_window(*args) == _reference_first_window(*args), args
+
+
+def test_least_selects_alike_when_every_record_has_one_length() -> None:
+    rng = random.Random(5)
+    for _ in range(2000):
+        size = rng.randint(1, 3)
+        records: OrderedDict[str, list[Any]] = OrderedDict()
+        for i in range(rng.randint(1, 30)):
+            times = sorted(float(rng.randint(0, 5)) for _ in range(size))
+            records[f"198.51.100.{i}"] = [(x, 22, ("tcp-rst", "", "192.0.2.1")) for x in times]
+        for k in rng.sample(list(records), len(records) // 3):
+            records.move_to_end(k)
+        n = rng.randint(1, len(records))
+        want = sorted(records, key=lambda k: (len(records[k]), records[k][-1][0]))[:n]
+        got = _least(records, n)
+        assert len(got) == n and set(got) == set(want)

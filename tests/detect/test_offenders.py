@@ -67,6 +67,14 @@ def test_offend_returns_strike_and_ttl() -> None:
     assert off.strikes("2001:db8::1", T0) == 0
 
 
+def test_first_strike_follows_a_reload() -> None:
+    off = Offenders(DetectConfig())
+    assert off.offend("203.0.113.1", T0) == Strike(1, 300)
+    off.reconfigure(DetectConfig(ttl=120))
+    assert off.offend("203.0.113.2", T0) == Strike(1, 120)
+    assert off.offend("203.0.113.2", T0 + 1) == Strike(2, 240)
+
+
 def test_out_of_order_offences_keep_the_latest_time() -> None:
     off = Offenders(DetectConfig(strike_memory=100.0))
     off.offend("203.0.113.1", T0 + 50)
