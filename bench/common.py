@@ -146,12 +146,13 @@ def rss_bytes() -> int:
 
 
 def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its reaped children, in seconds (/proc/PID/stat)."""
+    """utime + stime of a process and its reaped children, in seconds (/proc/PID/stat): what
+    a daemon forks (nft, ipset, conntrack) is its cost too."""
     with open(f"/proc/{pid}/stat") as fh:
         data = fh.read()
     fields = data[data.rindex(")") + 2 :].split()
-    # fields[0] is field 3 (state); utime, stime are fields 14, 15.
-    ticks = int(fields[11]) + int(fields[12])
+    # fields[0] is field 3 (state); utime, stime, cutime, cstime are fields 14-17.
+    ticks = int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -1,8 +1,8 @@
 """Benchmark 4: footprint of the running daemon, idle and at the everyday load.
 
 The real daemon (``scanguard run --eve FILE --backend ipset``, default config otherwise) runs in
-a network namespace made for the run. After it settles, CPU (utime+stime of all its threads,
-/proc/PID/stat) and RSS are read over 30 s idle, then over 30 s while 10 scanning responses per
+a network namespace made for the run. After it settles, CPU (utime+stime of all its threads
+and of the children it forked and reaped, /proc/PID/stat) and RSS are read over 30 s idle, then over 30 s while 10 scanning responses per
 second are appended to its EVE file (the paper's everyday load: new scanners drawing three
 responses each, which block them, and stray single responses that do not).
 
@@ -206,7 +206,8 @@ def run(ctx: Context) -> Section:
     sec.notes.append(
         f"{seconds:.0f} s per phase; {sg['lines']} response lines written in "
         f"{sg['load_s']:.1f} s; CPU includes every thread of the process "
-        "(tail, control socket, housekeeping, conntrack worker)."
+        "(tail, control socket, housekeeping, conntrack worker) and the children it forks "
+        "(fail2ban: its ipset actions)."
     )
     return sec
 

@@ -19,7 +19,9 @@ input and forward chains add the remote address of every conntrack flow that is
 
 nft 1.0.6 has no conntrack age expression (``ct expiration`` is the time *left*), hence the
 two-stage sets. The daemon reads ``live4``/``live6`` into a frozenset at most once a second
-(:meth:`LivePeers.refresh`, off the engine's lock); membership is a set lookup.
+(:meth:`LivePeers.refresh`, off the engine's lock) by netlink set dumps (block/nlnft.py: tens
+of microseconds, where forking ``nft -j list table`` each second cost ~6 ms of CPU, most of the
+idle daemon's); membership is a set lookup.
 
 Pure reading/installing; no decisions are made here. The table lives in the namespace the
 daemon runs in and is removed on a clean stop; left behind it only marks addresses.
@@ -27,13 +29,13 @@ daemon runs in and is removed on a clean stop; left behind it only marks address
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
 from dataclasses import dataclass, field
 
 from scanguard_ids.block.common import Runner, check_result, run_argv
+from scanguard_ids.block.nlnft import SetReader
 from scanguard_ids.errors import BackendError
 from scanguard_ids.model import parse_ip
 
@@ -91,6 +93,7 @@ class LivePeers:
     read_at: float = float("-inf")  # monotonic time of the last successful read
     errors: int = 0
     started: bool = False
+    reader: SetReader | None = None  # the netlink socket of refresh(), opened on first use
 
     @staticmethod
     def available() -> bool:
@@ -108,6 +111,9 @@ class LivePeers:
         if not self.started:
             return
         self.started = False
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
         res = self.runner(["nft", "delete", "table", "inet", self.layout.table])
         if res.returncode != 0:
             log.warning("live-peers remove failed: %s", res.stderr.strip())
@@ -119,13 +125,17 @@ class LivePeers:
         now = time.monotonic()
         if not self.started or now - self.read_at < min_interval:
             return False
-        try:  # one nft run for both families (~6 ms of CPU in the child)
-            res = self.runner(["nft", "-j", "list", "table", "inet", self.layout.table])
-            peers = parse_elements(check_result(res, f"listing {self.layout.table}"),
-                                   ("live4", "live6"))
-        except BackendError as exc:
+        try:
+            if self.reader is None:
+                self.reader = SetReader(self.layout.table)
+            peers = [str(parse_ip(e.ip)) for name in ("live4", "live6")
+                     for e in self.reader.elements(name)]
+        except OSError as exc:  # NetlinkError included; a timeout leaves the socket unsure
             self.errors += 1
             log.warning("live-peers read failed: %s", exc)
+            if self.reader is not None:
+                self.reader.close()
+                self.reader = None
             return False
         self.peers = frozenset(peers)
         self.read_at = now
@@ -133,29 +143,6 @@ class LivePeers:
 
     def __contains__(self, ip: object) -> bool:
         return ip in self.peers
-
-
-def parse_elements(text: str, sets: tuple[str, ...] | None = None) -> list[str]:
-    """Addresses in an ``nft -j list set|table`` answer (elements with or without timeouts),
-    of the sets named in ``sets`` (all when None)."""
-    out: list[str] = []
-    try:
-        objs = json.loads(text or "{}").get("nftables", [])
-    except ValueError as exc:
-        raise BackendError(f"unreadable nft JSON: {exc}") from None
-    for obj in objs:
-        found = obj.get("set") or {}
-        if sets is not None and found.get("name") not in sets:
-            continue
-        for elem in found.get("elem", []) or []:
-            if isinstance(elem, dict):
-                elem = (elem.get("elem") or {}).get("val", "")
-            if isinstance(elem, str):
-                try:
-                    out.append(str(parse_ip(elem)))
-                except ValueError:
-                    continue
-    return out
 
 
 def start_for(dry_run: bool) -> LivePeers | None:

@@ -1,19 +1,23 @@
 """Framing, pure part: response evidence against a live peer is journaled, not enforced.
 
 The kernel side (the nftables live-peer set) is exercised in test_framing_live.py; here the
-live set is a plain LivePeers with its peers given, so the engine's decision logic is pinned.
+live set is a plain LivePeers with its peers given, so the engine's decision logic is pinned;
+and LivePeers.refresh() reads a real kernel's live sets in a namespace of its own.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import T0, make_rig, rst  # noqa: E402
+from nsutil import need_root_and, run_in_netns  # noqa: E402
 
-from scanguard_ids.block.livepeers import LiveLayout, LivePeers, parse_elements  # noqa: E402
+from scanguard_ids.block.livepeers import LiveLayout, LivePeers  # noqa: E402
+from scanguard_ids.lab.netns import namespaces  # noqa: E402
 
 PEER = "198.51.100.7"
 SCANNER = "203.0.113.9"
@@ -74,12 +78,39 @@ def test_forgive_takes_back_some_or_all() -> None:
     assert off.forgive(PEER) == 0
 
 
-def test_layout_and_listing_parse() -> None:
+def test_layout() -> None:
     script = LiveLayout().install()
     assert "ct original bytes > 4096 ct reply bytes > 4096" in script
     assert "update @live4" in script and "update @live6" in script
-    text = ('{"nftables": [{"metainfo": {}}, {"set": {"name": "live4", "elem": ['
-            '{"elem": {"val": "198.51.100.7", "timeout": 30, "expires": 29}}, "192.0.2.9"]}}]}')
-    assert parse_elements(text) == ["198.51.100.7", "192.0.2.9"]
-    assert parse_elements(text, ("live6",)) == []
-    assert parse_elements('{"nftables": [{"set": {"name": "live6"}}]}') == []
+
+
+def _read_live_sets() -> dict[str, object]:
+    """In a namespace: install the table, put peers in its live sets, read them back through
+    refresh() (netlink set dumps), then read with the table gone."""
+    peers = LivePeers(layout=LiveLayout(table="sglp"))
+    peers.start()
+    out: dict[str, object] = {}
+    try:
+        out["empty"] = (peers.refresh(0.0), sorted(peers.peers))
+        for fam, ip in (("4", "198.51.100.7"), ("4", "192.0.2.9"), ("6", "2001:db8::7")):
+            subprocess.run(["nft", "add", "element", "inet", "sglp", f"live{fam}", f"{{ {ip} }}"],
+                           check=True, capture_output=True, timeout=10)
+        out["filled"] = (peers.refresh(0.0), sorted(peers.peers))
+        out["too_soon"] = peers.refresh()  # read less than a second ago
+        subprocess.run(["nft", "delete", "table", "inet", "sglp"], check=True,
+                       capture_output=True, timeout=10)
+        out["gone"] = (peers.refresh(0.0), sorted(peers.peers), peers.errors)
+    finally:
+        peers.stop()
+    return out
+
+
+def test_refresh_reads_the_kernel_live_sets_by_netlink() -> None:
+    need_root_and(("nft",))
+    with namespaces("sglp") as (ns,):
+        got = run_in_netns(ns.name, _read_live_sets)
+    assert got["empty"] == (True, [])
+    assert got["filled"] == (True, ["192.0.2.9", "198.51.100.7", "2001:db8::7"])
+    assert got["too_soon"] is False
+    # the table gone: the read fails, is counted, and the last view is kept
+    assert got["gone"] == (False, ["192.0.2.9", "198.51.100.7", "2001:db8::7"], 1)
