@@ -376,21 +376,21 @@ class Detector:
             # that late responses from within the block are still suppressed.
             bkey: str | None = ip
             blk = blocks.get(ip)
-            names = None
             if (blk is None or ts >= blk.until) and host is not None:
-                # the address's own block first, then its group's (named by its CIDR)
+                # the address's own block first, then its group's (named by its CIDR), then
+                # those of the group's other addresses (one lookup: _group_names)
                 names = self._group_names.get(key)
                 bkey = None if names is None else names[0]
-                blk = None if bkey is None else blocks.get(bkey)  # never a block under ""
+                blk = blocks.get(bkey) if bkey else None  # "": the group has no block
+                if names is not None and len(names) > 1 and (blk is None or ts >= blk.until):
+                    late = self._member_late(key, names, host, ev)
+                    if late is not None:
+                        return late[0]
             if blk is not None and ts < blk.until:
                 stats.suppressed += 1
                 if blk.evidence is not None and blk.since <= ts < blk.trigger:
                     self._late_evidence(bkey or ip, blk, self._item(ev, host))
                 return None
-            if names is not None and len(names) > 1 and host is not None:
-                late = self._member_late(key, names, host, ev)
-                if late is not None:
-                    return late[0]
         port = ev.local_port
         if port is None:
             port = _NO_PORT
@@ -753,18 +753,20 @@ class Detector:
         """
         blocks = self._blocks
         ts = ev.ts
-        live = _live_names(held, blocks)
-        if live is None:
-            del self._group_names[key]
-            return None
-        if live is not held:
-            self._group_names[key] = live
-        owner, blk = "", None
-        for m in live[1:]:  # the earliest block whose evidence the response precedes
-            b = blocks[m]
-            if b.evidence is not None and b.since <= ts < b.trigger and (
+        owner, blk, stale = "", None, False
+        for m in held[1:]:  # the earliest block whose evidence the response precedes
+            b = blocks.get(m)
+            if b is None:
+                stale = True
+            elif b.evidence is not None and b.since <= ts < b.trigger and (
                     blk is None or b.trigger < blk.trigger):
                 owner, blk = m, b
+        if stale:  # some of those blocks are gone: drop their names
+            live = _live_names(held, blocks)
+            if live is None:
+                del self._group_names[key]
+            else:
+                self._group_names[key] = live
         if blk is None or blk.evidence is None:
             return None
         item = self._item(ev, host)
