@@ -108,7 +108,7 @@ _Item: TypeAlias = tuple[float, int, _Tag] | tuple[float, int, _Tag, int]
 # "2001:db8:abcd:1234::/64"; a str, so every tracking dict keeps CPython's compact str-key
 # layout). Only a group key holds "/" and it never holds ":" or "."; it turns into the CIDR
 # text for a decision, a view or release/adopt (:func:`_cidr_text`, :func:`_address`); block
-# state names the CIDR text, found from the key through ``Detector._group_blocks``.
+# state names the CIDR text, found from the key through ``Detector._group_names``.
 # Tracked state of an address: its only response (compact, in Detector._singles), or a
 # time-sorted list (in Detector._tracked).
 _State: TypeAlias = _Item | list[_Item]
@@ -189,7 +189,7 @@ class Detector:
         "_ended",
         "_fast_targets",
         "_fresh",
-        "_group_blocks",
+        "_group_names",
         "_groups",
         "_head",
         "_head1",
@@ -200,7 +200,6 @@ class Detector:
         "_max_late",
         "_mask6",
         "_max_tracked",
-        "_members",
         "_need_hosts",
         "_one_target_idle",
         "_need_ports",
@@ -241,15 +240,15 @@ class Detector:
         self._single_keys: deque[str] = deque()
         self._single_items: deque[_Item] = deque()
         self._blocks: dict[str, _Block] = {}
-        # group key -> the CIDR text its block state is held under (a group decision or an
-        # adopted CIDR); entries whose block is gone are stale (dropped by _name_group, compact)
-        self._group_blocks: dict[str, str] = {}
+        # Prefix group key -> the names that hold block state for it: first the CIDR text its
+        # own block state is held under (a group decision or an adopted CIDR; "" for none),
+        # then its addresses holding block state of their own (an IPv6 decision names the
+        # address when all its evidence came from it): a late response of another address of
+        # the group may belong to that decision (see _member_late). Only prefix groups get
+        # an entry. Names whose block is gone are stale: skipped, and dropped by
+        # _prune_groups (one rule, _live_names) once the entries outnumber twice the blocks.
+        self._group_names: dict[str, tuple[str, ...]] = {}
         self._cidr_keys: dict[str, str] = {}  # CIDR text -> group key of recent decisions
-        # Prefix group -> its addresses holding block state of their own (an IPv6 decision
-        # names the address when all its evidence came from it): a late response of another
-        # address of the group may belong to that decision (see _member_late). Stale names
-        # are skipped and pruned with _compact.
-        self._members: dict[str, list[str]] = {}
         self._heap: list[tuple[float, str]] = []  # (until, ip); stale entries skipped
         self._ended: deque[str] = deque(maxlen=max(1024, cfg.max_tracked))
         self._fresh: deque[_Block] = deque()  # blocks still holding their evidence
@@ -378,18 +377,20 @@ class Detector:
             bkey: str | None = ip
             blk = blocks.get(ip)
             if (blk is None or ts >= blk.until) and host is not None:
-                # the address's own block first, then its group's (named by its CIDR)
-                bkey = self._group_blocks.get(key)
-                blk = None if bkey is None else blocks.get(bkey)
+                # the address's own block first, then its group's (named by its CIDR), then
+                # those of the group's other addresses (one lookup: _group_names)
+                names = self._group_names.get(key)
+                bkey = None if names is None else names[0]
+                blk = blocks.get(bkey) if bkey else None  # "": the group has no block
+                if names is not None and len(names) > 1 and (blk is None or ts >= blk.until):
+                    late = self._member_late(key, names, host, ev)
+                    if late is not None:
+                        return late[0]
             if blk is not None and ts < blk.until:
                 stats.suppressed += 1
                 if blk.evidence is not None and blk.since <= ts < blk.trigger:
                     self._late_evidence(bkey or ip, blk, self._item(ev, host))
                 return None
-            if host is not None and key in self._members:
-                late = self._member_late(key, host, ev)
-                if late is not None:
-                    return late[0]
         port = ev.local_port
         if port is None:
             port = _NO_PORT
@@ -696,9 +697,11 @@ class Detector:
         heapq.heappush(self._heap, (blk.until, ip))
         self._fresh.append(blk)
         if ip is not key and "/" not in ip:  # an address of a prefix group (_member_late)
-            self._members.setdefault(key, []).append(ip)
-            if len(self._members) > 2 * len(self._blocks) + 1024:
-                self._prune_members()
+            held = self._group_names.get(key, ("",))
+            if ip not in held:
+                self._group_names[key] = held + (ip,)
+            if len(self._group_names) > 2 * len(self._blocks) + 1024:
+                self._prune_groups()
         blocks = self._blocks
         if len(blocks) > self._max_tracked:
             self._cap_blocks()
@@ -732,10 +735,11 @@ class Detector:
         blk.until = trigger + blk.ttl
         heapq.heappush(self._heap, (blk.until, ip))
 
-    def _member_late(self, key: str, host: int, ev: ResponseEvent
+    def _member_late(self, key: str, held: tuple[str, ...], host: int, ev: ResponseEvent
                      ) -> tuple[Decision | None] | None:
         """A late response of an address of prefix group ``key`` (its host bits ``host``)
-        where other addresses of the group hold blocks named after them.
+        where other addresses of the group hold blocks named after them (``held``: the
+        group's entry in ``_group_names``).
 
         In the time-sorted stream the group's evidence before a decision is that
         decision's: a response older than such a block's trigger (and newer than the block
@@ -749,17 +753,20 @@ class Detector:
         """
         blocks = self._blocks
         ts = ev.ts
-        names = [m for m in self._members[key] if m in blocks]
-        if not names:
-            del self._members[key]
-            return None
-        self._members[key] = names
-        owner, blk = "", None
-        for m in names:  # the earliest block whose evidence the response precedes
-            b = blocks[m]
-            if b.evidence is not None and b.since <= ts < b.trigger and (
+        owner, blk, stale = "", None, False
+        for m in held[1:]:  # the earliest block whose evidence the response precedes
+            b = blocks.get(m)
+            if b is None:
+                stale = True
+            elif b.evidence is not None and b.since <= ts < b.trigger and (
                     blk is None or b.trigger < blk.trigger):
                 owner, blk = m, b
+        if stale:  # some of those blocks are gone: drop their names
+            live = _live_names(held, blocks)
+            if live is None:
+                del self._group_names[key]
+            else:
+                self._group_names[key] = live
         if blk is None or blk.evidence is None:
             return None
         item = self._item(ev, host)
@@ -850,10 +857,11 @@ class Detector:
 
     def _name_group(self, key: str, cidr: str) -> None:
         """Block state for group ``key`` is now held under ``cidr`` (see __init__)."""
-        names, blocks = self._group_blocks, self._blocks
-        names[key] = cidr
-        if len(names) > 2 * len(blocks) + 1024:
-            self._group_blocks = {k: c for k, c in names.items() if c in blocks}
+        names = self._group_names
+        held = names.get(key)
+        names[key] = (cidr,) if held is None else (cidr, *held[1:])
+        if len(names) > 2 * len(self._blocks) + 1024:
+            self._prune_groups()
         keys = self._cidr_keys
         if len(keys) >= _MAX_GROUPS:
             keys.clear()
@@ -873,18 +881,18 @@ class Detector:
         if len(self._heap) > 2 * len(blocks) + 1024:
             self._heap = [(b.until, ip) for ip, b in blocks.items() if math.isfinite(b.until)]
             heapq.heapify(self._heap)
-        if len(self._members) > 2 * len(blocks) + 1024:
-            self._prune_members()
+        if len(self._group_names) > 2 * len(blocks) + 1024:
+            self._prune_groups()
         if len(self._fresh) > 2 * len(blocks) + 1024:
             held = {id(b) for b in blocks.values()}
             self._fresh = deque(b for b in self._fresh if id(b) in held and b.evidence)
 
-    def _prune_members(self) -> None:
-        """Keep only the addresses of _members that still hold block state (amortised O(1):
-        called once the groups outnumber twice the block states)."""
+    def _prune_groups(self) -> None:
+        """Keep only the names of _group_names that still hold block state (amortised O(1):
+        called once the groups outnumber twice the block states, each live name has one)."""
         blocks = self._blocks
-        self._members = {k: live for k, v in self._members.items()
-                         if (live := [m for m in v if m in blocks])}
+        self._group_names = {k: live for k, v in self._group_names.items()
+                             if (live := _live_names(v, blocks)) is not None}
 
     def expire(self, now: float) -> list[str]:
         """Drop block state that ended by ``now``; return those addresses.
@@ -988,8 +996,8 @@ class Detector:
         if len(self._single_keys) > 2 * len(self._singles) + 1024:
             self._trim_singles()
             rebuilt += 1
-        if len(self._group_blocks) > 2 * len(self._blocks) + 1024:
-            self._group_blocks = {k: c for k, c in self._group_blocks.items() if c in self._blocks}
+        if len(self._group_names) > 2 * len(self._blocks) + 1024:
+            self._prune_groups()
             rebuilt += 1
         if oversized(self._blocks):
             self._blocks = dict(self._blocks)
@@ -1114,6 +1122,20 @@ def _decision_ip(key: str, window: list[_Item]) -> str:
 def _key_text(key: str) -> str:
     """What a tracked key names: the address, or the group's CIDR."""
     return key if "/" not in key else _cidr_text(key)
+
+
+def _live_names(held: tuple[str, ...], blocks: dict[str, _Block]) -> tuple[str, ...] | None:
+    """A ``Detector._group_names`` entry less the names whose block state is gone (the CIDR
+    turns into ""): ``held`` itself when all hold it, None when none does."""
+    cidr = held[0]
+    if cidr and cidr not in blocks:
+        cidr = ""
+    members = [m for m in held[1:] if m in blocks]
+    if not cidr and not members:
+        return None
+    if cidr == held[0] and len(members) == len(held) - 1:
+        return held
+    return (cidr, *members)
 
 
 def _key_of(ip: str) -> str:

@@ -117,7 +117,7 @@ def test_the_table_of_group_block_names_stays_bounded_and_follows_the_blocks() -
         for k, port in enumerate((1, 2, 3)):
             d = det.feed(ev(T0 + i * 0.001, str(net.network_address + k % 2 + 1), port=port))
         assert d is not None and d.ip == str(net)
-        assert len(det._group_blocks) <= 2 * len(det._blocks) + 1024
+        assert len(det._group_names) <= 2 * len(det._blocks) + 1024
     assert det.stats.blocked <= 50
     # the last group is still blocked (found through its key), the first one's block is gone
     assert det.feed(ev(T0 + 4, "2001:db8:0:bb7:1:2:3:4", port=9)) is None
