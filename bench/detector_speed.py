@@ -13,6 +13,15 @@ jittered by up to 2 s so some events come out of order):
   vertical scanner (a fresh address, 3 ports) every 500 events, which blocks.
 - ``once``: 300 000 distinct remotes, one response each (a spoofed flood).
 
+IPv6 /64 prefix groups (``--workload``; default prefix6 = 64):
+
+- ``repeat6``: 5 000 remotes in 1 000 /64s (five addresses each), each /64 refused again and
+  again on its own one endpoint: never blocks; plus a scanner every 250 events in a fresh /64
+  that blocks, by turns from one address (an address block) and from two (the /64's block).
+- ``blocked6``: as repeat6, but the 1 000 /64s each hold a block first (half the /64's CIDR,
+  half one address of it): the rest is suppressed or checked against those blocks.
+- ``once6``: 300 000 distinct /64s, one response each (a spoofed flood).
+
     PYTHONPATH=$PWD python -m bench.detector_speed --against /work/main --runs 5
     PYTHONPATH=$PWD python -m bench.detector_speed --against /tmp/pre-edge --against /work/main
 
@@ -39,9 +48,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 N = 300_000
 T0 = 1_700_000_000.0
+WORKLOADS = ("repeat", "once", "repeat6", "blocked6", "once6")
 
 
 def _events(workload: str, n_events: int) -> list:
+    if workload.endswith("6"):
+        return _events6(workload, n_events)
     from scanguard_ids.model import Kind, ResponseEvent
 
     rng = random.Random(7)
@@ -65,6 +77,46 @@ def _events(workload: str, n_events: int) -> list:
         ev = ResponseEvent(ts=t, remote=remote, local=local, local_port=port, proto="tcp",
                            kind=Kind.TCP_RST, sid=9_400_001)
         out.append((t + rng.uniform(0, 2.0), ev))
+    out.sort(key=lambda x: x[0])
+    return [e for _, e in out]
+
+
+def _net(n: int) -> str:
+    return f"2001:db8:{n >> 16:x}:{n & 0xFFFF:x}::"
+
+
+def _events6(workload: str, n_events: int) -> list:
+    from scanguard_ids.model import Kind, ResponseEvent
+
+    rng = random.Random(7)
+    out: list[tuple[float, ResponseEvent]] = []
+
+    def add(t: float, remote: str, local: str, port: int, jitter: bool = True) -> None:
+        ev = ResponseEvent(ts=t, remote=remote, local=local, local_port=port, proto="tcp",
+                           kind=Kind.TCP_RST, sid=9_400_001)
+        out.append((t + (rng.uniform(0, 2.0) if jitter else 0.0), ev))
+
+    t = T0
+    if workload == "blocked6":  # first a block in each of the 1 000 /64s
+        for g in range(1000):
+            for k in range(3):
+                t += 0.001
+                a = 1 + (k % 2 if g % 2 else 0)  # odd /64s: two addresses -> the CIDR
+                add(t, f"{_net(g)}{a:x}", "2001:db8:ffff::2", 1000 + k, jitter=False)
+    scanners = 0
+    for i in range(n_events - len(out)):
+        t += 0.001
+        if workload == "once6":
+            add(t, f"{_net(100_000 + i)}1", "2001:db8:ffff::1", 22)
+        elif i % 250 == 0:
+            scanners += 1
+            n = 65_536 + scanners // 3
+            a = 1 + (scanners % 2 if (scanners // 3) % 2 else 0)
+            add(t, f"{_net(n)}{a:x}", "2001:db8:ffff::2", 1000 + scanners % 3)
+        else:
+            n = rng.randrange(5000)
+            g = n // 5  # one endpoint per /64: its five addresses never make a scan
+            add(t, f"{_net(g)}{10 + n % 5:x}", f"2001:db8:ffff::{10 + g % 200:x}", 8000 + g % 7)
     out.sort(key=lambda x: x[0])
     return [e for _, e in out]
 
@@ -104,7 +156,8 @@ def main() -> None:
     ap.add_argument("--against", action="append", metavar="TREE",
                     help="a baseline tree (repeatable; default /work/main)")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--workload", choices=("repeat", "once"), action="append")
+    ap.add_argument("--workload", choices=WORKLOADS, action="append",
+                    help="repeatable; default repeat and once")
     ap.add_argument("--events", type=int, default=N, help="events per run (default %(default)s)")
     args = ap.parse_args()
     if args.child:

@@ -2,9 +2,10 @@
 
 The real daemon (``scanguard run --eve FILE --backend ipset``, default config otherwise) runs in
 a network namespace made for the run. After it settles, CPU (utime+stime of all its threads
-and of the children it forked and reaped, /proc/PID/stat) and RSS are read over 30 s idle, then over 30 s while 10 scanning responses per
-second are appended to its EVE file (the paper's everyday load: new scanners drawing three
-responses each, which block them, and stray single responses that do not).
+and of the children it forked and reaped, /proc/PID/stat) and RSS are read over 30 s idle,
+then over 30 s while 10 scanning responses per second are appended to its EVE file (the
+paper's everyday load: new scanners drawing three responses each, which block them, and stray
+single responses that do not).
 
 Baseline, measured at the same time in its own namespace under the same load: fail2ban-server
 (Debian's 1.0) with the equivalent filter and the iptables-ipset action on the same kind of file.
