@@ -88,6 +88,24 @@ def flood_lines(first: int, count: int, sid: int) -> tuple[list[bytes], float]:
     return lines, t
 
 
+def flood_engine(cfg: Any, clock: Any, journal: str, reader: str = "") -> Any:
+    """The engine a flood goes through: dry-run backend, the config's allowlist, a journal at
+    ``journal``, and the EVE reader ``reader`` ("" = the default this install has)."""
+    from scanguard_ids import config
+    from scanguard_ids.block.dryrun import DryRunBackend
+    from scanguard_ids.detect.allowlist import Allowlist
+    from scanguard_ids.engine import Engine
+    from scanguard_ids.eve.decode import Decoder
+    from scanguard_ids.journal import Journal
+
+    engine = Engine(cfg, DryRunBackend(cfg.block, clock), clock,
+                    Allowlist(cfg.detect.allowlist), Journal(journal))
+    if reader:
+        engine.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes,
+                                 reader=reader)
+    return engine
+
+
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -99,24 +117,15 @@ def _child(argv: list[str]) -> None:
     want = argv[1] if len(argv) > 1 else ""
     with_after = len(argv) <= 2 or argv[2] == "after"
     from scanguard_ids import config
-    from scanguard_ids.block.dryrun import DryRunBackend
     from scanguard_ids.clock import FixedClock
-    from scanguard_ids.detect.allowlist import Allowlist
-    from scanguard_ids.engine import Engine
-    from scanguard_ids.eve.decode import Decoder
     from scanguard_ids.giveback import tune_gc
-    from scanguard_ids.journal import Journal
 
     cfg = config.Config()
     sid = config.SID_FIRST
     clock = FixedClock(T0)
     tune_gc()  # as `scanguard run` does
     with tempfile.TemporaryDirectory() as tmp:
-        engine = Engine(cfg, DryRunBackend(cfg.block, clock), clock,
-                        Allowlist(cfg.detect.allowlist), Journal(os.path.join(tmp, "j.jsonl")))
-        if want:
-            engine.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes,
-                                     reader=want)
+        engine = flood_engine(cfg, clock, os.path.join(tmp, "j.jsonl"), want)
         reader = engine.decoder.reader
         samples: list[dict[str, Any]] = []
 

@@ -16,8 +16,9 @@ the lines between N1 and N2, is the steady state's cost per line.
     PYTHONPATH=$PWD python -m bench.flood_instructions --against /tmp/old-main
     PYTHONPATH=$PWD python -m bench.flood_instructions --reader msgspec --against /tmp/old
 
-Each tree imports its own ``scanguard_ids`` (PYTHONPATH); the child runs as a script from this
-file, so another tree needs no copy of it. ~1 min per tree (valgrind slows Python ~40x).
+Each tree's ``scanguard_ids`` is measured on this checkout's workload (bench/flood.py, put
+beside it on PYTHONPATH), so another tree needs no copy of this file or of the benchmark.
+~1 min per tree (valgrind slows Python ~40x).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
@@ -37,17 +39,11 @@ _REFS = re.compile(rb"I\s+refs:\s+([\d,]+)")
 
 def _child(n: int, total: int, reader: str) -> None:
     import dataclasses
-    import tempfile
 
-    from bench.flood import flood_lines
+    from bench.flood import flood_engine, flood_lines
     from scanguard_ids import config
-    from scanguard_ids.block.dryrun import DryRunBackend
     from scanguard_ids.clock import FixedClock
-    from scanguard_ids.detect.allowlist import Allowlist
-    from scanguard_ids.engine import Engine
-    from scanguard_ids.eve.decode import Decoder
     from scanguard_ids.giveback import tune_gc
-    from scanguard_ids.journal import Journal
 
     tune_gc()
     cfg = config.Config()
@@ -57,11 +53,7 @@ def _child(n: int, total: int, reader: str) -> None:
     batches = [flood_lines(d, 1000, sid) for d in range(0, total, 1000)]
     clock = FixedClock(batches[0][1])
     with tempfile.TemporaryDirectory() as tmp:
-        engine = Engine(cfg, DryRunBackend(cfg.block, clock), clock,
-                        Allowlist(cfg.detect.allowlist), Journal(os.path.join(tmp, "j.jsonl")))
-        if reader:
-            engine.decoder = Decoder(config.sid_set(cfg), max_line_bytes=cfg.eve.max_line_bytes,
-                                     reader=reader)
+        engine = flood_engine(cfg, clock, os.path.join(tmp, "j.jsonl"), reader)
         for i, (lines, t) in enumerate(batches[: n // 1000]):
             clock.set(t)
             engine.process(lines, "flood")
@@ -71,10 +63,16 @@ def _child(n: int, total: int, reader: str) -> None:
 
 
 def _refs(tree: str, n: int, total: int, reader: str) -> int:
-    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=f"{tree}{os.pathsep}{HERE.parents[1]}")
-    cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-           sys.executable, str(HERE), "--child", str(n), str(total), reader]
-    res = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, timeout=1800)
+    """Instructions of one child run: ``scanguard_ids`` from ``tree``, the workload (bench/)
+    from this checkout, so every tree is fed the same lines the same way."""
+    with tempfile.TemporaryDirectory(prefix="sg-ir-") as shim:
+        os.symlink(Path(tree).resolve() / "scanguard_ids", Path(shim) / "scanguard_ids")
+        env = dict(os.environ, PYTHONHASHSEED="0",
+                   PYTHONPATH=f"{shim}{os.pathsep}{HERE.parents[1]}")
+        cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
+               "--cachegrind-out-file=/dev/null",
+               sys.executable, str(HERE), "--child", str(n), str(total), reader]
+        res = subprocess.run(cmd, cwd=shim, env=env, capture_output=True, timeout=1800)
     found = _REFS.search(res.stderr)
     if res.returncode != 0 or found is None:
         raise SystemExit(f"{tree}: child failed ({res.returncode}): "
